@@ -1,0 +1,1 @@
+"""sonoedge.devices: device profiles (one TOML per device kind) and detection of the current device."""

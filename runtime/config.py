@@ -1,0 +1,151 @@
+"""Typed configuration, STYLE.md rule 1.
+
+One dataclass per component, defaults from the paper it implements; loaded from TOML with
+``key.sub=value`` command-line overrides; saved resolved beside every artefact.
+
+    cfg = load_config(TrainConfig, "run.toml", ["optim.lr_g=1e-4", "data.root='phantom'"])
+    save_config(cfg, run_dir / "config.toml")   # or to_dict(cfg) into a checkpoint
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, TypeVar
+
+from .errors import InputError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+C = TypeVar("C")
+
+
+def to_dict(cfg: Any) -> dict[str, Any]:
+    """A dataclass (nested) as plain JSON/TOML-able values."""
+    return json.loads(json.dumps(dataclasses.asdict(cfg)))
+
+
+def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
+    """Build dataclass ``cls`` from ``data``; unknown keys are an error naming the key."""
+    if not isinstance(data, dict):
+        raise InputError(f"{where}: expected a table, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise InputError(f"{where}: unknown key(s) {', '.join(unknown)}; valid keys: {', '.join(sorted(names))}")
+    kwargs = {}
+    for key, value in data.items():
+        kwargs[key] = _coerce(hints[key], value, f"{where}.{key}")
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, where: str) -> Any:
+    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
+        return from_dict(hint, value, where)
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        if value is None:
+            return None
+        return _coerce(args[0], value, where) if len(args) == 1 else value
+    if origin in (tuple,) and isinstance(value, list):
+        return tuple(value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise InputError(f"{where}: expected {hint.__name__}, got {value!r}")
+    return value
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``a.b=3`` -> (["a", "b"], 3); the value is parsed as TOML, bare words as strings."""
+    if "=" not in text:
+        raise InputError(f"override '{text}' must look like key.sub=value")
+    key, raw = text.split("=", 1)
+    try:
+        value = tomllib.loads(f"v = {raw}")["v"]
+    except tomllib.TOMLDecodeError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def merge(base: dict[str, Any], path: list[str], value: Any) -> None:
+    node = base
+    for part in path[:-1]:
+        node = node.setdefault(part, {})
+        if not isinstance(node, dict):
+            raise InputError(f"override {'.'.join(path)}: '{part}' is not a table")
+    node[path[-1]] = value
+
+
+def load_config(cls: type[C], path: str | Path | None = None, overrides: list[str] = (),
+                base: C | None = None) -> C:
+    """Defaults of ``cls`` (or ``base``), then the TOML file, then the overrides, in that order."""
+    data = to_dict(base) if base is not None else to_dict(cls())
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise InputError(f"config file {path} does not exist")
+        try:
+            file_data = tomllib.loads(path.read_text())
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+            raise InputError(f"config file {path} is not valid TOML: {exc}") from None
+        _deep_update(data, file_data)
+    for text in overrides:
+        merge(data, *parse_override(text))
+    return from_dict(cls, data, where=cls.__name__)
+
+
+def _deep_update(dst: dict[str, Any], src: dict[str, Any]) -> None:
+    for key, value in src.items():
+        if isinstance(value, dict) and isinstance(dst.get(key), dict):
+            _deep_update(dst[key], value)
+        else:
+            dst[key] = value
+
+
+def dumps_toml(data: dict[str, Any]) -> str:
+    """A small TOML writer for resolved configs (tables, scalars, lists of scalars)."""
+    lines: list[str] = []
+    _write_table(data, [], lines)
+    return "\n".join(lines).strip() + "\n"
+
+
+def _write_table(data: dict[str, Any], prefix: list[str], lines: list[str]) -> None:
+    scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
+    tables = {k: v for k, v in data.items() if isinstance(v, dict)}
+    if prefix and (scalars or not tables):
+        lines.append(f"\n[{'.'.join(prefix)}]")
+    for key, value in scalars.items():
+        if value is None:
+            continue  # TOML has no null: absent means default
+        lines.append(f"{key} = {_toml_value(value)}")
+    for key, value in tables.items():
+        _write_table(value, [*prefix, key], lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    raise TypeError(f"cannot write {type(value).__name__} to TOML")
+
+
+def save_config(cfg: Any, path: str | Path) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    data = cfg if isinstance(cfg, dict) else to_dict(cfg)
+    path.write_text(dumps_toml(data))
+    return path

@@ -1,0 +1,5 @@
+import sys
+
+from sonoedge.cli import main
+
+sys.exit(main())

@@ -1,0 +1,87 @@
+"""The ``sonoedge`` command line.
+
+Every subcommand lives in the module that owns it and exposes two functions:
+
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int | None
+
+Command modules import only light things at module level, so ``sonoedge --help`` stays fast and
+works on a device with the base install; heavy imports happen inside ``run``. A
+:class:`~sonoedge.runtime.errors.SonoedgeError` ends in one line on stderr and a non-zero exit.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from sonoedge import __version__
+from sonoedge.runtime.errors import SonoedgeError
+
+# "group command" names nest: `sonoedge data phantom`. Value: (module, one-line help).
+COMMANDS: dict[str, tuple[str, str]] = {
+    "data phantom": ("sonoedge.train.phantom_cli", "simulate paired handheld/high-end B-mode images and clips"),
+    "data inspect": ("sonoedge.train.data_cli", "read any ultrasound file and show its frames and imaging region"),
+    "data split": ("sonoedge.train.data_cli_split", "write the deterministic train/val/test split of a dataset"),
+    "evaluate": ("sonoedge.train.evaluate_cli", "score outputs (or a checkpoint) against references: Table 2 layout"),
+    "train": ("sonoedge.train.train_cli", "train a generator from a preset (CycleGAN+PL, SR)"),
+    "sr": ("sonoedge.train.sr.cli", "4x self-supervised super-resolution of an image (Liu et al.)"),
+    "export": ("sonoedge.export.cli", "export a checkpoint to a device bundle with accuracy gates"),
+    "verify": ("sonoedge.runtime.verify_cli", "re-run a bundle's reference frames here and check its gates"),
+    "build-engine": ("sonoedge.runtime.build_engine_cli", "build (and cache) the TensorRT engine of a bundle on this device"),
+    "devices": ("sonoedge.devices.cli", "list device profiles and detect the current device"),
+    "enhance": ("sonoedge.runtime.enhance_cli", "enhance a file (image, clip, DICOM, sequence) with a bundle"),
+    "serve": ("sonoedge.runtime.serve_cli", "run the enhancer daemon from a config file"),
+    "bench": ("sonoedge.runtime.bench_cli", "benchmark a bundle: pure backend vs full pipeline fps"),
+    "demo": ("sonoedge.demo", "enhance a phantom clip (or a file) with the embedded default bundle"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="sonoedge", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--version", action="version", version=f"sonoedge {__version__}")
+    top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    groups: dict[str, argparse._SubParsersAction] = {}
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = _import_command(module_name)
+        if module is None:
+            continue
+        words = name.split()
+        subparsers = top
+        if len(words) == 2:
+            if words[0] not in groups:
+                group = top.add_parser(words[0], help=f"{words[0]} tools")
+                groups[words[0]] = group.add_subparsers(dest="subcommand", metavar="SUBCOMMAND", required=True)
+            subparsers = groups[words[0]]
+        sub = subparsers.add_parser(words[-1], help=help_text, description=help_text)
+        module.add_arguments(sub)
+        sub.set_defaults(_run=module.run)
+    return parser
+
+
+def _import_command(module_name: str):
+    """The command module, or None while a module is not written yet (never for an import error inside it)."""
+    try:
+        return importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        if exc.name and module_name.startswith(exc.name):
+            return None
+        raise
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code = args._run(args)
+    except SonoedgeError as exc:
+        print(f"sonoedge {args.command}: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print(f"sonoedge {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
