@@ -1,0 +1,63 @@
+"""The loss terms of Athreya et al. 2024 (conference seed 000 Sec. 2.3-2.4, Eqs. 1-7; journal seed 001
+"Loss Function"), each a small function of tensors.
+
+Images are (N, C, H, W) in [-1, 1]; discriminator outputs are (N, 1, h, w) unbounded scores.
+Every function returns a scalar tensor. ``phi`` is a perceptual distance: a callable taking two
+(N, C, H, W) tensors in [-1, 1] and returning (N,) distances, e.g. the LPIPS of
+``sonoedge.train.lpips_offline.build_lpips`` (grey repeated to 3 channels there).
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+
+Phi = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+
+# Label smoothing of the discriminator (conference Eq. 7; journal "Discriminator Loss"): real
+# images are labelled 1.0 while the mean real scores are below 0.9, else 0.9.
+SMOOTH_THRESHOLD = 0.9
+SMOOTH_TARGET = 0.9
+
+
+def adversarial_g(*fake_scores: torch.Tensor) -> torch.Tensor:
+    """LSGAN generator loss, sum over domains of MSE(1, D(fake)) (conference Eq. 3; journal L_adv)."""
+    return sum(F.mse_loss(s, torch.ones_like(s)) for s in fake_scores)
+
+
+def cycle_l1(real_h: torch.Tensor, cycled_h: torch.Tensor, real_l: torch.Tensor, cycled_l: torch.Tensor) -> torch.Tensor:
+    """||H - G_H(G_L(H))||_1 + ||L - G_L(G_H(L))||_1 (conference Eq. 4), mean absolute error per term."""
+    return F.l1_loss(cycled_h, real_h) + F.l1_loss(cycled_l, real_l)
+
+
+def identity_l1(real_h: torch.Tensor, g_h_of_h: torch.Tensor, real_l: torch.Tensor, g_l_of_l: torch.Tensor) -> torch.Tensor:
+    """||H - G_H(H)||_1 + ||L - G_L(L)||_1 (conference Eq. 5)."""
+    return F.l1_loss(g_h_of_h, real_h) + F.l1_loss(g_l_of_l, real_l)
+
+
+def paired_l1(real_h: torch.Tensor, fake_h: torch.Tensor, real_l: torch.Tensor, fake_l: torch.Tensor) -> torch.Tensor:
+    """||H - G_H(L)||_1 + ||L - G_L(H)||_1 (journal L_L1); needs paired (registered) L and H."""
+    return F.l1_loss(fake_h, real_h) + F.l1_loss(fake_l, real_l)
+
+
+def perceptual(phi: Phi, real_h: torch.Tensor, other_h: torch.Tensor, real_l: torch.Tensor, other_l: torch.Tensor) -> torch.Tensor:
+    """Phi(H, H*) + Phi(L, L*) averaged over the batch (conference Eq. 2; journal L_per).
+
+    The papers' model uses H* = G_H(L), L* = G_L(H) (paired data); the conference Table 2 ablation
+    "Phi(H, H-bar)" passes the cycled images instead.
+    """
+    return phi(real_h, other_h).mean() + phi(real_l, other_l).mean()
+
+
+def real_target(mean_real_h: float, mean_real_l: float, enabled: bool = True,
+                threshold: float = SMOOTH_THRESHOLD, smoothed: float = SMOOTH_TARGET) -> float:
+    """The real label of Eq. 7: 1.0 while both mean real scores are below ``threshold``, else ``smoothed``."""
+    if enabled and not (mean_real_h < threshold and mean_real_l < threshold):
+        return smoothed
+    return 1.0
+
+
+def discriminator_lsgan(real_scores: torch.Tensor, fake_scores: torch.Tensor, target: float) -> torch.Tensor:
+    """One discriminator: MSE(target, D(real)) + MSE(0, D(fake)) (LSGAN; fake label 0, Eq. 7 text)."""
+    return F.mse_loss(real_scores, torch.full_like(real_scores, target)) + F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
