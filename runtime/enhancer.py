@@ -1,0 +1,433 @@
+"""Frame enhancement as the contract says (DESIGN.md, Frames in the runtime), with a fail-safe.
+
+    model = load_model(EnhancerConfig(bundle="bundle/"))     # hashes checked, reference re-run
+    enhancer = Enhancer(model, EnhancerConfig())
+    out = enhancer(frame)                                     # Frame -> Frame, same geometry (x scale)
+
+Three steps, so the pipeline can run them in separate threads:
+
+- :meth:`Enhancer.prepare`: validate the frame (uint8, (H, W) or (H, W, 3|4), size in the model's
+  range; else :class:`MalformedFrame`), grey conversion, the imaging region (found by
+  ``sonoedge.runtime.region.RegionTracker``, cached per stream and re-detected when the geometry
+  changes), crop to its bounding box, reflect-pad to the model stride, normalise to [-1, 1].
+- :meth:`Enhancer.infer`: run the backend under the fail-safe: an exception, a NaN/Inf output or
+  ``fail_after`` latency-budget misses in a row switch to passthrough (frames go out unenhanced
+  with ``passthrough`` set, an alarm is logged) and inference is retried with exponential backoff
+  until it works again.
+- :meth:`Enhancer.finish`: de-normalise, crop the padding, paste the enhanced pixels back inside the
+  region mask only: every pixel outside the mask is the input's pixel, unchanged. SR bundles
+  (task "sr", scale s) give an s-times frame: the frame is upscaled plainly (pixel replication, so
+  overlays stay exact) and the region is replaced by the super-resolved pixels.
+
+The output frame keeps the input's id, timestamp and source.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from .backends import BACKENDS, Backend
+from .errors import BundleError, InputError, SonoedgeError
+from .frames import Frame, crop, denormalise, normalise, pad_to_stride, to_grey
+from .manifest import load_manifest, model_file, sha256_file
+
+log = logging.getLogger("sonoedge.runtime.enhancer")
+
+# Default reference gates when a bundle's manifest states none for its precision: a conservative
+# max absolute error on the [-1, 1] output scale (fp32 must match to rounding; fp16 and int8 are
+# looser). A bundle's own gate (written by export) always wins.
+DEFAULT_MAX_ABS = {"fp32": 1e-3, "fp16": 0.05, "int8": 0.25}
+
+
+class MalformedFrame(InputError):
+    """A frame that cannot be enhanced (wrong dtype, shape or size, truncated): counted and skipped."""
+
+
+@dataclasses.dataclass
+class EnhancerConfig:
+    """Which model to run and how the fail-safe behaves."""
+
+    bundle: str = ""  # bundle directory or .tar; "" = the embedded default bundle
+    precision: str = "fp32"  # fp32 | fp16 | int8, never changed silently
+    backend: str = "auto"  # auto | onnxruntime | tensorrt
+    providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
+    threads: int = 0  # onnxruntime intra-op threads; 0 = one per physical core
+    region: str = "bundle"  # bundle (the manifest's preprocess.region) | auto | full
+    verify_reference: bool = True  # re-run the bundle's reference frames on load and check the gate
+    latency_budget_ms: float = 0.0  # per-frame inference budget; 0 = none
+    fail_after: int = 3  # consecutive budget misses that switch to passthrough
+    retry_backoff_s: float = 0.5  # first retry after a failure; doubles up to the max
+    retry_backoff_max_s: float = 10.0
+    marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
+    warmup_size: tuple[int, int] = (0, 0)  # (H, W) of warm-up runs; (0, 0) = the manifest's opt size
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A verified bundle with its backend loaded and warmed up."""
+
+    root: Path
+    manifest: dict[str, Any]
+    precision: str
+    backend: Backend
+    backend_name: str
+    model_sha256: str
+
+    @property
+    def stride(self) -> int:
+        return int(self.manifest["model"].get("stride", 1))
+
+    @property
+    def scale(self) -> int:
+        model = self.manifest["model"]
+        return int(model.get("scale", 1)) if model.get("task", "enhance") == "sr" else 1
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["model"].get("name", self.root.name))
+
+    def size_range(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        rng = self.manifest["model"].get("size_range") or {}
+        lo = tuple(rng.get("min", (1, 1)))
+        hi = tuple(rng.get("max", (1 << 16, 1 << 16)))
+        return (int(lo[0]), int(lo[1])), (int(hi[0]), int(hi[1]))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def resolve_bundle(bundle: str) -> Path:
+    """The bundle path, or the embedded default for ""."""
+    if bundle:
+        return Path(bundle)
+    from . import default_bundle_path
+
+    return default_bundle_path()
+
+
+def choose_backend(requested: str, precision: str) -> str:
+    """``auto``: native TensorRT where tensorrt and pycuda import, else ONNX Runtime. Logged, never silent."""
+    if requested != "auto":
+        BACKENDS.get(requested)  # unknown names fail with the valid ones
+        return requested
+    has_trt = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+    name = "tensorrt" if has_trt and "tensorrt" in BACKENDS else "onnxruntime"
+    log.info("backend chosen", extra={"event": "backend_chosen", "backend": name, "precision": precision,
+                                       "reason": "tensorrt+pycuda importable" if has_trt else "onnxruntime (no tensorrt here)"})
+    return name
+
+
+def _backend_options(name: str, cfg: EnhancerConfig) -> dict[str, Any]:
+    if name == "onnxruntime":
+        return {"providers": cfg.providers or None, "intra_op_threads": cfg.threads}
+    return {}
+
+
+def load_model(cfg: EnhancerConfig) -> LoadedModel:
+    """Verify the bundle's hashes, load the backend, warm it up and re-check the reference frames.
+
+    Raises BundleError (naming the file and the reason) for a bundle that fails any of it; nothing
+    half-loaded is returned.
+    """
+    root, manifest = load_manifest(resolve_bundle(cfg.bundle))
+    path = model_file(root, manifest, cfg.precision)
+    name = choose_backend(cfg.backend, cfg.precision)
+    options = _backend_options(name, cfg)
+    if name == "tensorrt":
+        options["precision"] = cfg.precision
+    backend = BACKENDS.create(name, path, **options)
+    backend.load()
+    model = LoadedModel(root, manifest, cfg.precision, backend, name, sha256_file(path))
+    try:
+        model.backend.warmup(_warmup_shape(model, cfg), runs=1)
+        if cfg.verify_reference:
+            check_reference(model)
+    except BaseException:
+        model.close()
+        raise
+    return model
+
+
+def _warmup_shape(model: LoadedModel, cfg: EnhancerConfig) -> tuple[int, int, int, int]:
+    h, w = cfg.warmup_size
+    if not (h and w):
+        opt = (model.manifest["model"].get("size_range") or {}).get("opt", (256, 256))
+        h, w = int(opt[0]), int(opt[1])
+    s = model.stride
+    return (1, int(model.manifest["model"].get("channels", 1)), -(-h // s) * s, -(-w // s) * s)
+
+
+def check_reference(model: LoadedModel) -> dict[str, float]:
+    """Run the bundle's reference inputs and compare with the stored PyTorch outputs.
+
+    Returns the worst max-abs error; raises BundleError when an output is not finite or exceeds the
+    precision's gate (``gate.max_abs`` of the manifest, else :data:`DEFAULT_MAX_ABS`).
+    """
+    ref = model.manifest.get("reference") or {}
+    inputs, outputs = ref.get("inputs") or [], ref.get("torch_outputs") or []
+    gate = (model.manifest["precisions"][model.precision].get("gate") or {})
+    limit = float(gate.get("max_abs", DEFAULT_MAX_ABS.get(model.precision, 1e-3)))
+    worst = 0.0
+    for rel_in, rel_out in zip(inputs, outputs):
+        image = cv2.imread(str(model.root / rel_in), cv2.IMREAD_UNCHANGED)
+        if image is None:
+            raise BundleError(f"bundle {model.root}: reference input {rel_in} cannot be read")
+        expected = np.load(model.root / rel_out)
+        got = infer_image(model, to_grey(image))
+        if got.shape != expected.shape or not np.isfinite(got).all():
+            raise BundleError(f"bundle {model.root}: {model.precision} output for {rel_in} is "
+                              f"{'not finite' if got.shape == expected.shape else f'shape {got.shape}, expected {expected.shape}'}")
+        err = float(np.abs(got - expected).max())
+        worst = max(worst, err)
+        if err > limit:
+            raise BundleError(f"bundle {model.root}: {model.precision} output for {rel_in} differs from the "
+                              f"PyTorch reference by {err:.4g} (gate max_abs {limit:.4g}) on backend {model.backend_name}")
+    return {"max_abs": worst, "gate_max_abs": limit, "frames": float(len(inputs))}
+
+
+def infer_image(model: LoadedModel, grey: np.ndarray) -> np.ndarray:
+    """uint8 (H, W) -> float32 (1, 1, sH, sW) model output, padded and cropped like the stream does."""
+    x, size = pad_to_stride(normalise(grey), model.stride)
+    return crop(model.backend.infer(x), size, model.scale)
+
+
+@dataclasses.dataclass
+class Job:
+    """A frame in flight between the three steps."""
+
+    frame: Frame
+    model: LoadedModel | None = None
+    bbox: tuple[int, int, int, int] = (0, 0, 0, 0)  # (y0, y1, x0, x1) of the region in the frame
+    mask: np.ndarray | None = None  # bool (y1-y0, x1-x0) region mask inside the bbox; None = all
+    grey: np.ndarray | None = None  # uint8 (y1-y0, x1-x0)
+    tensor: np.ndarray | None = None  # float32 (1, 1, Hp, Wp) in [-1, 1]
+    size: tuple[int, int] = (0, 0)  # crop size before padding
+    output: np.ndarray | None = None  # float32 (1, 1, s*Hp, s*Wp)
+    passthrough_reason: str = ""
+    infer_s: float = 0.0
+
+
+class _Region:
+    """Per-stream imaging region: H1's RegionTracker when asked for, else the full frame."""
+
+    def __init__(self, mode: str):
+        self.mode = mode
+        self.tracker = None
+        if mode == "auto":
+            from .region import RegionTracker
+
+            self.tracker = RegionTracker()
+
+    def find(self, grey: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+        h, w = grey.shape
+        if self.tracker is None:
+            return (0, h, 0, w), None
+        region = self.tracker.update(grey)
+        mask = np.asarray(region.mask, dtype=bool)
+        y0, y1, x0, x1 = _bbox_of(region, mask)
+        return (y0, y1, x0, x1), mask[y0:y1, x0:x1]
+
+
+def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
+    """(y0, y1, x0, x1) from the region's mask (exact, whatever convention its bbox uses)."""
+    rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
+    if rows.size == 0:
+        return 0, mask.shape[0], 0, mask.shape[1]
+    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+
+
+class Enhancer:
+    """Enhances the frames of one stream with a swappable model (SIGHUP reload) and a fail-safe."""
+
+    def __init__(self, model: LoadedModel, cfg: EnhancerConfig | None = None):
+        self.cfg = cfg or EnhancerConfig()
+        self._model = model
+        self._lock = threading.Lock()
+        self._retired: list[LoadedModel] = []
+        mode = self.cfg.region if self.cfg.region != "bundle" else model.manifest.get("preprocess", {}).get("region", "auto")
+        if mode not in ("auto", "full"):
+            raise InputError(f"enhancer.region '{mode}' is not one of bundle, auto, full")
+        self.region = _Region(mode)
+        # fail-safe state
+        self.failed = False
+        self.failure_reason = ""
+        self.misses = 0
+        self.backoff = self.cfg.retry_backoff_s
+        self.next_retry = 0.0
+        self.failures = 0  # transitions to passthrough
+        self.recoveries = 0
+
+    # -- model swap (SIGHUP) -------------------------------------------------------------------
+    @property
+    def model(self) -> LoadedModel:
+        return self._model
+
+    def swap(self, model: LoadedModel) -> LoadedModel:
+        """Atomically serve ``model`` from the next frame on; the old one is closed at the next swap."""
+        with self._lock:
+            old, self._model = self._model, model
+            for retired in self._retired:
+                retired.close()
+            self._retired = [old]
+            self.failed, self.misses, self.backoff = False, 0, self.cfg.retry_backoff_s
+        return old
+
+    def close(self) -> None:
+        with self._lock:
+            for m in [self._model, *self._retired]:
+                m.close()
+            self._retired = []
+
+    # -- the three steps -----------------------------------------------------------------------
+    def prepare(self, frame: Frame) -> Job:
+        model = self._model
+        image = validate(frame, *model.size_range())
+        grey = to_grey(image)
+        (y0, y1, x0, x1), mask = self.region.find(grey)
+        sub = grey[y0:y1, x0:x1]
+        lo = model.size_range()[0]
+        if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
+            (y0, y1, x0, x1), mask, sub = (0, grey.shape[0], 0, grey.shape[1]), None, grey
+        tensor, size = pad_to_stride(normalise(np.ascontiguousarray(sub)), model.stride)
+        return Job(frame, model, (y0, y1, x0, x1), mask, sub, tensor, size)
+
+    def infer(self, job: Job) -> Job:
+        """Run the model unless the fail-safe says pass through; never raises for a model failure."""
+        now = time.monotonic()
+        if self.failed and now < self.next_retry:
+            job.passthrough_reason = self.failure_reason
+            return job
+        model = job.model if job.model is not None else self._model
+        t0 = time.perf_counter()
+        try:
+            out = model.backend.infer(job.tensor)
+            if not np.isfinite(out).all():
+                raise FloatingPointError("model output contains NaN or Inf")
+        except Exception as exc:  # any backend failure: fail safe, keep serving frames
+            job.infer_s = time.perf_counter() - t0
+            self._fail(f"inference failed: {type(exc).__name__}: {exc}", job)
+            return job
+        job.infer_s = time.perf_counter() - t0
+        job.output = out
+        budget = self.cfg.latency_budget_ms / 1000.0
+        if budget > 0 and job.infer_s > budget:
+            self.misses += 1
+            if self.misses >= self.cfg.fail_after or self.failed:
+                self._fail(f"latency {job.infer_s * 1000:.1f} ms over the budget of {self.cfg.latency_budget_ms:g} ms "
+                           f"for {self.misses} frame(s) in a row", job, keep_output=True)
+                return job
+        else:
+            self.misses = 0
+        if self.failed:
+            self._recover(job)
+        return job
+
+    def finish(self, job: Job) -> Frame:
+        frame = job.frame
+        if job.output is None:
+            return self.passthrough(frame, job.passthrough_reason or "not enhanced")
+        s = job.model.scale if job.model is not None else self._model.scale
+        enhanced = denormalise(crop(job.output, job.size, s))  # uint8 (s*h, s*w)
+        image = frame.image
+        if s > 1:
+            image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated
+        else:
+            image = image.copy()
+        y0, y1, x0, x1 = (v * s for v in job.bbox)
+        target = image[y0:y1, x0:x1]
+        mask = job.mask
+        if mask is not None and s > 1:
+            mask = np.repeat(np.repeat(mask, s, axis=0), s, axis=1)
+        if target.ndim == 3:
+            enhanced = np.repeat(enhanced[:, :, None], target.shape[2], axis=2)
+            if target.shape[2] == 4:
+                enhanced[:, :, 3] = target[:, :, 3]  # keep alpha
+        if mask is None:
+            target[...] = enhanced
+        else:
+            target[mask] = enhanced[mask]
+        out = dataclasses.replace(frame, image=image, enhanced=True, passthrough=False, meta=dict(frame.meta))
+        if job.passthrough_reason:  # latency miss that tipped the fail-safe: this frame is still enhanced
+            out.meta["alarm"] = job.passthrough_reason
+        return out
+
+    def passthrough(self, frame: Frame, reason: str) -> Frame:
+        """The input frame, unenhanced, flagged; upscaled plainly for SR so the geometry holds."""
+        s = self._model.scale
+        image = frame.image if s == 1 else np.repeat(np.repeat(frame.image, s, axis=0), s, axis=1)
+        if self.cfg.marker:
+            image = draw_marker(image)
+        meta = dict(frame.meta, passthrough_reason=reason)
+        return dataclasses.replace(frame, image=image, enhanced=False, passthrough=True, meta=meta)
+
+    def __call__(self, frame: Frame) -> Frame:
+        """All three steps on one frame (a malformed frame raises MalformedFrame)."""
+        return self.finish(self.infer(self.prepare(frame)))
+
+    # -- fail-safe state ------------------------------------------------------------------------
+    def _fail(self, reason: str, job: Job, keep_output: bool = False) -> None:
+        now = time.monotonic()
+        if not self.failed:
+            self.failures += 1
+            log.error("enhancement failed; passing frames through unenhanced",
+                      extra={"event": "alarm", "alarm": "enhancement_failed", "reason": reason,
+                             "frame_id": job.frame.frame_id, "retry_in_s": self.backoff})
+        else:
+            self.backoff = min(self.backoff * 2, self.cfg.retry_backoff_max_s)
+        self.failed = True
+        self.failure_reason = reason
+        self.next_retry = now + self.backoff
+        job.passthrough_reason = reason
+        if not keep_output:
+            job.output = None
+
+    def _recover(self, job: Job) -> None:
+        self.failed = False
+        self.misses = 0
+        self.recoveries += 1
+        self.backoff = self.cfg.retry_backoff_s
+        log.warning("enhancement recovered", extra={"event": "recovered", "frame_id": job.frame.frame_id,
+                                                     "after": self.failure_reason})
+        self.failure_reason = ""
+
+
+def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (1 << 16, 1 << 16)) -> np.ndarray:
+    """The frame's image if it can be enhanced, else MalformedFrame naming what is wrong."""
+    if frame.meta.get("malformed"):
+        raise MalformedFrame(f"frame {frame.frame_id} from {frame.source}: {frame.meta['malformed']}")
+    image = frame.image
+    if not isinstance(image, np.ndarray):
+        raise MalformedFrame(f"frame {frame.frame_id}: image is {type(image).__name__}, not a numpy array")
+    if image.dtype != np.uint8:
+        raise MalformedFrame(f"frame {frame.frame_id}: dtype {image.dtype}, expected uint8")
+    if not (image.ndim == 2 or (image.ndim == 3 and image.shape[2] in (1, 3, 4))):
+        raise MalformedFrame(f"frame {frame.frame_id}: shape {image.shape}, expected (H, W) or (H, W, 3)")
+    h, w = image.shape[:2]
+    if h < size_min[0] or w < size_min[1] or h > size_max[0] or w > size_max[1]:
+        raise MalformedFrame(f"frame {frame.frame_id}: size {h}x{w} outside the model's range "
+                             f"{size_min[0]}x{size_min[1]}..{size_max[0]}x{size_max[1]}")
+    return image
+
+
+def draw_marker(image: np.ndarray) -> np.ndarray:
+    """A copy of ``image`` with a visible "UNENHANCED" label in the top-left corner."""
+    out = image.copy()
+    h = out.shape[0]
+    scale = max(0.4, h / 900)
+    (tw, th), base = cv2.getTextSize("UNENHANCED", cv2.FONT_HERSHEY_SIMPLEX, scale, 1)
+    colour = (255,) * (out.shape[2] if out.ndim == 3 else 1)
+    cv2.rectangle(out, (0, 0), (tw + 6, th + base + 6), (0,) * len(colour), -1)
+    cv2.putText(out, "UNENHANCED", (3, th + 3), cv2.FONT_HERSHEY_SIMPLEX, scale, colour, 1, cv2.LINE_AA)
+    return out
+
+
+__all__ = ["EnhancerConfig", "LoadedModel", "Enhancer", "Job", "MalformedFrame", "load_model",
+           "check_reference", "infer_image", "validate", "choose_backend", "SonoedgeError"]
