@@ -1,0 +1,338 @@
+// Channel lifecycle: create or attach, liveness (pid + heartbeat per side), detach.
+#include "channel.hpp"
+
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <new>
+
+#if defined(__linux__)
+#include <linux/futex.h>
+#include <sys/syscall.h>
+#endif
+
+namespace {
+
+constexpr uint32_t kDefaultSlots = 8;                    // a few frames of slack at 30-60 fps
+constexpr uint64_t kDefaultSlotBytes = 1920ull * 1080 * 3;  // one full-HD RGB screen capture
+constexpr uint32_t kDefaultPeerTimeoutMs = 2000;
+constexpr uint32_t kDefaultHeartbeatMs = 100;
+constexpr uint32_t kMaxSlots = 4096;
+constexpr uint64_t kMaxTotalBytes = 1ull << 36;          // 64 GiB: a typo, not a channel
+constexpr uint64_t kAttachWaitNs = 2'000'000'000ull;     // for a creator to finish initialising
+
+bool valid_name(const char *name) {
+    if (name == nullptr) return false;
+    size_t n = std::strlen(name);
+    if (n == 0 || n > 200) return false;
+    for (size_t i = 0; i < n; ++i) {
+        char c = name[i];
+        bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                  c == '.' || c == '_' || c == '-';
+        if (!ok) return false;
+    }
+    return true;
+}
+
+std::string shm_name_of(const char *name) { return std::string("/sonoedge-") + name; }
+
+void sleep_ns(uint64_t ns) {
+    timespec ts{static_cast<time_t>(ns / 1'000'000'000ull), static_cast<long>(ns % 1'000'000'000ull)};
+    nanosleep(&ts, nullptr);
+}
+
+// Alive: the process exists and its heartbeat is fresh. A zombie (killed, not yet reaped) still
+// exists for kill(), so the stale heartbeat is what catches it.
+bool side_alive(const sb::SideState &side, uint64_t timeout_ns) {
+    int32_t pid = side.pid.load(std::memory_order_acquire);
+    if (pid == 0) return false;
+    if (kill(pid, 0) == -1 && errno == ESRCH) return false;
+    uint64_t beat = side.heartbeat_ns.load(std::memory_order_acquire);
+    uint64_t now = sb_now_ns();
+    return now <= beat || now - beat <= timeout_ns;
+}
+
+void init_header(sb::ChannelHeader *h, uint32_t slot_count, uint64_t slot_bytes, uint64_t total) {
+    new (h) sb::ChannelHeader();  // value-initialises every atomic to 0
+    h->version = SB_LAYOUT_VERSION;
+    h->header_bytes = sizeof(sb::ChannelHeader);
+    h->slot_count = slot_count;
+    h->slot_bytes = slot_bytes;
+    h->slot_stride = sb::slot_stride(slot_bytes);
+    uint64_t first = sb::round_up(sizeof(sb::ChannelHeader), sb::kAlign);
+    h->ring_offset[sb::kRingIn] = first;
+    h->ring_offset[sb::kRingOut] = first + slot_count * h->slot_stride;
+    h->total_bytes = total;
+    auto *base = reinterpret_cast<uint8_t *>(h);
+    for (uint32_t ring = 0; ring < 2; ++ring) {
+        for (uint32_t i = 0; i < slot_count; ++i) {
+            auto *slot = new (base + h->ring_offset[ring] + i * h->slot_stride) sb::SlotHeader();
+            slot->magic = sb::kSlotMagic;
+            slot->version = SB_LAYOUT_VERSION;
+        }
+    }
+    h->magic = sb::kChannelMagic;
+    h->ready.store(1, std::memory_order_release);
+}
+
+sb_status create_new(sb_channel *ch, int fd, uint32_t slot_count, uint64_t slot_bytes) {
+    uint64_t total = sb::total_bytes(slot_count, slot_bytes);
+    if (ftruncate(fd, static_cast<off_t>(total)) != 0) return SB_ERR_SYSTEM;
+    void *base = mmap(nullptr, total, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return SB_ERR_SYSTEM;
+    ch->header = static_cast<sb::ChannelHeader *>(base);
+    ch->mapped_bytes = total;
+    ch->created = true;
+    init_header(ch->header, slot_count, slot_bytes, total);
+    return SB_OK;
+}
+
+// Wait for the creator to finish, then check everything we are about to trust.
+sb_status check_existing(const sb::ChannelHeader *h, const sb_channel_config &cfg, uint64_t file_bytes) {
+    uint64_t deadline = sb_now_ns() + kAttachWaitNs;
+    while (h->ready.load(std::memory_order_acquire) != 1) {
+        if (h->magic != 0 && h->magic != sb::kChannelMagic) return SB_ERR_BAD_MAGIC;
+        if (sb_now_ns() > deadline) return SB_ERR_BAD_MAGIC;  // never initialised: not a ring
+        sleep_ns(1'000'000);
+    }
+    if (h->magic != sb::kChannelMagic) return SB_ERR_BAD_MAGIC;
+    if (h->version != SB_LAYOUT_VERSION || h->header_bytes != sizeof(sb::ChannelHeader))
+        return SB_ERR_VERSION_MISMATCH;
+    if ((cfg.slot_count != 0 && cfg.slot_count != h->slot_count) ||
+        (cfg.slot_bytes != 0 && cfg.slot_bytes != h->slot_bytes))
+        return SB_ERR_GEOMETRY_MISMATCH;
+    if (h->slot_count < 2 || h->slot_count > kMaxSlots || h->slot_stride != sb::slot_stride(h->slot_bytes) ||
+        h->total_bytes != sb::total_bytes(h->slot_count, h->slot_bytes) || h->total_bytes > file_bytes)
+        return SB_ERR_CORRUPT_HEADER;
+    return SB_OK;
+}
+
+sb_status attach_existing(sb_channel *ch, int fd, const sb_channel_config &cfg) {
+    struct stat st {};
+    uint64_t deadline = sb_now_ns() + kAttachWaitNs;
+    for (;;) {  // the creator may not have sized the object yet
+        if (fstat(fd, &st) != 0) return SB_ERR_SYSTEM;
+        if (static_cast<uint64_t>(st.st_size) >= sizeof(sb::ChannelHeader)) break;
+        if (sb_now_ns() > deadline) return SB_ERR_BAD_MAGIC;
+        sleep_ns(1'000'000);
+    }
+    uint64_t file_bytes = static_cast<uint64_t>(st.st_size);
+    void *base = mmap(nullptr, file_bytes, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (base == MAP_FAILED) return SB_ERR_SYSTEM;
+    ch->header = static_cast<sb::ChannelHeader *>(base);
+    ch->mapped_bytes = file_bytes;
+    return check_existing(ch->header, cfg, file_bytes);
+}
+
+sb_status map_channel(sb_channel *ch, const sb_channel_config &cfg) {
+    uint32_t slots = cfg.slot_count ? cfg.slot_count : kDefaultSlots;
+    uint64_t bytes = cfg.slot_bytes ? cfg.slot_bytes : kDefaultSlotBytes;
+    if (slots < 2 || slots > kMaxSlots || sb::total_bytes(slots, bytes) > kMaxTotalBytes)
+        return SB_ERR_INVALID_ARGUMENT;
+    const bool may_create = (cfg.open_flags & SB_OPEN_NO_CREATE) == 0;
+    for (int attempt = 0; attempt < 8; ++attempt) {  // create/unlink races: try again
+        int fd = may_create ? shm_open(ch->shm_name.c_str(), O_RDWR | O_CREAT | O_EXCL, 0600) : -1;
+        if (fd >= 0) {
+            sb_status st = create_new(ch, fd, slots, bytes);
+            close(fd);
+            if (st != SB_OK) shm_unlink(ch->shm_name.c_str());
+            return st;
+        }
+        if (may_create && errno != EEXIST) return SB_ERR_SYSTEM;
+        fd = shm_open(ch->shm_name.c_str(), O_RDWR, 0600);
+        if (fd < 0) {
+            if (errno != ENOENT) return SB_ERR_SYSTEM;
+            if (!may_create) return SB_ERR_NOT_FOUND;
+            continue;  // removed between our two calls
+        }
+        sb_status st = attach_existing(ch, fd, cfg);
+        close(fd);
+        return st;
+    }
+    return SB_ERR_SYSTEM;
+}
+
+sb_status attach_side(sb_channel *ch) {
+    sb::SideState &side = ch->header->side[ch->role];
+    int32_t old = side.pid.load(std::memory_order_acquire);
+    if (old != 0 && side_alive(side, ch->peer_timeout_ns)) return SB_ERR_ROLE_TAKEN;
+    side.heartbeat_ns.store(sb_now_ns(), std::memory_order_release);
+    if (!side.pid.compare_exchange_strong(old, ch->pid, std::memory_order_acq_rel)) return SB_ERR_ROLE_TAKEN;
+    side.generation.fetch_add(1, std::memory_order_acq_rel);
+    // A consumer that died mid-copy left its claim on a slot; we are the consumer now.
+    ch->header->ring[sb::read_ring(ch->role)].reading.store(0, std::memory_order_release);
+    return SB_OK;
+}
+
+void unmap(sb_channel *ch) {
+    if (ch->header != nullptr) munmap(ch->header, ch->mapped_bytes);
+    ch->header = nullptr;
+}
+
+void heartbeat_loop(sb_channel *ch, uint32_t period_ms) {
+    std::unique_lock<std::mutex> lock(ch->heartbeat_mutex);
+    while (!ch->heartbeat_stop) {
+        sb::beat(ch);
+        ch->heartbeat_wake.wait_for(lock, std::chrono::milliseconds(period_ms));
+    }
+}
+
+}  // namespace
+
+namespace sb {
+
+uint8_t *slot_base(sb_channel *ch, uint32_t ring, uint64_t index) {
+    auto *base = reinterpret_cast<uint8_t *>(ch->header);
+    return base + ch->header->ring_offset[ring] + (index % ch->header->slot_count) * ch->header->slot_stride;
+}
+
+void beat(sb_channel *ch) {
+    ch->header->side[ch->role].heartbeat_ns.store(sb_now_ns(), std::memory_order_release);
+}
+
+sb_peer_state peer_state(sb_channel *ch) {
+    const SideState &peer = ch->header->side[1 - ch->role];
+    if (peer.pid.load(std::memory_order_acquire) == 0) return SB_PEER_ABSENT;
+    return side_alive(peer, ch->peer_timeout_ns) ? SB_PEER_ALIVE : SB_PEER_DEAD;
+}
+
+void futex_wait(std::atomic<uint32_t> *word, uint32_t expected, uint64_t timeout_ns) {
+#if defined(__linux__)
+    // Shared (not FUTEX_PRIVATE): the waker is another process mapping the same page.
+    timespec ts{static_cast<time_t>(timeout_ns / 1'000'000'000ull), static_cast<long>(timeout_ns % 1'000'000'000ull)};
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAIT, expected, &ts, nullptr, 0);
+#else
+    (void)word;
+    (void)expected;
+    sleep_ns(timeout_ns < 200'000 ? timeout_ns : 200'000);
+#endif
+}
+
+void futex_wake_all(std::atomic<uint32_t> *word) {
+#if defined(__linux__)
+    syscall(SYS_futex, reinterpret_cast<uint32_t *>(word), FUTEX_WAKE, INT32_MAX, nullptr, nullptr, 0);
+#else
+    (void)word;
+#endif
+}
+
+}  // namespace sb
+
+extern "C" {
+
+uint64_t sb_now_ns(void) {
+    timespec ts{};
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ull + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+uint32_t sb_format_bytes_per_pixel(uint32_t format) {
+    switch (format) {
+        case SB_FORMAT_GRAY8: return 1;
+        case SB_FORMAT_RGB8:
+        case SB_FORMAT_BGR8: return 3;
+        default: return 0;
+    }
+}
+
+void sb_channel_config_default(sb_channel_config *config) {
+    if (config == nullptr) return;
+    std::memset(config, 0, sizeof(*config));
+    config->heartbeat_ms = kDefaultHeartbeatMs;
+}
+
+sb_status sb_channel_open(const char *name, sb_role role, const sb_channel_config *config, sb_channel **out) {
+    if (out == nullptr) return SB_ERR_INVALID_ARGUMENT;
+    *out = nullptr;
+    if (!valid_name(name) || (role != SB_ROLE_CLIENT && role != SB_ROLE_SERVER)) return SB_ERR_INVALID_ARGUMENT;
+    sb_channel_config cfg;
+    sb_channel_config_default(&cfg);
+    if (config != nullptr) cfg = *config;
+    auto *ch = new (std::nothrow) sb_channel();
+    if (ch == nullptr) return SB_ERR_NO_MEMORY;
+    ch->shm_name = shm_name_of(name);
+    ch->role = role;
+    ch->pid = static_cast<int32_t>(getpid());
+    ch->peer_timeout_ns = 1'000'000ull * (cfg.peer_timeout_ms ? cfg.peer_timeout_ms : kDefaultPeerTimeoutMs);
+    sb_status st = map_channel(ch, cfg);
+    if (st == SB_OK) st = attach_side(ch);
+    if (st != SB_OK) {
+        unmap(ch);
+        delete ch;
+        return st;
+    }
+    if (cfg.heartbeat_ms != 0) {
+        try {
+            ch->heartbeat_thread = std::thread(heartbeat_loop, ch, cfg.heartbeat_ms);
+        } catch (const std::system_error &) {
+            sb_channel_close(ch);
+            return SB_ERR_SYSTEM;
+        }
+    }
+    *out = ch;
+    return SB_OK;
+}
+
+sb_status sb_channel_close(sb_channel *ch) {
+    if (ch == nullptr) return SB_ERR_INVALID_ARGUMENT;
+    if (ch->heartbeat_thread.joinable()) {
+        {
+            std::lock_guard<std::mutex> lock(ch->heartbeat_mutex);
+            ch->heartbeat_stop = true;
+        }
+        ch->heartbeat_wake.notify_all();
+        ch->heartbeat_thread.join();
+    }
+    int32_t mine = ch->pid;
+    ch->header->side[ch->role].pid.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
+    const sb::SideState &peer = ch->header->side[1 - ch->role];
+    bool peer_gone = peer.pid.load(std::memory_order_acquire) == 0 || !side_alive(peer, ch->peer_timeout_ns);
+    unmap(ch);
+    if (peer_gone) shm_unlink(ch->shm_name.c_str());  // ENOENT: the peer removed it first
+    delete ch;
+    return SB_OK;
+}
+
+sb_status sb_channel_unlink(const char *name) {
+    if (!valid_name(name)) return SB_ERR_INVALID_ARGUMENT;
+    if (shm_unlink(shm_name_of(name).c_str()) == 0) return SB_OK;
+    return errno == ENOENT ? SB_ERR_NOT_FOUND : SB_ERR_SYSTEM;
+}
+
+sb_status sb_channel_heartbeat(sb_channel *ch) {
+    if (ch == nullptr) return SB_ERR_INVALID_ARGUMENT;
+    sb::beat(ch);
+    return SB_OK;
+}
+
+sb_peer_state sb_channel_peer(sb_channel *ch, uint32_t *generation) {
+    if (ch == nullptr) return SB_PEER_ABSENT;
+    if (generation != nullptr)
+        *generation = ch->header->side[1 - ch->role].generation.load(std::memory_order_acquire);
+    return sb::peer_state(ch);
+}
+
+sb_status sb_channel_stats(sb_channel *ch, sb_stats *out) {
+    if (ch == nullptr || out == nullptr) return SB_ERR_INVALID_ARGUMENT;
+    const sb::RingControl &w = ch->header->ring[sb::write_ring(ch->role)];
+    const sb::RingControl &r = ch->header->ring[sb::read_ring(ch->role)];
+    out->frames_written = w.write_seq.load(std::memory_order_acquire);
+    out->writes_refused = w.writes_refused.load(std::memory_order_relaxed);
+    out->frames_read = r.frames_read.load(std::memory_order_relaxed);
+    out->frames_dropped = r.frames_dropped.load(std::memory_order_relaxed);
+    out->peer_generation = ch->header->side[1 - ch->role].generation.load(std::memory_order_acquire);
+    out->slot_count = ch->header->slot_count;
+    out->slot_bytes = ch->header->slot_bytes;
+    return SB_OK;
+}
+
+void *sb_channel_debug_base(sb_channel *ch) { return ch == nullptr ? nullptr : ch->header; }
+
+}  // extern "C"
