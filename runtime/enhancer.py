@@ -41,12 +41,6 @@ from .manifest import load_manifest, model_file, sha256_file
 
 log = logging.getLogger("sonoedge.runtime.enhancer")
 
-# Default reference gates when a bundle's manifest states none for its precision: a conservative
-# max absolute error on the [-1, 1] output scale (fp32 must match to rounding; fp16 and int8 are
-# looser). A bundle's own gate (written by export) always wins.
-DEFAULT_MAX_ABS = {"fp32": 1e-3, "fp16": 0.05, "int8": 0.25}
-
-
 class MalformedFrame(InputError):
     """A frame that cannot be enhanced (wrong dtype, shape or size, truncated): counted and skipped."""
 
@@ -166,31 +160,36 @@ def _warmup_shape(model: LoadedModel, cfg: EnhancerConfig) -> tuple[int, int, in
 
 
 def check_reference(model: LoadedModel) -> dict[str, float]:
-    """Run the bundle's reference inputs and compare with the stored PyTorch outputs.
+    """Run the bundle's reference inputs here and compare with the stored PyTorch outputs.
 
-    Returns the worst max-abs error; raises BundleError when an output is not finite or exceeds the
-    precision's gate (``gate.max_abs`` of the manifest, else :data:`DEFAULT_MAX_ABS`).
+    Uses the gates written down once in :mod:`.gates` (fp32 max-abs, fp16 PSNR, int8 PSNR+SSIM) and
+    the same pre/post-processing as ``sonoedge verify`` (:func:`.verify.run_frame`). Returns the
+    metrics; raises BundleError when the gate fails, unless the bundle marks the precision
+    ``degraded`` (kept on purpose at export), which is logged as a warning instead.
     """
-    ref = model.manifest.get("reference") or {}
-    inputs, outputs = ref.get("inputs") or [], ref.get("torch_outputs") or []
-    gate = (model.manifest["precisions"][model.precision].get("gate") or {})
-    limit = float(gate.get("max_abs", DEFAULT_MAX_ABS.get(model.precision, 1e-3)))
-    worst = 0.0
-    for rel_in, rel_out in zip(inputs, outputs):
-        image = cv2.imread(str(model.root / rel_in), cv2.IMREAD_UNCHANGED)
-        if image is None:
-            raise BundleError(f"bundle {model.root}: reference input {rel_in} cannot be read")
-        expected = np.load(model.root / rel_out)
-        got = infer_image(model, to_grey(image))
-        if got.shape != expected.shape or not np.isfinite(got).all():
-            raise BundleError(f"bundle {model.root}: {model.precision} output for {rel_in} is "
-                              f"{'not finite' if got.shape == expected.shape else f'shape {got.shape}, expected {expected.shape}'}")
-        err = float(np.abs(got - expected).max())
-        worst = max(worst, err)
-        if err > limit:
-            raise BundleError(f"bundle {model.root}: {model.precision} output for {rel_in} differs from the "
-                              f"PyTorch reference by {err:.4g} (gate max_abs {limit:.4g}) on backend {model.backend_name}")
-    return {"max_abs": worst, "gate_max_abs": limit, "frames": float(len(inputs))}
+    from .gates import check_gate, compare_outputs
+    from .verify import load_references, run_frame
+
+    pairs = load_references(model.root, model.manifest)
+    outputs = []
+    for image, _ in pairs:
+        try:
+            outputs.append(run_frame(model.backend.infer, image, model.stride, model.scale))
+        except SonoedgeError as exc:
+            raise BundleError(f"bundle {model.root}: reference frame failed on {model.backend_name}: {exc}") from None
+    try:
+        metrics = compare_outputs(outputs, [expected for _, expected in pairs])
+    except InputError as exc:  # NaN/Inf or a shape mismatch: the gate cannot pass
+        raise BundleError(f"bundle {model.root}: {model.precision} reference outputs cannot be compared ({exc})") from None
+    result = check_gate(model.precision, metrics)
+    if not result.passed:
+        if model.manifest["precisions"][model.precision].get("degraded", False):
+            log.warning("serving a degraded precision", extra={"event": "degraded_precision", "precision": model.precision,
+                                                              "failures": list(result.failures)})
+        else:
+            raise BundleError(f"bundle {model.root}: on backend {model.backend_name} here, "
+                              + "; ".join(result.failures) + " against the PyTorch reference")
+    return metrics
 
 
 def infer_image(model: LoadedModel, grey: np.ndarray) -> np.ndarray:
@@ -216,7 +215,8 @@ class Job:
 
 
 class _Region:
-    """Per-stream imaging region: H1's RegionTracker when asked for, else the full frame."""
+    """Per-stream imaging region: :class:`.region.RegionTracker` (cached, re-detected when the
+    geometry changes) for ``auto``; the whole frame for ``full``."""
 
     def __init__(self, mode: str):
         self.mode = mode
@@ -226,14 +226,17 @@ class _Region:
 
             self.tracker = RegionTracker()
 
-    def find(self, grey: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
-        h, w = grey.shape
+    def find(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+        """((y0, y1, x0, x1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4)."""
+        h, w = image.shape[:2]
         if self.tracker is None:
             return (0, h, 0, w), None
-        region = self.tracker.update(grey)
+        region = self.tracker.region_for(image[:, :, :3] if image.ndim == 3 else image)
+        if region.kind == "full":
+            return (0, h, 0, w), None
         mask = np.asarray(region.mask, dtype=bool)
         y0, y1, x0, x1 = _bbox_of(region, mask)
-        return (y0, y1, x0, x1), mask[y0:y1, x0:x1]
+        return (y0, y1, x0, x1), np.ascontiguousarray(mask[y0:y1, x0:x1])
 
 
 def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -291,7 +294,7 @@ class Enhancer:
         model = self._model
         image = validate(frame, *model.size_range())
         grey = to_grey(image)
-        (y0, y1, x0, x1), mask = self.region.find(grey)
+        (y0, y1, x0, x1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
         sub = grey[y0:y1, x0:x1]
         lo = model.size_range()[0]
         if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
@@ -353,7 +356,7 @@ class Enhancer:
         if mask is None:
             target[...] = enhanced
         else:
-            target[mask] = enhanced[mask]
+            np.copyto(target, enhanced, where=mask if target.ndim == 2 else mask[:, :, None])
         out = dataclasses.replace(frame, image=image, enhanced=True, passthrough=False, meta=dict(frame.meta))
         if job.passthrough_reason:  # latency miss that tipped the fail-safe: this frame is still enhanced
             out.meta["alarm"] = job.passthrough_reason

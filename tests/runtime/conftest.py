@@ -195,3 +195,15 @@ def sr_bundle(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_weights() -> dict[str, np.ndarray]:
     return _weights(0, "enhance")
+
+
+@pytest.fixture(scope="session")
+def bundle_factory():
+    """``make_bundle(root, variant="enhance", seed=0, n_reference=2)`` for tests that need their own."""
+    return make_bundle
+
+
+@pytest.fixture(scope="session")
+def numpy_reference():
+    """``reference_forward(x, weights, variant)``: the independent numpy forward of the tiny model."""
+    return reference_forward
