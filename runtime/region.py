@@ -9,22 +9,25 @@ B-mode image, apart from the vendor UI, rulers and text around it on a black scr
 The runtime enhances only ``mask`` and passes everything else through (DESIGN.md, Frames in the
 runtime); :class:`RegionTracker` caches the region per stream so detection is not paid per frame.
 
-Method (numpy/OpenCV, deterministic, a few ms at 1080p because the search runs on a copy whose
+Method (numpy/OpenCV only, deterministic; a few ms at 1080p because the search runs on a copy whose
 longer side is :data:`WORK_SIDE` pixels and the result is drawn back at full size as a polygon):
 
-1. Evidence: a pixel is image when its 3x3 local mean is above :data:`BLACK_LEVEL` (the screen
-   around the image is black; speckle rarely is). Strongly coloured pixels of RGB input (colour
-   UI, markers, colour bars) are not evidence.
-2. A morphological opening with a kernel of about :data:`TEXT_FRACTION` of the shorter side removes
-   text, ruler ticks, thin UI lines and icons; a closing then joins speckle into solid blobs.
+1. Evidence, at working scale: a pixel is image when its mean is above :data:`BLACK_LEVEL`
+   (speckle), or when most of the full-resolution pixels it covers are above the frame's darkest
+   value (anechoic fluid is dark but rarely exactly as black as the screen around the image).
+   Strongly coloured pixels of RGB input (colour UI, markers, colour bars) are not evidence.
+2. A morphological opening with a kernel of :data:`TEXT_FRACTION` of the shorter side removes
+   text, ruler ticks, thin UI lines and icons; a closing joins speckle into solid blobs.
 3. The largest connected component is the image. Other large components join it when they lie in
-   its column span (an anechoic band, such as the vitreous of an eye, can cut the image in two).
-4. Its convex hull fills anechoic holes (cysts, vessels, fluid that is as black as the screen).
-5. Kind: a hull whose width grows with depth (top narrower than bottom by more than
-   :data:`SECTOR_TAPER`) is a sector; the sector mask is the fan (apex, two rays, inner and outer
-   radius) fitted to the hull when the fit agrees with it, else the hull. Otherwise a rectangle (mask:
-   its bounding box). A rectangle that reaches every frame edge is ``full`` (mask all True), as is
-   a frame with no black screen around the image at all.
+   its column span: an anechoic band (the vitreous of an eye, a water bath) can cut it in two.
+4. Its convex hull fills anechoic holes (cysts, vessels, fluid as black as the screen).
+5. Kind. A hull that fills its bounding box (:data:`RECT_FILL`) with parallel sides is a
+   rectangle (linear probe; mask = the box). A rectangle whose top or bottom edge borders a strip
+   of sparse echoes (a water bath, an acoustic shadow) is extended across it up to a transducer line
+   or the frame edge. A rectangle that reaches every frame edge is ``full`` (mask all True), as is
+   a frame where nothing stands out from black. Anything else is a sector (convex or phased probe):
+   its mask is the annular fan (centre, two rays, inner and outer radius) fitted to the bottom arc
+   when the fit explains the evidence, else the hull.
 """
 from __future__ import annotations
 
@@ -35,12 +38,20 @@ import numpy as np
 from .errors import InputError
 
 WORK_SIDE = 320  # px: longer side of the copy the search runs on (speed; masks are drawn at full size)
-BLACK_LEVEL = 6  # grey level: local means at or below this are screen black (JPEG/H.264 noise reaches ~3)
-TEXT_FRACTION = 0.02  # opening kernel ~2% of the shorter side: wider than text strokes and ruler ticks
+BLACK_LEVEL = 6  # grey level: working-scale means at or below this are screen black (codec noise < ~3)
+DARK_FLUID_DENSITY = 0.6  # a working pixel whose source pixels are mostly above the frame minimum is image
+TEXT_FRACTION = 0.022  # opening kernel, fraction of the shorter side: wider than text strokes and ticks
 MIN_COMPONENT = 0.02  # a component below 2% of the frame is not image (icons, labels, logos)
-SECTOR_TAPER = 0.85  # top width / bottom width below this: the sides converge, a sector
+RECT_FILL = 0.93  # hull area / bounding-box area at or above this: a rectangle
+SIDE_SLOPE = 0.03  # each side moving outwards by 3% of the width between 25% and 85% depth: a fan
 FULL_MARGIN = 0.02  # a rectangle within 2% of every edge is the full frame
+SPARSE_ROWS = 0.5  # a strip is sparse echoes (extend across it) when this share of its rows has any echo
+LINE_FILL = 0.6  # a row with echoes across this share of the rectangle width is a transducer line
+EMPTY_FILL = 0.02  # a line (row or column) of the box with under 2% of pixels above black is empty
+SOLID_FILL = 0.5  # ... and one with at least half above black is solid image
+SOLID_RUN = 3  # lines of solid image needed inside an empty line to snap an edge to it
 SATURATION = 60  # max - min channel above this (0..255): a colour overlay, not B-mode
+FAN_MIN_COVER = 0.97  # the fitted fan must contain this share of the evidence of the hull
 KINDS = ("sector", "rectangle", "full")
 
 
@@ -72,57 +83,82 @@ def detect_region(image: np.ndarray) -> Region:
     """The imaging region of one frame: uint8 (H, W) grey or (H, W, 3|4) RGB -> :class:`Region`."""
     import cv2
 
-    grey, colour = _split_colour(image)
-    h, w = grey.shape
+    _check_image(image)
+    h, w = image.shape[:2]
     scale = min(1.0, WORK_SIDE / max(h, w))
-    small_size = (max(1, round(w * scale)), max(1, round(h * scale)))
-    small = cv2.resize(grey, small_size, interpolation=cv2.INTER_AREA) if scale < 1 else grey
-    evidence = _evidence(small, colour, small_size, cv2)
-    points = _image_points(evidence, cv2)
-    if points is None:
-        return full_region((h, w))  # nothing stands out from black: treat the frame as all image
-    hull = cv2.convexHull(points)  # (K, 1, 2) int32 in working coordinates
-    kind, polygon = _classify(hull, evidence.shape, cv2)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # (w, h) at working scale
+    work = _Work.build(image, size, cv2)
+    selected = _image_components(work.evidence, cv2)
+    if selected is None:
+        return full_region((h, w))  # nothing stands out from black: the frame is all image
+    kind, polygon, extended = _shape_of(selected, work, cv2)
     if kind == "full":
         return full_region((h, w))
-    polygon_full = np.round((polygon.astype(np.float64) + 0.5) / scale - 0.5).astype(np.int32)
+    sx, sy = w / size[0], h / size[1]
+    polygon_full = np.round((polygon.astype(np.float64) + 0.5) * (sx, sy) - 0.5).astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
-    cv2.fillPoly(mask, [polygon_full.reshape(-1, 1, 2)], 1)
+    if kind == "rectangle":
+        band = int(np.ceil((_kernel_side(work.evidence.shape) + 2) * max(sx, sy)))
+        x0, y0, x1, y1 = _refine_box(work.above, polygon_full, band, extended)
+        mask[y0:y1, x0:x1] = 1
+    else:
+        cv2.fillPoly(mask, [polygon_full.reshape(-1, 1, 2)], 1)
     return _region_from_mask(mask.astype(bool), kind)
 
 
-def _split_colour(image: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """(grey uint8 (H, W), colour saturation uint8 (H, W) or None) of a grey or RGB(A) frame."""
-    from .frames import to_grey
-
+def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.dtype != np.uint8:
         raise InputError(f"region detection needs a uint8 image, got {getattr(image, 'dtype', type(image))}")
-    if image.ndim == 3 and image.shape[2] in (3, 4):
-        rgb = image[:, :, :3]
-        saturation = rgb.max(axis=2) - rgb.min(axis=2)
-        return to_grey(image), saturation
-    if image.ndim == 2 or image.ndim == 3 and image.shape[2] == 1:
-        grey = to_grey(image)
-        if min(grey.shape) < 1:
-            raise InputError(f"region detection needs a non-empty image, got shape {image.shape}")
-        return grey, None
-    raise InputError(f"region detection needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
+    if image.ndim not in (2, 3) or image.ndim == 3 and image.shape[2] not in (1, 3, 4) or min(image.shape[:2]) < 1:
+        raise InputError(f"region detection needs an (H, W) or (H, W, 3) image, got shape {image.shape}")
 
 
-def _evidence(small: np.ndarray, saturation: np.ndarray | None, size: tuple[int, int], cv2) -> np.ndarray:
-    """uint8 (h, w) 0/1 mask of pixels that look like image at working scale."""
-    mean = cv2.blur(small, (3, 3))
-    evidence = (mean > BLACK_LEVEL).astype(np.uint8)
-    if saturation is not None:
-        sat = cv2.resize(saturation, size, interpolation=cv2.INTER_AREA) if saturation.shape[::-1] != size else saturation
-        evidence[sat > SATURATION] = 0
-    return evidence
+@dataclasses.dataclass
+class _Work:
+    """Working-scale maps: ``evidence`` (h, w) uint8 0/1 and ``echo`` (h, w) bool (any pixel above black)."""
+
+    evidence: np.ndarray
+    echo: np.ndarray
+    above: np.ndarray  # (H, W) uint8 0/255 at full size: pixel above the frame's darkest value
+
+    @classmethod
+    def build(cls, image: np.ndarray, size: tuple[int, int], cv2) -> "_Work":
+        h, w = image.shape[:2]
+        shrink = size[0] < w
+
+        def small(array: np.ndarray) -> np.ndarray:
+            return cv2.resize(array, size, interpolation=cv2.INTER_AREA) if shrink else array
+
+        saturation = None
+        if image.ndim == 3 and image.shape[2] >= 3:
+            rgb = np.ascontiguousarray(image[:, :, :3])
+            # detection only: OpenCV's BT.601 grey (the weights of frames.to_grey, faster rounding)
+            grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
+            rgb_small = small(rgb)
+            saturation = rgb_small.max(axis=2) - rgb_small.min(axis=2)
+        else:
+            grey = np.ascontiguousarray(image.reshape(h, w))
+        work_grey = small(grey)
+        # shrinking averaged blocks of pixels already; blurring again would merge lines of text
+        # into blocks that survive the opening. At (nearly) full size a 3x3 mean smooths speckle.
+        mean = work_grey if size[0] * 2 <= w else cv2.blur(work_grey, (3, 3))
+        above = cv2.compare(grey, float(cv2.minMaxLoc(grey)[0]), cv2.CMP_GT)  # 0/255
+        density = small(above) if shrink else cv2.blur(above, (3, 3))  # share above black, 0..255
+        evidence = ((mean > BLACK_LEVEL) | (density >= DARK_FLUID_DENSITY * 255)).astype(np.uint8)
+        if saturation is not None:
+            evidence[saturation > SATURATION] = 0
+        return cls(evidence, density > 0, above)
 
 
-def _image_points(evidence: np.ndarray, cv2) -> np.ndarray | None:
-    """(N, 1, 2) int32 points of the image components at working scale, or None when none is found."""
+def _kernel_side(shape: tuple[int, int]) -> int:
+    """Odd side of the opening/closing kernel at working scale (see TEXT_FRACTION)."""
+    return max(3, int(round(TEXT_FRACTION * min(shape))) | 1)
+
+
+def _image_components(evidence: np.ndarray, cv2) -> np.ndarray | None:
+    """uint8 (h, w) 0/1 mask of the image's components at working scale (holes filled), or None."""
     h, w = evidence.shape
-    k = max(3, int(round(TEXT_FRACTION * min(h, w))) | 1)
+    k = _kernel_side((h, w))
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (k, k))
     opened = cv2.morphologyEx(evidence, cv2.MORPH_OPEN, kernel)
     closed = cv2.morphologyEx(opened, cv2.MORPH_CLOSE, kernel)
@@ -144,32 +180,198 @@ def _image_points(evidence: np.ndarray, cv2) -> np.ndarray | None:
         right = left + stats[label, cv2.CC_STAT_WIDTH]
         if left >= x0 - slack and right <= x1 + slack:
             keep.append(label)
-    selected = np.isin(labels, keep).astype(np.uint8)
+    return np.isin(labels, keep).astype(np.uint8)
+
+
+def _shape_of(selected: np.ndarray, work: _Work, cv2) -> tuple[str, np.ndarray, tuple[bool, bool]]:
+    """(kind, polygon (K, 2) int32 at working scale, (top, bottom) edges moved across sparse
+    echoes) of the selected components; a rectangle's polygon is its four corners."""
+    h, w = selected.shape
     contours, _ = cv2.findContours(selected, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
-    return np.concatenate(contours, axis=0)
+    hull = cv2.convexHull(np.concatenate(contours, axis=0)).reshape(-1, 2)
+    x0, y0 = hull.min(axis=0)
+    x1, y1 = hull.max(axis=0) + 1
+    hull_mask = np.zeros((h, w), np.uint8)
+    cv2.fillConvexPoly(hull_mask, hull, 1)
+    fill = hull_mask.sum() / float((x1 - x0) * (y1 - y0))
+    if fill < RECT_FILL:
+        fan = _fit_fan(selected, hull_mask, cv2)
+        if fan is not None:
+            return "sector", fan, (False, False)
+    if _sides_diverge(hull_mask, int(x0), int(x1), int(y0), int(y1)):
+        return "sector", hull, (False, False)  # a fan the frame cuts (no arc to fit): its hull
+    # parallel sides (a linear probe), perhaps with an uneven surface or dark deep corners: the box
+    top, bottom = _extend_rectangle(work.echo, int(x0), int(x1), int(y0), int(y1))
+    extended = (top != y0, bottom != y1)
+    y0, y1 = top, bottom
+    mx, my = FULL_MARGIN * w, FULL_MARGIN * h
+    if x0 <= mx and y0 <= my and x1 >= w - mx and y1 >= h - my:
+        return "full", hull, extended
+    return "rectangle", np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], np.int32), extended
 
 
-def _classify(hull: np.ndarray, shape: tuple[int, int], cv2) -> tuple[str, np.ndarray]:
-    """(kind, polygon (K, 2) int32 at working scale) for a convex hull."""
-    h, w = shape
-    pts = hull.reshape(-1, 2)
-    x0, y0 = pts.min(axis=0)
-    x1, y1 = pts.max(axis=0) + 1
-    hull_mask = np.zeros(shape, np.uint8)
-    cv2.fillConvexPoly(hull_mask, pts, 1)
-    top, bottom = _width_at(hull_mask, y0, y1, 0.1), _width_at(hull_mask, y0, y1, 0.9)
-    margin_x, margin_y = FULL_MARGIN * w, FULL_MARGIN * h
-    if top < SECTOR_TAPER * bottom:
-        return "sector", pts
-    if x0 <= margin_x and y0 <= margin_y and x1 >= w - margin_x and y1 >= h - margin_y:
-        return "full", pts
-    box = np.array([[x0, y0], [x1 - 1, y0], [x1 - 1, y1 - 1], [x0, y1 - 1]], np.int32)
-    return "rectangle", box
+def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tuple[bool, bool]) -> tuple[int, int, int, int]:
+    """Snap a rectangle found at working scale to the image edges at full size: (x0, y0, x1, y1).
+
+    Within ``band`` pixels of each edge, the edge moves inwards past a run of empty lines that
+    has solid image on its inner side (text or a ruler merged by the coarse search), else outwards
+    over solid lines (detail lost to the downscale). Edges moved across sparse echoes stay.
+    """
+    h, w = above.shape
+    x0, y0 = corners.min(axis=0)
+    x1, y1 = corners.max(axis=0) + 1
+    x0, x1 = max(0, int(x0)), min(w, int(x1))
+    y0, y1 = max(0, int(y0)), min(h, int(y1))
+
+    def rows(a: int, b: int) -> np.ndarray:
+        return above[a:b, x0:x1].mean(axis=1) / 255.0
+
+    def cols(a: int, b: int) -> np.ndarray:
+        return above[y0:y1, a:b].mean(axis=0) / 255.0
+
+    if not extended[0]:
+        y0 = _snap(rows, y0, band, +1, h)
+    if not extended[1]:
+        y1 = _snap(rows, y1 - 1, band, -1, h) + 1
+    x0 = _snap(cols, x0, band, +1, w)
+    x1 = _snap(cols, x1 - 1, band, -1, w) + 1
+    return x0, y0, x1, y1
 
 
-def _width_at(mask: np.ndarray, y0: int, y1: int, fraction: float) -> int:
-    row = int(y0 + fraction * (y1 - 1 - y0))
-    return int(mask[row].sum())
+def _snap(profile, edge: int, band: int, inward: int, size: int) -> int:
+    """The refined index of one edge line; ``profile(a, b)`` is the fill of lines a..b-1."""
+    lo, hi = max(0, edge - band), min(size, edge + band + 1)
+    fill = profile(lo, hi)
+    at = edge - lo  # index of the coarse edge in ``fill``
+    order = np.arange(at, len(fill)) if inward > 0 else np.arange(at, -1, -1)  # edge -> inside
+    solid = fill >= SOLID_FILL
+    best = None
+    for i, j in enumerate(order[:-SOLID_RUN]):
+        if fill[j] < EMPTY_FILL and solid[order[i + 1 : i + 1 + SOLID_RUN]].all():
+            best = order[i + 1]  # innermost empty line that has solid image right inside it
+    if best is not None:
+        return lo + int(best)
+    outward = np.arange(at - inward, -1 if inward > 0 else len(fill), -inward)
+    new = at
+    for j in outward:
+        if not solid[j]:
+            break
+        new = j
+    return lo + int(new)
+
+
+def _sides_diverge(hull_mask: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> bool:
+    """True when both side edges move outwards with depth (a fan), measured between 25% and 85%
+    of the depth so that a slanted top or a rounded bottom does not count."""
+    upper, lower = (int(y0 + f * (y1 - 1 - y0)) for f in (0.25, 0.85))
+    (left_u, right_u), (left_l, right_l) = (_row_extent(hull_mask[row]) for row in (upper, lower))
+    step = SIDE_SLOPE * (x1 - x0)
+    return left_u - left_l > step and right_l - right_u > step
+
+
+def _row_extent(row: np.ndarray) -> tuple[int, int]:
+    cols = np.flatnonzero(row)
+    return (int(cols[0]), int(cols[-1])) if cols.size else (0, 0)
+
+
+def _extend_rectangle(echo: np.ndarray, x0: int, x1: int, y0: int, y1: int) -> tuple[int, int]:
+    """Move the top and bottom edges across strips of sparse echoes (see the module docstring)."""
+    columns = echo[:, x0:x1]
+    row_fill = columns.mean(axis=1)  # share of the rectangle width with any echo, per row
+    return _extend_edge(row_fill, y0, -1), _extend_edge(row_fill, y1 - 1, +1) + 1
+
+
+def _extend_edge(row_fill: np.ndarray, edge: int, step: int) -> int:
+    """The new edge row: the farthest transducer line (or frame edge) reachable from ``edge``
+    across strips of sparse echoes; ``edge`` itself when the strip beyond it is screen black."""
+    stop = len(row_fill) if step > 0 else -1
+    rows = np.arange(edge + step, stop, step)
+    lines = rows[row_fill[rows] >= LINE_FILL]
+    current = edge
+    for line in lines:
+        if _sparse(row_fill[_between(current, int(line), step)]):
+            current = int(line)
+        else:
+            break
+    rest = row_fill[_between(current, stop, step)]
+    if rest.size and _sparse(rest) and _reaches_edge(rest, step):
+        current = stop - step
+    return current
+
+
+def _between(a: int, b: int, step: int) -> slice:
+    """Rows strictly between a and b, in either direction."""
+    return slice(a + 1, b) if step > 0 else slice(b + 1, a)
+
+
+def _sparse(strip: np.ndarray) -> bool:
+    """A strip of rows (per-row echo fill) is sparse echoes, not screen black; empty strips are."""
+    return strip.size == 0 or (strip > 0).mean() >= SPARSE_ROWS
+
+
+def _reaches_edge(strip: np.ndarray, step: int) -> bool:
+    """True when echoes continue to the frame edge (no empty run at the far end of the strip)."""
+    far = strip[-max(2, strip.size // 4):] if step > 0 else strip[: max(2, strip.size // 4)]
+    return bool((far > 0).any())
+
+
+def _fit_fan(selected: np.ndarray, hull_mask: np.ndarray, cv2) -> np.ndarray | None:
+    """Polygon (K, 2) int32 of the annular fan fitted to the hull's bottom arc, or None when the
+    fit does not explain the evidence (a sector cropped by the frame, an odd shape)."""
+    h, w = selected.shape
+    filled = _fill_holes(selected, cv2)
+    cols = np.flatnonzero(filled.any(axis=0))
+    x0, x1 = cols[0], cols[-1] + 1
+    centre_cols = np.arange(int(x0 + 0.2 * (x1 - x0)), int(x0 + 0.8 * (x1 - x0)))
+    bottoms = h - 1 - np.argmax(filled[::-1, centre_cols], axis=0)
+    if centre_cols.size < 8 or (bottoms >= h - 1).mean() > 0.2:
+        return None  # the outer arc is cut by the frame
+    circle = _fit_circle(centre_cols.astype(np.float64), bottoms.astype(np.float64))
+    if circle is None:
+        return None
+    cx, cy, r_outer = circle
+    if cy > bottoms.min() or r_outer > 4 * max(h, w):
+        return None  # not a fan opening downwards from a centre above its bottom
+    ys, xs = np.nonzero(filled)
+    radius = np.hypot(xs - cx, ys - cy)
+    angle = np.arctan2(xs - cx, ys - cy)  # 0 straight down, positive to the right
+    r_inner = max(0.0, float(np.percentile(radius, 0.5)))
+    r_outer = max(r_outer, float(np.percentile(radius, 99.5)))
+    a_left, a_right = float(np.percentile(angle, 0.5)), float(np.percentile(angle, 99.5))
+    polygon = _fan_polygon(cx, cy, r_inner, r_outer, a_left, a_right)
+    fan_mask = np.zeros((h, w), np.uint8)
+    cv2.fillPoly(fan_mask, [polygon.reshape(-1, 1, 2)], 1)
+    covered = (fan_mask & filled).sum() / max(1, filled.sum())
+    if covered < FAN_MIN_COVER or fan_mask.sum() > 1.05 * hull_mask.sum():
+        return None
+    return polygon
+
+
+def _fill_holes(mask: np.ndarray, cv2) -> np.ndarray:
+    contours, _ = cv2.findContours(mask, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_SIMPLE)
+    filled = np.zeros_like(mask)
+    cv2.drawContours(filled, contours, -1, 1, thickness=cv2.FILLED)
+    return filled
+
+
+def _fit_circle(x: np.ndarray, y: np.ndarray) -> tuple[float, float, float] | None:
+    """Least-squares circle (Kasa fit) through points: (cx, cy, r), or None when degenerate."""
+    a = np.column_stack([x, y, np.ones_like(x)])
+    b = x * x + y * y
+    solution, *_ = np.linalg.lstsq(a, b, rcond=None)
+    cx, cy = solution[0] / 2, solution[1] / 2
+    r2 = solution[2] + cx * cx + cy * cy
+    if not np.isfinite(r2) or r2 <= 0:
+        return None
+    return float(cx), float(cy), float(np.sqrt(r2))
+
+
+def _fan_polygon(cx: float, cy: float, r0: float, r1: float, a0: float, a1: float, steps: int = 64) -> np.ndarray:
+    """(2 * steps, 2) int32 outline of the annular sector r0..r1, a0..a1 (angle 0 = down)."""
+    angles = np.linspace(a0, a1, steps)
+    outer = np.column_stack([cx + r1 * np.sin(angles), cy + r1 * np.cos(angles)])
+    inner = np.column_stack([cx + r0 * np.sin(angles[::-1]), cy + r0 * np.cos(angles[::-1])])
+    return np.round(np.vstack([outer, inner])).astype(np.int32)
 
 
 def _region_from_mask(mask: np.ndarray, kind: str) -> Region:
@@ -184,7 +386,7 @@ def _region_from_mask(mask: np.ndarray, kind: str) -> Region:
 
 class RegionTracker:
     """Caches the region of one stream; re-detects when the frame shape changes, every
-    ``every`` frames (0 = never on a schedule), or after :meth:`invalidate`.
+    ``every`` frames (0 = only on a shape change), or after :meth:`invalidate`.
 
         tracker = RegionTracker(every=300)
         for frame in frames:
@@ -199,6 +401,11 @@ class RegionTracker:
         self._shape: tuple[int, ...] | None = None
         self._since = 0
         self.detections = 0  # how many times detection ran (for tests and health reports)
+
+    @property
+    def region(self) -> Region | None:
+        """The cached region (None before the first frame or after :meth:`invalidate`)."""
+        return self._region
 
     def invalidate(self) -> None:
         """Re-detect on the next frame (e.g. the operator changed depth or probe)."""
