@@ -31,11 +31,17 @@ typedef struct options {
     int eos, quiet;
 } options;
 
-typedef struct clip {
+/* Where frames come from: a PGM stream read one frame at a time, or phantom frames made up front
+ * (a few, cycled, so making them does not slow the stream down). */
+typedef struct feed {
+    FILE *file;
+    const char *path;
     uint32_t width, height;
-    size_t count;
-    uint8_t *pixels; /* count frames of width * height bytes */
-} clip;
+    uint8_t *phantom;
+    size_t phantom_count, index;
+} feed;
+
+#define PHANTOM_DISTINCT 16
 
 static int usage(const char *why) {
     fprintf(stderr,
@@ -100,66 +106,48 @@ static int pgm_number(FILE *f, long *out) {
     return 0;
 }
 
-static int read_pgm_stream(const char *path, clip *out) {
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) {
+/* Read one P5 header; 1: read, 0: clean end of file, -1: not a PGM frame. */
+static int pgm_header(feed *f, long *w, long *h) {
+    int m1 = fgetc(f->file);
+    if (m1 == EOF) return 0;
+    long maxval;
+    if (m1 != 'P' || fgetc(f->file) != '5' || pgm_number(f->file, w) || pgm_number(f->file, h) ||
+        pgm_number(f->file, &maxval) || maxval != 255 || *w < 1 || *h < 1) {
+        fprintf(stderr, "play: %s frame %zu is not a binary 8-bit PGM (P5, maxval 255)\n", f->path, f->index);
+        return -1;
+    }
+    return 1;
+}
+
+static int feed_open_pgm(feed *f, const char *path) {
+    memset(f, 0, sizeof(*f));
+    f->path = path;
+    f->file = fopen(path, "rb");
+    if (f->file == NULL) {
         fprintf(stderr, "play: cannot open %s: %s\n", path, strerror(errno));
         return -1;
     }
-    size_t capacity = 0;
-    memset(out, 0, sizeof(*out));
-    for (;;) {
-        int m1 = fgetc(f);
-        if (m1 == EOF) break;
-        long w, h, maxval;
-        if (m1 != 'P' || fgetc(f) != '5' || pgm_number(f, &w) || pgm_number(f, &h) || pgm_number(f, &maxval) ||
-            maxval != 255 || w < 1 || h < 1) {
-            fprintf(stderr, "play: %s frame %zu is not a binary 8-bit PGM (P5, maxval 255)\n", path, out->count);
-            goto fail;
-        }
-        if (out->count > 0 && ((uint32_t)w != out->width || (uint32_t)h != out->height)) {
-            fprintf(stderr, "play: %s frame %zu is %ldx%ld, the first was %ux%u\n", path, out->count, w, h,
-                    out->width, out->height);
-            goto fail;
-        }
-        out->width = (uint32_t)w;
-        out->height = (uint32_t)h;
-        size_t bytes = (size_t)w * (size_t)h;
-        if (out->count == capacity) {
-            capacity = capacity ? capacity * 2 : 64;
-            uint8_t *grown = realloc(out->pixels, capacity * bytes);
-            if (grown == NULL) goto fail;
-            out->pixels = grown;
-        }
-        if (fread(out->pixels + out->count * bytes, 1, bytes, f) != bytes) {
-            fprintf(stderr, "play: %s frame %zu is truncated\n", path, out->count);
-            goto fail;
-        }
-        out->count++;
-    }
-    fclose(f);
-    if (out->count == 0) {
-        fprintf(stderr, "play: %s holds no frames\n", path);
-        return -1;
-    }
+    long w, h;
+    int got = pgm_header(f, &w, &h);
+    if (got == 0) fprintf(stderr, "play: %s holds no frames\n", path);
+    if (got != 1 || fseek(f->file, 0, SEEK_SET) != 0) return -1; /* the size is known; start over */
+    f->width = (uint32_t)w;
+    f->height = (uint32_t)h;
     return 0;
-fail:
-    fclose(f);
-    free(out->pixels);
-    out->pixels = NULL;
-    return -1;
 }
 
 /* Phantom frames: deterministic speckle with a bright disc that moves a little every frame. */
-static int make_phantom(long n, long w, long h, clip *out) {
-    out->width = (uint32_t)w;
-    out->height = (uint32_t)h;
-    out->count = (size_t)n;
-    out->pixels = malloc((size_t)n * (size_t)w * (size_t)h);
-    if (out->pixels == NULL) return -1;
+static int feed_open_phantom(feed *f, long w, long h) {
+    memset(f, 0, sizeof(*f));
+    f->path = "phantom";
+    f->width = (uint32_t)w;
+    f->height = (uint32_t)h;
+    f->phantom_count = PHANTOM_DISTINCT;
+    f->phantom = malloc((size_t)PHANTOM_DISTINCT * (size_t)w * (size_t)h);
+    if (f->phantom == NULL) return -1;
     uint32_t state = 12345u;
-    for (long k = 0; k < n; ++k) {
-        uint8_t *p = out->pixels + (size_t)k * (size_t)w * (size_t)h;
+    for (long k = 0; k < PHANTOM_DISTINCT; ++k) {
+        uint8_t *p = f->phantom + (size_t)k * (size_t)w * (size_t)h;
         long cx = w / 4 + (k * 3) % (w / 2 + 1), cy = h / 2, r = h / 8 + 1;
         for (long y = 0; y < h; ++y) {
             for (long x = 0; x < w; ++x) {
@@ -171,6 +159,34 @@ static int make_phantom(long n, long w, long h, clip *out) {
         }
     }
     return 0;
+}
+
+/* The next frame into `out` (width * height bytes): 1, 0 at the end of a file, -1 on bad input. */
+static int feed_next(feed *f, uint8_t *out) {
+    const size_t bytes = (size_t)f->width * f->height;
+    if (f->phantom != NULL) {
+        memcpy(out, f->phantom + (f->index++ % f->phantom_count) * bytes, bytes);
+        return 1;
+    }
+    long w, h;
+    int got = pgm_header(f, &w, &h);
+    if (got != 1) return got;
+    if ((uint32_t)w != f->width || (uint32_t)h != f->height) {
+        fprintf(stderr, "play: %s frame %zu is %ldx%ld, the first was %ux%u\n", f->path, f->index, w, h, f->width,
+                f->height);
+        return -1;
+    }
+    if (fread(out, 1, bytes, f->file) != bytes) {
+        fprintf(stderr, "play: %s frame %zu is truncated\n", f->path, f->index);
+        return -1;
+    }
+    f->index++;
+    return 1;
+}
+
+static void feed_close(feed *f) {
+    if (f->file) fclose(f->file);
+    free(f->phantom);
 }
 
 static int compare_u64(const void *a, const void *b) {
@@ -188,11 +204,14 @@ int main(int argc, char **argv) {
     options o;
     int bad = parse_options(argc, argv, &o);
     if (bad) return bad;
-    clip c;
-    if (o.input ? read_pgm_stream(o.input, &c) : make_phantom(o.phantom, o.width, o.height, &c)) return 2;
-    size_t total = c.count;
-    if (o.frames > 0 && (size_t)o.frames < total) total = (size_t)o.frames;
-    const size_t frame_bytes = (size_t)c.width * c.height;
+    feed in;
+    if (o.input ? feed_open_pgm(&in, o.input) : feed_open_phantom(&in, o.width, o.height)) {
+        feed_close(&in);
+        return 2;
+    }
+    size_t limit = o.input ? SIZE_MAX : (size_t)o.phantom;
+    if (o.frames > 0 && (size_t)o.frames < limit) limit = (size_t)o.frames;
+    const size_t frame_bytes = (size_t)in.width * in.height;
 
     sb_channel_config cfg;
     sb_channel_config_default(&cfg);
@@ -207,27 +226,34 @@ int main(int argc, char **argv) {
     }
     if (st != SB_OK) {
         fprintf(stderr, "play: cannot open channel %s: %s\n", o.channel, sb_status_string(st));
-        free(c.pixels);
+        feed_close(&in);
         return 1;
     }
     FILE *out = NULL;
     if (o.output && (out = fopen(o.output, "wb")) == NULL) {
         fprintf(stderr, "play: cannot write %s: %s\n", o.output, strerror(errno));
         sb_channel_close(ch);
-        free(c.pixels);
+        feed_close(&in);
         return 2;
     }
 
-    uint8_t *back = malloc(frame_bytes);
-    uint64_t *latency = calloc(total ? total : 1, sizeof(uint64_t));
+    uint8_t *frame = malloc(frame_bytes), *back = malloc(frame_bytes);
+    size_t latency_cap = 1024;
+    uint64_t *latency = malloc(latency_cap * sizeof(uint64_t));
     size_t sent = 0, received = 0, enhanced = 0, passthrough = 0;
     long long newest = -1; /* highest frame_id received */
-    int failed = 0;
+    int failed = frame == NULL || back == NULL || latency == NULL, input_done = 0;
     const uint64_t t_start = sb_now_ns();
-    while (!failed && (size_t)(newest + 1) < total) {
-        if (sent < total && (long long)sent - (newest + 1) < o.inflight) {
-            sb_frame_info f = {c.width, c.height, c.width, SB_FORMAT_GRAY8, sent, sb_now_ns(), 0, 0};
-            st = sb_channel_write(ch, &f, c.pixels + (sent % c.count) * frame_bytes, (int)o.timeout_ms);
+    while (!failed) {
+        if (!input_done && sent < limit && (long long)sent - (newest + 1) < o.inflight) {
+            int got = feed_next(&in, frame);
+            if (got <= 0) {
+                input_done = 1;
+                failed = got < 0 ? 2 : 0;
+                continue;
+            }
+            sb_frame_info f = {in.width, in.height, in.width, SB_FORMAT_GRAY8, sent, sb_now_ns(), 0, 0};
+            st = sb_channel_write(ch, &f, frame, (int)o.timeout_ms);
             if (st != SB_OK) {
                 fprintf(stderr, "play: frame %zu: %s\n", sent, sb_status_string(st));
                 failed = 1;
@@ -236,6 +262,7 @@ int main(int argc, char **argv) {
             sent++;
             continue;
         }
+        if ((input_done || sent >= limit) && newest + 1 >= (long long)sent) break; /* all back */
         sb_frame_info got;
         st = sb_channel_read(ch, &got, back, frame_bytes, (int)o.timeout_ms);
         if (st == SB_ERR_TIMEOUT || st == SB_ERR_PEER_GONE) {
@@ -247,13 +274,23 @@ int main(int argc, char **argv) {
             failed = 1;
             break;
         }
-        if ((long long)got.frame_id <= newest || got.frame_id >= sent || (got.flags & SB_FLAG_END_OF_STREAM)) {
-            fprintf(stderr, "play: unexpected frame_id %llu (newest %lld, sent %zu)\n",
-                    (unsigned long long)got.frame_id, newest, sent);
+        if ((long long)got.frame_id <= newest || got.frame_id >= sent || (got.flags & SB_FLAG_END_OF_STREAM) ||
+            got.width != in.width || got.height != in.height || got.format != SB_FORMAT_GRAY8) {
+            fprintf(stderr, "play: unexpected frame_id %llu (%ux%u, newest %lld, sent %zu)\n",
+                    (unsigned long long)got.frame_id, got.width, got.height, newest, sent);
             failed = 1;
             break;
         }
         uint64_t us = (sb_now_ns() - got.timestamp_ns) / 1000;
+        if (received == latency_cap) {
+            uint64_t *grown = realloc(latency, 2 * latency_cap * sizeof(uint64_t));
+            if (grown == NULL) {
+                failed = 1;
+                break;
+            }
+            latency = grown;
+            latency_cap *= 2;
+        }
         latency[received++] = us;
         enhanced += (got.flags & SB_FLAG_ENHANCED) != 0;
         passthrough += (got.flags & SB_FLAG_PASSTHROUGH) != 0;
@@ -266,7 +303,7 @@ int main(int argc, char **argv) {
     const double seconds = (double)(sb_now_ns() - t_start) / 1e9;
 
     if (o.eos && !failed) { /* tell the enhancer the stream is over; wait for it to say the same */
-        sb_frame_info eos = {0, 0, 0, SB_FORMAT_GRAY8, total, sb_now_ns(), SB_FLAG_END_OF_STREAM, 0};
+        sb_frame_info eos = {0, 0, 0, SB_FORMAT_GRAY8, sent, sb_now_ns(), SB_FLAG_END_OF_STREAM, 0};
         st = sb_channel_write(ch, &eos, NULL, (int)o.timeout_ms);
         for (int tries = 0; st == SB_OK && tries < 1000; ++tries) {
             sb_frame_info got;
@@ -278,18 +315,19 @@ int main(int argc, char **argv) {
 
     sb_stats stats;
     sb_channel_stats(ch, &stats);
-    qsort(latency, received, sizeof(uint64_t), compare_u64);
-    size_t dropped = total - received;
-    unsigned long long median = received ? (unsigned long long)latency[received / 2] : 0;
-    unsigned long long p99 = received ? (unsigned long long)latency[(received * 99) / 100 < received ? (received * 99) / 100 : received - 1] : 0;
+    if (latency != NULL) qsort(latency, received, sizeof(uint64_t), compare_u64);
+    size_t p99 = received ? (received * 99) / 100 : 0;
     printf("summary sent %zu received %zu enhanced %zu passthrough %zu dropped %zu ring_dropped %llu "
            "latency_us_median %llu latency_us_p99 %llu fps %.1f size %ux%u\n",
-           sent, received, enhanced, passthrough, dropped, (unsigned long long)stats.frames_dropped, median, p99,
-           seconds > 0 ? (double)received / seconds : 0.0, c.width, c.height);
+           sent, received, enhanced, passthrough, sent - received, (unsigned long long)stats.frames_dropped,
+           received ? (unsigned long long)latency[received / 2] : 0ull,
+           received ? (unsigned long long)latency[p99 < received ? p99 : received - 1] : 0ull,
+           seconds > 0 ? (double)received / seconds : 0.0, in.width, in.height);
     if (out) fclose(out);
     free(latency);
     free(back);
-    free(c.pixels);
+    free(frame);
+    feed_close(&in);
     sb_channel_close(ch);
-    return failed ? 1 : 0;
+    return failed;
 }
