@@ -289,7 +289,7 @@ def _dicom_dataset(path: Path, pixels: bool):
     except (pydicom.errors.InvalidDicomError, OSError, EOFError, ValueError, KeyError, TypeError) as exc:
         raise InputError(f"{path} is not a readable DICOM file ({exc}).") from exc
     if "PixelData" not in ds and pixels:
-        raise InputError(f"{path} is a DICOM file without pixel data (not an image).")
+        raise InputError(f"{path} is a DICOM file without readable pixel data (truncated, or not an image).")
     if not pixels and not {"Rows", "Columns"} <= set(ds.dir()):
         raise InputError(f"{path} is a DICOM file without image rows/columns (not an image).")
     return ds
