@@ -45,14 +45,15 @@ MALFORMED = ("SB_ERR_BAD_MAGIC", "SB_ERR_VERSION_MISMATCH", "SB_ERR_CORRUPT_HEAD
 
 def native():
     """The compiled bridge module, or MissingDependencyError saying how to build it."""
+    import importlib
+
     try:
-        from . import _bridge
+        return importlib.import_module(f"{__package__}._bridge")
     except ImportError as exc:
         raise MissingDependencyError(
             f"shm:// needs the native cpp_bridge extension (sonoedge.runtime._bridge), which is not built in "
             f"this install ({exc}); install a C++17 compiler and pybind11, then reinstall with "
             f"`pip install -e .` (see cpp_bridge/README.md)") from exc
-    return _bridge
 
 
 def parse_uri(uri: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
@@ -225,6 +226,15 @@ class ShmSink(Sink):
         except bridge.BridgeError as exc:
             raise channel_error(self.uri, exc) from None
         self.last_id = frame.frame_id
+
+    def end_stream(self) -> None:
+        """Send end of stream now (a device-side client that has no more frames)."""
+        self.open()
+        bridge = native()
+        try:
+            self.attachment.channel.write_end(max(self.last_id + 1, 0), self.config["timeout_ms"])
+        except bridge.BridgeError as exc:
+            raise channel_error(self.uri, exc) from None
 
     def close(self) -> None:
         """Detach; when the device ended its stream, tell it this stream has ended too."""
