@@ -142,12 +142,21 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(data, default=str)
 
 
-def setup_logging(level: str) -> None:
-    """JSON lines on stderr for the ``sonoedge`` loggers (called by the serve command, not the library)."""
+class TextFormatter(logging.Formatter):
+    """One readable line for the one-shot commands (enhance, bench, demo): level, message, key=value."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        extras = " ".join(f"{k}={v}" for k, v in vars(record).items() if k not in _STANDARD and k != "event")
+        return f"sonoedge: {record.levelname.lower()}: {record.getMessage()}" + (f" ({extras})" if extras else "")
+
+
+def setup_logging(level: str, json_lines: bool = True) -> None:
+    """Log lines on stderr for the ``sonoedge`` loggers: JSON for the daemon, text for one-shot
+    commands (called by the commands, never by the library)."""
     import sys
 
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter() if json_lines else TextFormatter())
     root = logging.getLogger("sonoedge")
     root.handlers[:] = [handler]
     root.setLevel(level.upper())

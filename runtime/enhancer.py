@@ -108,14 +108,23 @@ def resolve_bundle(bundle: str) -> Path:
 
 
 def choose_backend(requested: str, precision: str) -> str:
-    """``auto``: native TensorRT where tensorrt and pycuda import, else ONNX Runtime. Logged, never silent."""
+    """The backend to run: ``requested`` unless it is ``auto``.
+
+    ``auto`` asks the device profile (:func:`sonoedge.devices.detect.detect_device`): a profile with
+    TensorRT on a machine where tensorrt and pycuda import gets the native TensorRT backend,
+    everything else ONNX Runtime. The choice and its reason are logged, never silent.
+    """
     if requested != "auto":
         BACKENDS.get(requested)  # unknown names fail with the valid ones
         return requested
-    has_trt = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
-    name = "tensorrt" if has_trt and "tensorrt" in BACKENDS else "onnxruntime"
-    log.info("backend chosen", extra={"event": "backend_chosen", "backend": name, "precision": precision,
-                                       "reason": "tensorrt+pycuda importable" if has_trt else "onnxruntime (no tensorrt here)"})
+    from sonoedge.devices.detect import detect_device
+
+    detected = detect_device()
+    importable = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+    name = "tensorrt" if detected.profile.has_tensorrt and importable else "onnxruntime"
+    reason = (f"device profile {detected.profile.name} ({detected.reason}); "
+              f"tensorrt+pycuda {'importable' if importable else 'not importable'}")
+    log.info("backend chosen", extra={"event": "backend_chosen", "backend": name, "precision": precision, "reason": reason})
     return name
 
 
@@ -292,13 +301,16 @@ class Enhancer:
     # -- the three steps -----------------------------------------------------------------------
     def prepare(self, frame: Frame) -> Job:
         model = self._model
-        image = validate(frame, *model.size_range())
+        lo, hi = model.size_range()
+        image = validate(frame, lo)
         grey = to_grey(image)
         (y0, y1, x0, x1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
         sub = grey[y0:y1, x0:x1]
-        lo = model.size_range()[0]
         if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
             (y0, y1, x0, x1), mask, sub = (0, grey.shape[0], 0, grey.shape[1]), None, grey
+        if sub.shape[0] > hi[0] or sub.shape[1] > hi[1]:  # not malformed: the frame passes through
+            raise SonoedgeError(f"frame {frame.frame_id}: imaging region {sub.shape[0]}x{sub.shape[1]} is larger than "
+                                f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
         tensor, size = pad_to_stride(normalise(np.ascontiguousarray(sub)), model.stride)
         return Job(frame, model, (y0, y1, x0, x1), mask, sub, tensor, size)
 
@@ -372,8 +384,15 @@ class Enhancer:
         return dataclasses.replace(frame, image=image, enhanced=False, passthrough=True, meta=meta)
 
     def __call__(self, frame: Frame) -> Frame:
-        """All three steps on one frame (a malformed frame raises MalformedFrame)."""
-        return self.finish(self.infer(self.prepare(frame)))
+        """All three steps on one frame (a malformed frame raises MalformedFrame; a frame the model
+        cannot take, e.g. a region over its size range, passes through)."""
+        try:
+            job = self.prepare(frame)
+        except MalformedFrame:
+            raise
+        except SonoedgeError as exc:
+            return self.passthrough(frame, str(exc))
+        return self.finish(self.infer(job))
 
     # -- fail-safe state ------------------------------------------------------------------------
     def _fail(self, reason: str, job: Job, keep_output: bool = False) -> None:
@@ -402,7 +421,11 @@ class Enhancer:
         self.failure_reason = ""
 
 
-def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (1 << 16, 1 << 16)) -> np.ndarray:
+# Frames beyond this side are not a probe's output but a corrupt header or a wrong source.
+MAX_FRAME_SIDE = 8192
+
+
+def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (MAX_FRAME_SIDE, MAX_FRAME_SIDE)) -> np.ndarray:
     """The frame's image if it can be enhanced, else MalformedFrame naming what is wrong."""
     if frame.meta.get("malformed"):
         raise MalformedFrame(f"frame {frame.frame_id} from {frame.source}: {frame.meta['malformed']}")
@@ -415,7 +438,7 @@ def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[i
         raise MalformedFrame(f"frame {frame.frame_id}: shape {image.shape}, expected (H, W) or (H, W, 3)")
     h, w = image.shape[:2]
     if h < size_min[0] or w < size_min[1] or h > size_max[0] or w > size_max[1]:
-        raise MalformedFrame(f"frame {frame.frame_id}: size {h}x{w} outside the model's range "
+        raise MalformedFrame(f"frame {frame.frame_id}: size {h}x{w} outside the accepted range "
                              f"{size_min[0]}x{size_min[1]}..{size_max[0]}x{size_max[1]}")
     return image
 

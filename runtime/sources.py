@@ -125,6 +125,20 @@ class ReplaySource(FileSource):
                 return
 
 
+class FramesSource(Source):
+    """Frames already in memory (benchmarks, the demo, tests); not registered under a scheme."""
+
+    live = False
+
+    def __init__(self, images: list[np.ndarray], name: str = "memory", fps: float | None = None, live: bool = False):
+        super().__init__(f"memory://{name}")
+        self.images, self.fps, self.live = images, fps, live
+
+    def __iter__(self) -> Iterator[Frame]:
+        for i, image in enumerate(self.images):
+            yield Frame(image, i, time.monotonic(), self.uri)
+
+
 class _CaptureSource(Source):
     """OpenCV VideoCapture devices and streams; a failed read ends the iteration (the supervisor reopens)."""
 
@@ -207,4 +221,4 @@ class RtspSource(_CaptureSource):
                 "check the address, that the server is up, and that OpenCV was built with FFmpeg")
 
 
-__all__ = ["FileSource", "ReplaySource", "V4l2Source", "RtspSource", "uri_path", "uri_query"]
+__all__ = ["FileSource", "FramesSource", "ReplaySource", "V4l2Source", "RtspSource", "uri_path", "uri_query"]

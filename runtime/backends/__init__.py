@@ -7,5 +7,6 @@ Backends register themselves in ``BACKENDS``; heavy engine imports happen inside
 """
 from .base import BACKENDS, Backend, create_backend
 from . import onnxruntime as _onnxruntime  # noqa: F401  (registers "onnxruntime")
+from . import tensorrt as _tensorrt  # noqa: F401  (registers "tensorrt"; imports tensorrt/pycuda only in load)
 
 __all__ = ["BACKENDS", "Backend", "create_backend"]

@@ -1,6 +1,21 @@
-"""ONNX Runtime backend: CPU everywhere; CUDA and TensorRT execution providers when present."""
+"""ONNX Runtime backend: CPU everywhere; CUDA and TensorRT execution providers when present.
+
+    create_backend("onnxruntime", path)                                   # CUDA if present, else CPU
+    create_backend("onnxruntime", path, providers=["CPUExecutionProvider"], intra_op_threads=2)
+    create_backend("onnxruntime", path, providers=["TensorrtExecutionProvider", "CUDAExecutionProvider"],
+                   precision="fp16", cache_root=...)                     # ORT's own TensorRT EP
+
+Threading: ``intra_op_threads`` (0 = one per physical core) run each operator; inter-op parallelism
+is off (sequential execution: these generators are a chain). ``allow_spinning`` (default off) lets
+idle ORT workers spin: it wins a little when inference is alone on the machine and loses when the
+pipeline's pre/post threads need the same cores (measured in docs/benchmarks/runtime.md).
+
+The TensorRT execution provider builds its engine at session creation (``load``, announced in the
+log, never on the first frame) and caches it under ``cache_root``.
+"""
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -9,16 +24,22 @@ import numpy as np
 from ..errors import BundleError, SonoedgeError
 from .base import BACKENDS, Backend
 
+log = logging.getLogger("sonoedge.runtime.backends.onnxruntime")
+
 
 @BACKENDS.register("onnxruntime")
 class OnnxRuntimeBackend(Backend):
     name = "onnxruntime"
 
     def __init__(self, model_path: str | Path, providers: Sequence[str] | None = None,
-                 intra_op_threads: int = 0, **options: Any):
+                 intra_op_threads: int = 0, allow_spinning: bool = False, precision: str = "fp32",
+                 cache_root: str | Path | None = None, **options: Any):
         super().__init__(model_path, **options)
         self.providers = list(providers) if providers else None
         self.intra_op_threads = intra_op_threads
+        self.allow_spinning = allow_spinning
+        self.precision = precision
+        self.cache_root = cache_root
         self.session = None
 
     def load(self) -> None:
@@ -33,14 +54,33 @@ class OnnxRuntimeBackend(Backend):
             raise SonoedgeError(f"ONNX Runtime here lacks provider(s) {', '.join(missing)}; available: {', '.join(available)}")
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = self.intra_op_threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
+        if "TensorrtExecutionProvider" in providers:
+            log.info("building or loading the ONNX Runtime TensorRT EP engine (can take minutes the first time)",
+                     extra={"event": "trt_ep_build", "model": str(self.model_path)})
         try:
-            self.session = ort.InferenceSession(str(self.model_path), sess_options=opts, providers=providers)
+            self.session = ort.InferenceSession(str(self.model_path), sess_options=opts,
+                                                providers=[self._provider(p) for p in providers])
         except Exception as exc:  # onnxruntime raises its own types for corrupt or unsupported files
             raise BundleError(f"ONNX Runtime cannot load {self.model_path}: {exc}") from None
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
+        self.active_providers = self.session.get_providers()
         self.loaded = True
+
+    def _provider(self, name: str) -> Any:
+        if name != "TensorrtExecutionProvider":
+            return name
+        from ..engine_cache import default_cache_root
+
+        cache = Path(self.cache_root) if self.cache_root else default_cache_root().parent / "ort-trt"
+        return (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                       "trt_timing_cache_enable": True, "trt_fp16_enable": self.precision == "fp16",
+                       "trt_int8_enable": self.precision == "int8"})
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]

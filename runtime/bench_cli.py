@@ -1,0 +1,150 @@
+"""``sonoedge bench BUNDLE``: pure-backend fps and full-pipeline fps in ONE run, and the overhead.
+
+    sonoedge bench bundle/ --input clip.mp4 --frames 200 --repeats 3 --json bench.json
+
+Both measurements use the same frames, decoded into memory first (decoding is the source's cost, not
+the runtime's):
+
+- backend: ``backend.infer`` on the pre-processed tensors of those frames (region crop, pad,
+  normalise done beforehand), back to back: the engine's own speed;
+- pipeline: the frames through the real stream (capture -> prepare -> infer -> finish -> null sink,
+  blocking mode so nothing is dropped): what a user gets.
+
+The two alternate ``--repeats`` times and the medians are reported (the machine may be shared and
+noisy; alternating exposes both to the same conditions). Overhead = pipeline time / backend time - 1.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sonoedge.runtime.enhance_cli import add_model_arguments
+
+    parser.add_argument("bundle", help="bundle directory or .tar ('default' = the embedded default bundle)")
+    parser.add_argument("--input", help="clip or image folder to run (default: a generated phantom clip)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per measurement (the input loops; default 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating backend/pipeline runs (default 3)")
+    parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sonoedge.runtime.daemon import setup_logging
+    from sonoedge.runtime.enhance_cli import enhancer_config
+    from sonoedge.runtime.errors import InputError
+
+    setup_logging("warning", json_lines=False)
+    if args.frames < 1 or args.repeats < 1:
+        raise InputError("--frames and --repeats must be at least 1")
+    cfg = enhancer_config(args)
+    cfg.bundle = "" if args.bundle == "default" else args.bundle
+    images, label = load_frames(args.input, args.frames)
+    result = bench(cfg, images, args.repeats, args.queue_size)
+    result["input"] = label
+    print(format_result(result))
+    if args.json:
+        from sonoedge.runtime.atomic import atomic_path
+
+        with atomic_path(Path(args.json)) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")
+    return 0
+
+
+def load_frames(path: str | None, n: int) -> tuple[list, str]:
+    """``n`` uint8 frames from ``path`` (looped), or from a generated phantom clip."""
+    from sonoedge.runtime.readers import iter_frames
+
+    if path:
+        frames = []
+        for frame in iter_frames(path):
+            frames.append(frame)
+            if len(frames) >= n:
+                break
+        label = str(path)
+    else:
+        from sonoedge.demo import phantom_frames
+
+        frames, _, _ = phantom_frames(min(n, 32), seed=0)
+        label = "generated phantom clip"
+    return [frames[i % len(frames)] for i in range(n)], label
+
+
+def bench(cfg, images: list, repeats: int = 3, queue_size: int = 2) -> dict[str, Any]:
+    """Alternate backend-only and full-pipeline runs over ``images``; medians, overhead, latencies."""
+    from sonoedge.runtime.enhancer import Enhancer, load_model
+    from sonoedge.runtime.pipeline import Pipeline, PipelineConfig
+    from sonoedge.runtime.sinks import NullSink
+    from sonoedge.runtime.sources import FramesSource
+
+    t0 = time.perf_counter()
+    model = load_model(cfg)
+    load_s = time.perf_counter() - t0
+    try:
+        enhancer = Enhancer(model, cfg)
+        from sonoedge.runtime.frames import Frame
+
+        jobs = [enhancer.prepare(Frame(image, i)) for i, image in enumerate(images)]
+        tensors = [job.tensor for job in jobs]
+        backend_s, pipeline_s, last = [], [], None
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            for x in tensors:
+                model.backend.infer(x)
+            backend_s.append(time.perf_counter() - t0)
+            sink = NullSink()
+            pipe = Pipeline(lambda: FramesSource(images), Enhancer(model, cfg), sink,
+                            PipelineConfig(mode="blocking", queue_size=queue_size))
+            t0 = time.perf_counter()
+            last = pipe.run()
+            pipeline_s.append(time.perf_counter() - t0)
+        n = len(images)
+        b, p = statistics.median(backend_s), statistics.median(pipeline_s)
+        return {
+            "bundle": str(model.root), "model": model.name, "precision": model.precision, "backend": model.backend_name,
+            "frames": n, "repeats": repeats, "frame_shape": list(images[0].shape),
+            "model_input_shape": list(tensors[0].shape), "region": enhancer.region.mode,
+            "backend_fps": n / b, "pipeline_fps": n / p, "overhead_pct": (p / b - 1) * 100,
+            "backend_s": backend_s, "pipeline_s": pipeline_s, "load_s": load_s,
+            "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
+            "machine": machine(),
+        }
+    finally:
+        model.close()
+
+
+def machine() -> dict[str, Any]:
+    import os
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    import onnxruntime
+
+    return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version(), "onnxruntime": onnxruntime.__version__}
+
+
+def format_result(r: dict[str, Any]) -> str:
+    lat = r["latency_ms"]
+    lines = [
+        f"bundle {r['model']} ({r['precision']}, {r['backend']}), {r['frames']} frames {r['frame_shape']} "
+        f"-> model input {r['model_input_shape'][2:]}, region {r['region']}, {r['repeats']} repeats, median",
+        f"  backend only   {r['backend_fps']:8.2f} fps",
+        f"  full pipeline  {r['pipeline_fps']:8.2f} fps   overhead {r['overhead_pct']:+.1f}%",
+        "  latency ms     " + "  ".join(f"{stage} p50 {lat[stage]['p50']:.1f} p99 {lat[stage]['p99']:.1f}"
+                                         for stage in ("prepare", "infer", "finish", "end_to_end")),
+        f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores",
+    ]
+    return "\n".join(lines)
