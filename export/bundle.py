@@ -1,0 +1,287 @@
+"""Checkpoint -> device bundle (DESIGN.md, Contracts: Bundle; issue 7, item 8).
+
+    cfg = ExportConfig(target="jetson", precisions=("fp32", "fp16", "int8"), frames="recordings/")
+    manifest = export_bundle("best.pt", "bundle/", cfg)
+
+Steps, each reported on ``progress``:
+1. resolve the target (one device profile or a family) and check the requested precisions;
+2. load the generator (eval mode) and export model.onnx (opset 17, dynamic N/H/W, checker,
+   shape inference, optional onnxslim);
+3. reference frames (real frames from ``frames``; imaging regions cropped, padded to the stride on
+   the fly) and the PyTorch outputs for them -> reference/;
+4. per precision: build the model (fp16 conversion; int8 calibration + sensitivity search), run the
+   references with ONNX Runtime and apply the gate of runtime/gates.py (plus LPIPS, reported);
+5. device profiles, calibration artefacts, engine_plan.json (TensorRT 10/11 builds and trtexec
+   lines), manifest.json with the sha256 of every file.
+
+The bundle is written into a temporary directory and moved into place only when every requested
+precision passed its gate (or ``allow_degraded`` keeps the failures, flagged ``degraded: true``);
+otherwise GateError and no bundle.
+"""
+from __future__ import annotations
+
+import dataclasses
+import datetime
+import json
+import shutil
+import tarfile
+from importlib import metadata
+from pathlib import Path
+from typing import Any, Callable
+
+import cv2
+import numpy as np
+
+from sonoedge.devices.profiles import KNOWN_PRECISIONS, PROFILE_DIR, Target, resolve_target
+from sonoedge.runtime.atomic import atomic_dir, atomic_path
+from sonoedge.runtime.errors import GateError, InputError
+from sonoedge.runtime.frames import pad_to_stride, normalise
+from sonoedge.runtime.gates import check_gate, compare_outputs
+from sonoedge.runtime.manifest import PRECISION_FILES, sha256_file, write_manifest
+from sonoedge.runtime.trt_build import CALIBRATION_TILES, engine_plan
+from sonoedge.runtime.verify import run_frame
+
+from . import fp16 as fp16_mod
+from . import int8 as int8_mod
+from .frames import FrameSet, calibration_tiles, collect_frames
+from .onnx_export import DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx
+
+Progress = Callable[[str], None]
+TOOLS = ("sonoedge", "torch", "onnx", "onnxruntime", "onnxconverter-common", "onnxslim", "numpy", "opencv-python-headless")
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    target: str = "jetson"
+    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
+    frames: str | None = None  # reference frames source (folder, video, DICOM, ...)
+    calib: str | None = None  # calibration source; default: the reference source
+    calib_method: str = "entropy"
+    calib_frames: int = 300  # "several hundred frames" (issue 7, item 3)
+    calib_size: tuple[int, int] | None = None  # default: the target's opt size, at most 256 x 256
+    search_frames: int = 8  # held out from calibration, drive the int8 sensitivity search
+    reference_frames: int = 4
+    reference_size: tuple[int, int] = (256, 256)  # crops of at most this size keep the bundle small
+    bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
+    allow_degraded: bool = False
+    simplify: bool = False
+    lpips_trunk: str | None = None
+    int8_quantize_outputs: bool = False
+    tar: bool = False
+
+
+def check_precisions(target: Target, precisions: tuple[str, ...]) -> tuple[str, ...]:
+    unknown = [p for p in precisions if p not in KNOWN_PRECISIONS]
+    if unknown or not precisions:
+        raise InputError(f"unknown precision(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KNOWN_PRECISIONS)}")
+    unsupported = [p for p in precisions if p not in target.precisions]
+    if unsupported:
+        raise InputError(f"target '{target.name}' does not run {', '.join(unsupported)} "
+                         f"(its profiles list {', '.join(target.precisions)}); drop it from --precisions")
+    if "fp32" not in precisions:
+        precisions = ("fp32", *precisions)  # the fp32 graph is the parity anchor and the legacy TRT input
+    return tuple(p for p in KNOWN_PRECISIONS if p in precisions)
+
+
+def _tool_versions() -> dict[str, str]:
+    out = {}
+    for name in TOOLS:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return out
+
+
+def _torch_infer(generator: Any) -> Callable[[np.ndarray], np.ndarray]:
+    import torch
+
+    def infer(x: np.ndarray) -> np.ndarray:
+        with torch.no_grad():
+            return generator(torch.from_numpy(np.ascontiguousarray(x))).numpy()
+
+    return infer
+
+
+def _ort_infer(path: Path) -> Callable[[np.ndarray], np.ndarray]:
+    sess = int8_mod._session(path)
+    name = sess.get_inputs()[0].name
+    return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
+
+
+def _write_references(root: Path, frames: FrameSet, outputs: list[np.ndarray]) -> dict[str, Any]:
+    (root / "reference").mkdir()
+    inputs, torch_outputs = [], []
+    for i, (image, out) in enumerate(zip(frames.images, outputs)):
+        png, npy = f"reference/frame_{i:03d}.png", f"reference/frame_{i:03d}.torch.npy"
+        if not cv2.imwrite(str(root / png), image):
+            raise InputError(f"cannot write reference frame {root / png}")
+        np.save(root / npy, out.astype(np.float32), allow_pickle=False)
+        inputs.append(png)
+        torch_outputs.append(npy)
+    return {"inputs": inputs, "torch_outputs": torch_outputs, "outputs": {},
+            "sources": frames.sources, "sha256": frames.sha256}
+
+
+def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source: str,
+                      progress: Progress) -> tuple[FrameSet, list[np.ndarray], list[np.ndarray], tuple[int, int]]:
+    """(calibration frames, their tiles, held-out search inputs (1,1,H,W) float32, tile size)."""
+    size = cfg.calib_size or tuple(min(v, 256) for v in target.input.opt)
+    source = cfg.calib or ref_source
+    skip = cfg.reference_frames if source == ref_source else 0
+    total = cfg.calib_frames + cfg.search_frames
+    frames = collect_frames(source, total, size, skip_first=skip)
+    if len(frames.images) < 2:
+        raise InputError(f"calibration source {source} gave {len(frames.images)} usable frame(s); need at least 2")
+    n_search = min(cfg.search_frames, max(1, len(frames.images) // 4))
+    calib = FrameSet(frames.images[:-n_search], frames.sources[:-n_search], frames.description)
+    held = frames.images[-n_search:]
+    tiles = calibration_tiles(calib, size, stride)
+    search_inputs = [pad_to_stride(normalise(im), stride)[0] for im in held]
+    progress(f"export: calibration set: {len(tiles)} frames of {tiles[0].shape[0]}x{tiles[0].shape[1]} from {source} "
+             f"(+{len(held)} held out for the layer search), sha256 {calib.sha256[:12]}")
+    return calib, tiles, search_inputs, size
+
+
+def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degraded: bool,
+                progress: Progress, extra: dict[str, Any]) -> dict[str, Any]:
+    result = check_gate(precision, metrics)
+    degraded = not result.passed and allow_degraded
+    status = "PASS" if result.passed else ("DEGRADED (kept by --allow-degraded)" if degraded else "FAIL")
+    progress(f"export: {precision:5} {status}: max {metrics['max_abs']:.3g}, p99 {metrics['p99_abs']:.3g}, "
+             f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.5f}, LPIPS {metrics.get('lpips', float('nan')):.4f}")
+    return {"file": file, **result.to_dict(), "degraded": degraded, "reference": "pytorch fp32", **extra}
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print) -> dict[str, Any]:
+    """Write the bundle at ``out`` (and ``out.tar`` when cfg.tar); returns the manifest."""
+    from sonoedge.train.checkpoint import load_generator
+
+    from .lpips_metric import build_metric, mean_lpips
+
+    target = resolve_target(cfg.target)
+    precisions = check_precisions(target, tuple(cfg.precisions))
+    if cfg.frames is None:
+        raise InputError("no reference frames: pass --frames PATH (a folder, video or DICOM of real ultrasound)")
+    checkpoint = Path(checkpoint)
+    generator, info = load_generator(checkpoint)
+    stride, scale, channels = int(info["stride"]), int(info.get("scale", 1)), int(info.get("channels", 1))
+    if channels != 1:
+        raise InputError(f"checkpoint {checkpoint} has {channels} channels; sonoedge bundles carry grey (1-channel) models")
+    progress(f"export: {checkpoint.name}: generator '{info['generator']}' ({info['task']}, x{scale}, stride {stride}) "
+             f"-> target {target.name} ({', '.join(target.profile_names())}), precisions {', '.join(precisions)}")
+    refs = collect_frames(cfg.frames, cfg.reference_frames, cfg.reference_size)
+    progress(f"export: {len(refs.images)} reference frames from {cfg.frames} "
+             f"({', '.join(sorted({f'{i.shape[0]}x{i.shape[1]}' for i in refs.images}))})")
+    torch_infer = _torch_infer(generator)
+    torch_out = [run_frame(torch_infer, im, stride, scale) for im in refs.images]
+    lpips = build_metric(cfg.lpips_trunk, progress)
+    out = Path(out)
+    with atomic_dir(out) as root:
+        fp32_path = root / PRECISION_FILES["fp32"]
+        export_onnx(generator, fp32_path, channels, stride)
+        if cfg.simplify:
+            simplify_onnx(fp32_path)
+        graph = check_onnx(fp32_path)
+        progress(f"export: model.onnx opset {graph['opset']}, {graph['nodes']} nodes, ONNX checker and shape inference OK"
+                 + (" (simplified with onnxslim)" if cfg.simplify else ""))
+        reference = _write_references(root, refs, torch_out)
+        entries: dict[str, Any] = {}
+        failures: list[str] = []
+
+        def gate(precision: str, path: Path, extra: dict[str, Any]) -> None:
+            infer = _ort_infer(path)
+            outputs = [run_frame(infer, im, stride, scale) for im in refs.images]
+            metrics = compare_outputs(outputs, torch_out)
+            metrics["lpips"] = mean_lpips(lpips, outputs, torch_out)
+            entry = _gate_entry(precision, metrics, path.name, cfg.allow_degraded, progress,
+                                {"lpips_trunk": lpips.trunk_description, **extra})
+            entries[precision] = entry
+            failures.extend(entry["failures"])
+
+        gate("fp32", fp32_path, {"onnx": graph, "simplified": cfg.simplify})
+        if "fp16" in precisions:
+            path = root / PRECISION_FILES["fp16"]
+            gate("fp16", path, {"conversion": fp16_mod.convert_fp16(fp32_path, path)})
+        calibration: dict[str, Any] | None = None
+        if "int8" in precisions:
+            calibration = _int8(root, fp32_path, cfg, target, stride, gate, progress)
+        if failures and not cfg.allow_degraded:
+            raise GateError("; ".join(failures) + " (pass --allow-degraded to keep failing precisions, flagged)")
+        _copy_profiles(root, target)
+        manifest = _manifest(checkpoint, info, target, cfg, entries, reference, calibration)
+        plan = engine_plan(manifest, target.profiles, list(entries))
+        (root / "engine_plan.json").write_text(json.dumps(plan, indent=2) + "\n")
+        write_manifest(root, manifest)
+    progress(f"export: bundle written to {out} ({_size_mb(out):.2f} MB)")
+    if cfg.tar:
+        tar_path = out.with_name(out.name + ".tar")
+        with atomic_path(tar_path) as tmp, tarfile.open(tmp, "w") as tar:
+            tar.add(out, arcname=out.name)
+        progress(f"export: tar written to {tar_path}")
+    return json.loads((out / "manifest.json").read_text())
+
+
+def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride: int, gate: Callable,
+          progress: Progress) -> dict[str, Any]:
+    calib, tiles, search_inputs, size = _calibration_sets(cfg, target, stride, cfg.frames, progress)
+    (root / "calibration").mkdir()
+    qcfg = int8_mod.Int8Config(method=cfg.calib_method, quantize_outputs=cfg.int8_quantize_outputs)
+    path = root / PRECISION_FILES["int8"]
+    ranges = root / "calibration" / "ort_ranges.json"
+    try:
+        result = int8_mod.search_int8(fp32_path, path, tiles, search_inputs, qcfg, ranges, progress)
+    except int8_mod.Int8SearchError as exc:
+        if not cfg.allow_degraded:
+            raise
+        progress(f"export: {exc} (kept by --allow-degraded)")
+        result = exc.result
+    carried = np.stack(tiles[: cfg.bundle_calib_tiles])
+    np.savez_compressed(root / CALIBRATION_TILES, tiles=carried)
+    calibration = {"method": cfg.calib_method, **calib.to_manifest(), "tile_size": list(tiles[0].shape),
+                   "bundle_tiles": int(carried.shape[0]), "ranges": "calibration/ort_ranges.json",
+                   "tiles": CALIBRATION_TILES}
+    ranked = sorted(result.sensitivity.items(), key=lambda kv: kv[1])
+    gate("int8", path, {
+        "calibration": calibration,
+        "quantization": {"format": "QDQ", "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel",
+                         "op_types": list(qcfg.op_types), "outputs_quantized": qcfg.quantize_outputs},
+        "excluded_nodes": result.excluded, "quantized_nodes": result.quantized,
+        "search": {"passed": result.passed_search, "metrics": result.search_metrics, "trace": result.trace,
+                   "most_sensitive": [{"node": n, "psnr_alone": round(v, 3)} for n, v in ranked[:8]]},
+    })
+    return calibration
+
+
+def _copy_profiles(root: Path, target: Target) -> None:
+    (root / "devices").mkdir()
+    for profile in target.profiles:
+        shutil.copyfile(PROFILE_DIR / f"{profile.name}.toml", root / "devices" / f"{profile.name}.toml")
+
+
+def _manifest(checkpoint: Path, info: dict[str, Any], target: Target, cfg: ExportConfig, entries: dict[str, Any],
+              reference: dict[str, Any], calibration: dict[str, Any] | None) -> dict[str, Any]:
+    size = target.input.aligned(int(info["stride"]))
+    return {
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "model": {"name": checkpoint.stem, "generator": info["generator"], "kwargs": info.get("kwargs", {}),
+                  "task": info["task"], "scale": int(info.get("scale", 1)), "channels": int(info.get("channels", 1)),
+                  "stride": int(info["stride"]), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
+                  "dynamic_axes": sorted(DYNAMIC_AXES[INPUT_NAME].values()),
+                  "size_range": size.to_dict()},
+        "preprocess": {"normalisation": "minus1_1", "pad": "reflect", "grey": True, "region": "auto"},
+        "postprocess": {"denormalisation": "minus1_1", "crop": True, "paste_back": True},
+        "precisions": entries,
+        "reference": reference,
+        "calibration": calibration,
+        "source_checkpoint": {"sha256": sha256_file(checkpoint), "name": checkpoint.name},
+        "tools": _tool_versions(),
+        "target": {"name": target.name, "profiles": target.profile_names(),
+                   "files": [f"devices/{n}.toml" for n in target.profile_names()]},
+        "engine_plan": "engine_plan.json",
+        "export": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
+    }
+
+
+def _size_mb(path: Path) -> float:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) / 1e6

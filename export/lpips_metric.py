@@ -1,0 +1,40 @@
+"""LPIPS for the accuracy reports (the export side of the gates; runtime/gates.py has the thresholds).
+
+LPIPS is reported, not thresholded. It needs the VGG16 trunk weights file; without one
+(``--lpips-trunk`` / ``SONOEDGE_LPIPS_TRUNK`` / the torchvision cache, see
+``sonoedge.train.lpips_offline``) the export uses an explicitly named random trunk and the manifest
+says so (``lpips_trunk``): such values rank outputs but are not comparable with published LPIPS.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from sonoedge.runtime.errors import InputError
+from sonoedge.runtime.frames import denormalise
+
+
+def build_metric(trunk: str | None, progress=print) -> Any:
+    """An LPIPSMetric: the given/located trunk, or the seeded random trunk when none exists (flagged)."""
+    from sonoedge.train.lpips_offline import build_lpips
+
+    try:
+        return build_lpips("vgg", trunk)
+    except InputError as exc:
+        if trunk is not None:
+            raise
+        progress(f"export: LPIPS trunk weights not found ({str(exc).split(';')[0]}); "
+                 "reporting LPIPS with a random seeded trunk (flagged in the manifest)")
+        return build_lpips("vgg", "random")
+
+
+def mean_lpips(metric: Any, outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:
+    """Mean LPIPS over frames of model outputs (1, 1, H, W) in [-1, 1], compared as uint8 images."""
+    values = []
+    for out, ref in zip(outputs, references):
+        a, b = denormalise(out[:, :1]), denormalise(ref[:, :1])
+        if min(a.shape) < 16:
+            raise InputError(f"LPIPS needs frames of at least 16 x 16 pixels, got {a.shape}")
+        values.append(metric.distance(a, b))
+    return float(np.mean(values))
