@@ -49,8 +49,7 @@ def test_ssim_psnr_agree_with_scikit_image_on_real_frames(realus):
 
 
 def test_ssim_psnr_agree_with_scikit_image_on_phantom():
-    phantom = pytest.importorskip("sonoedge.train.phantom")  # TEMP until phantom lands
-    PhantomConfig, simulate_pair = phantom.PhantomConfig, phantom.simulate_pair
+    from sonoedge.train.phantom import PhantomConfig, simulate_pair
 
     for seed, geometry in ((1, "linear"), (2, "convex")):
         low, high, _ = simulate_pair(seed, PhantomConfig(size=(128, 128), geometry=geometry))
