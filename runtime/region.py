@@ -47,9 +47,11 @@ SIDE_SLOPE = 0.03  # each side moving outwards by 3% of the width between 25% an
 FULL_MARGIN = 0.02  # a rectangle within 2% of every edge is the full frame
 SPARSE_ROWS = 0.5  # a strip is sparse echoes (extend across it) when this share of its rows has any echo
 LINE_FILL = 0.6  # a row with echoes across this share of the rectangle width is a transducer line
-EMPTY_FILL = 0.02  # a line (row or column) of the box with under 2% of pixels above black is empty
+EMPTY_FILL = 0.1  # a line (row or column) of the box with under 10% of pixels above black is empty
 SOLID_FILL = 0.5  # ... and one with at least half above black is solid image
-SOLID_RUN = 3  # lines of solid image needed inside an empty line to snap an edge to it
+SNAP_KERNELS = 3  # edges snap within 3 kernel sides: closing bridges one kernel, text adds its height
+TRANSITION = 10  # lines: the fading edge of an image between an empty line and solid image
+SOLID_RUN = 3  # lines whose mean fill must be solid, inside an empty line, to snap an edge to it
 SATURATION = 60  # max - min channel above this (0..255): a colour overlay, not B-mode
 FAN_MIN_COVER = 0.97  # the fitted fan must contain this share of the evidence of the hull
 KINDS = ("sector", "rectangle", "full")
@@ -98,7 +100,7 @@ def detect_region(image: np.ndarray) -> Region:
     polygon_full = np.round((polygon.astype(np.float64) + 0.5) * (sx, sy) - 0.5).astype(np.int32)
     mask = np.zeros((h, w), np.uint8)
     if kind == "rectangle":
-        band = int(np.ceil((_kernel_side(work.evidence.shape) + 2) * max(sx, sy)))
+        band = int(np.ceil(SNAP_KERNELS * _kernel_side(work.evidence.shape) * max(sx, sy)))
         x0, y0, x1, y1 = _refine_box(work.above, polygon_full, band, extended)
         mask[y0:y1, x0:x1] = 1
     else:
@@ -239,21 +241,26 @@ def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tup
 
 
 def _snap(profile, edge: int, band: int, inward: int, size: int) -> int:
-    """The refined index of one edge line; ``profile(a, b)`` is the fill of lines a..b-1."""
+    """The refined index of one edge line; ``profile(a, b)`` is the fill of lines a..b-1.
+
+    Inwards: walking in from the coarse edge to the first solid line, with no solid line on the
+    way (only text, ticks or logos), the edge moves to just inside the last empty line before it,
+    when solid image starts within TRANSITION lines of that empty line. Outwards otherwise: the edge
+    grows over solid lines that the downscale lost.
+    """
     lo, hi = max(0, edge - band), min(size, edge + band + 1)
     fill = profile(lo, hi)
     at = edge - lo  # index of the coarse edge in ``fill``
-    order = np.arange(at, len(fill)) if inward > 0 else np.arange(at, -1, -1)  # edge -> inside
+    inside = np.arange(at, len(fill)) if inward > 0 else np.arange(at, -1, -1)
     solid = fill >= SOLID_FILL
-    best = None
-    for i, j in enumerate(order[:-SOLID_RUN]):
-        if fill[j] < EMPTY_FILL and solid[order[i + 1 : i + 1 + SOLID_RUN]].all():
-            best = order[i + 1]  # innermost empty line that has solid image right inside it
-    if best is not None:
-        return lo + int(best)
-    outward = np.arange(at - inward, -1 if inward > 0 else len(fill), -inward)
+    first_solid = next((i for i, j in enumerate(inside) if solid[j]), None)
+    if first_solid is not None and first_solid > 0:
+        empty = [i for i in range(first_solid) if fill[inside[i]] < EMPTY_FILL]
+        run = inside[first_solid : first_solid + SOLID_RUN]
+        if empty and first_solid - empty[-1] <= TRANSITION and len(run) == SOLID_RUN and fill[run].mean() >= SOLID_FILL:
+            return lo + int(inside[empty[-1] + 1])
     new = at
-    for j in outward:
+    for j in np.arange(at - inward, -1 if inward > 0 else len(fill), -inward):
         if not solid[j]:
             break
         new = j
