@@ -25,6 +25,7 @@ compiler and pybind11 are present; without it, opening shm:// fails with one sen
 """
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 import time
@@ -88,6 +89,7 @@ class _Attachment:
 
     _lock = threading.Lock()
     _open: dict[tuple[str, str], "_Attachment"] = {}
+    _exit_hook = False
 
     def __init__(self, uri: str, name: str, options: dict[str, Any]):
         bridge = native()
@@ -99,6 +101,7 @@ class _Attachment:
         self.key = (name, options["role"])
         self.users = 0
         self.end_seen = False  # the peer sent end of stream on the ring we read
+        self.stopping = threading.Event()  # set at interpreter exit: sources stop reading
 
     @classmethod
     def acquire(cls, uri: str, name: str, options: dict[str, Any]) -> "_Attachment":
@@ -107,7 +110,22 @@ class _Attachment:
             if attachment is None:
                 attachment = cls._open[(name, options["role"])] = cls(uri, name, options)
             attachment.users += 1
+            if not cls._exit_hook:
+                atexit.register(cls.close_all)
+                cls._exit_hook = True
             return attachment
+
+    @classmethod
+    def close_all(cls) -> None:
+        """Detach every channel at interpreter exit, so the peer sees a clean detach (not a death)
+        and no thread is left inside native code while the interpreter shuts down (a daemon thread
+        still reading there would abort the process)."""
+        with cls._lock:
+            attachments = list(cls._open.values())
+            cls._open.clear()
+        for attachment in attachments:
+            attachment.stopping.set()
+            attachment.channel.close()  # waits for a read in flight (at most timeout_ms)
 
     def release(self) -> None:
         with self._lock:
@@ -154,9 +172,10 @@ class ShmSource(Source):
     def __iter__(self) -> Iterator[Frame]:
         self.open()
         bridge = native()
-        channel = self.attachment.channel
+        attachment = self.attachment  # close() from another thread clears self.attachment
+        channel = attachment.channel
         peer_gone = False
-        while not self._closing.is_set():
+        while not (self._closing.is_set() or attachment.stopping.is_set()):
             try:
                 item = channel.read(self.config["timeout_ms"])
             except bridge.BridgeError as exc:
@@ -171,7 +190,7 @@ class ShmSource(Source):
                     yield Frame(np.zeros((0, 0), np.uint8), -1, time.monotonic(), self.uri,
                                 meta={"malformed": str(exc.args[-1])})
                     continue
-                if self._closing.is_set():
+                if self._closing.is_set() or attachment.stopping.is_set():
                     break
                 raise channel_error(self.uri, exc) from None
             if item is None:
@@ -181,7 +200,7 @@ class ShmSource(Source):
                 peer_gone = False
             image, frame_id, timestamp_ns, flags = item
             if flags & bridge.FLAG_END_OF_STREAM:
-                self.attachment.end_seen = True
+                attachment.end_seen = True
                 return
             yield Frame(image, int(frame_id), timestamp_ns / 1e9, self.uri, meta={"shm_flags": int(flags)})
 

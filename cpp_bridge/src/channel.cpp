@@ -165,7 +165,7 @@ sb_status attach_side(sb_channel *ch) {
     if (old != 0 && side_alive(side, ch->peer_timeout_ns)) return SB_ERR_ROLE_TAKEN;
     side.heartbeat_ns.store(sb_now_ns(), std::memory_order_release);
     if (!side.pid.compare_exchange_strong(old, ch->pid, std::memory_order_acq_rel)) return SB_ERR_ROLE_TAKEN;
-    side.generation.fetch_add(1, std::memory_order_acq_rel);
+    ch->generation = side.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
     // A consumer that died mid-copy left its claim on a slot; we are the consumer now.
     ch->header->ring[sb::read_ring(ch->role)].reading.store(0, std::memory_order_release);
     return SB_OK;

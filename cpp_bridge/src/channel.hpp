@@ -16,6 +16,7 @@ struct sb_channel {
     uint64_t peer_timeout_ns = 0;
     int32_t pid = 0;
     bool created = false;  // this handle created the shared object
+    uint32_t generation = 0;      // this side's generation, from its attach
     uint32_t death_reported = 0;  // the peer generation whose death sb_channel_read last reported
 
     // background heartbeat

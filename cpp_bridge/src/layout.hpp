@@ -67,6 +67,7 @@ struct alignas(kAlign) SlotHeader {
     uint32_t width, height, stride, format;
     uint64_t frame_id, timestamp_ns;
     uint32_t flags, payload_bytes;
+    uint32_t reader_generation;  // the reader side's generation when written (0: no reader yet)
 };
 
 inline uint64_t round_up(uint64_t value, uint64_t align) { return (value + align - 1) / align * align; }

@@ -36,12 +36,12 @@ sb_status check_frame(const sb_frame_info &f, uint64_t slot_bytes, uint64_t *pay
 struct SlotFields {
     uint32_t magic, version, width, height, stride, format;
     uint64_t frame_id, timestamp_ns;
-    uint32_t flags, payload_bytes;
+    uint32_t flags, payload_bytes, reader_generation;
 };
 
 SlotFields fields_of(const sb::SlotHeader &s) {
     return SlotFields{s.magic, s.version, s.width, s.height, s.stride, s.format,
-                      s.frame_id, s.timestamp_ns, s.flags, s.payload_bytes};
+                      s.frame_id, s.timestamp_ns, s.flags, s.payload_bytes, s.reader_generation};
 }
 
 // What a reader checks before trusting a slot it copied consistently.
@@ -114,6 +114,7 @@ sb_status sb_channel_write(sb_channel *ch, const sb_frame_info *info, const void
     slot->timestamp_ns = info->timestamp_ns;
     slot->flags = info->flags;
     slot->payload_bytes = static_cast<uint32_t>(payload);
+    slot->reader_generation = ch->header->side[1 - ch->role].generation.load(std::memory_order_acquire);
     if (payload != 0) std::memcpy(reinterpret_cast<uint8_t *>(slot) + sizeof(sb::SlotHeader), pixels, payload);
     slot->seq.store(2 * k + 2, std::memory_order_release);
     r.write_seq.store(k + 1, std::memory_order_release);
@@ -156,6 +157,13 @@ sb_status sb_channel_read(sb_channel *ch, sb_frame_info *info, void *pixels, siz
                 r.frames_dropped.fetch_add(k + 1 - consumed, std::memory_order_relaxed);
                 r.consumed.store(k + 1, std::memory_order_release);
                 return verdict;
+            }
+            if (copy.reader_generation != 0 && copy.reader_generation != ch->generation) {
+                // Written for a reader that has since died or left (we re-attached in its place):
+                // stale, e.g. an enhanced frame of the previous device session. Skip it.
+                r.frames_dropped.fetch_add(k + 1 - consumed, std::memory_order_relaxed);
+                r.consumed.store(k + 1, std::memory_order_release);
+                continue;
             }
             fill_info(info, copy);
             if (!fits) return SB_ERR_BUFFER_TOO_SMALL;  // left unread: retry with a larger buffer

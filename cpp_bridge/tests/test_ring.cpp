@@ -183,6 +183,33 @@ void timed_read_waits_then_times_out() {
     late.join();
 }
 
+void frames_for_a_previous_reader_are_skipped() {
+    auto cfg = check::fast_config(4, 64);
+    std::string name = check::unique_name("stale");
+    sb_channel *client = nullptr, *server = nullptr;
+    std::vector<uint8_t> px(64, 1), out(64);
+    sb_frame_info f = grey(8, 8, 1), got{};
+    CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_CLIENT, &cfg, &client), SB_OK);
+    CHECK_STATUS(sb_channel_write(client, &f, px.data(), 0), SB_OK);  // before any enhancer: kept for it
+    CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_SERVER, &cfg, &server), SB_OK);
+    CHECK_STATUS(sb_channel_read(server, &got, out.data(), out.size(), 0), SB_OK);
+    CHECK(got.frame_id == 1);
+    f.frame_id = 2;
+    CHECK_STATUS(sb_channel_write(client, &f, px.data(), 0), SB_OK);  // for this enhancer, which leaves
+    CHECK_STATUS(sb_channel_close(server), SB_OK);
+    CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_SERVER, &cfg, &server), SB_OK);
+    CHECK_STATUS(sb_channel_read(server, &got, out.data(), out.size(), 0), SB_ERR_TIMEOUT);  // 2 was stale
+    f.frame_id = 3;
+    CHECK_STATUS(sb_channel_write(client, &f, px.data(), 0), SB_OK);
+    CHECK_STATUS(sb_channel_read(server, &got, out.data(), out.size(), 0), SB_OK);
+    CHECK(got.frame_id == 3);
+    sb_stats st{};
+    sb_channel_stats(server, &st);
+    CHECK(st.frames_read == 2 && st.frames_dropped == 1);
+    sb_channel_close(server);
+    sb_channel_close(client);
+}
+
 }  // namespace
 
 int main() {
@@ -192,5 +219,6 @@ int main() {
     RUN(small_buffer_leaves_the_frame_unread);
     RUN(both_directions_are_independent);
     RUN(timed_read_waits_then_times_out);
+    RUN(frames_for_a_previous_reader_are_skipped);
     return check::failures() == 0 ? 0 : 1;
 }

@@ -116,3 +116,41 @@ def test_play_feeds_300_real_frames_through_sonoedge_serve(native_build, sanitiz
         else:
             np.testing.assert_array_equal(image, source)  # passed through untouched
     assert len(ids) == received and ids == sorted(set(ids)), "frames came back twice or out of order"
+
+
+def test_daemon_outlives_device_restarts_and_crashes_then_stops_cleanly(native_build, sanitizer_env, tmp_path):
+    """The device software exits, comes back, is SIGKILLed mid-stream and comes back again; the
+    daemon serves each new session without restarting, then stops on SIGTERM and detaches."""
+    import signal
+    import time
+
+    bundle = _tiny_bundle(tmp_path / "bundle")
+    name = f"pytest-restart-{uuid.uuid4().hex[:8]}"
+    uri = f"shm://{name}?slots=4&max_bytes={128 * 128}&peer_timeout_ms=500"
+    config = tmp_path / "enhancer.toml"
+    config.write_text(f'[source]\nuri = "{uri}"\n[sink]\nuri = "{uri}"\n[enhancer]\nbundle = "{bundle}"\nthreads = 1\n'
+                      '[health]\nport = 0\n[log]\nstats_interval_s = 0.0\n')
+    daemon = subprocess.Popen([sys.executable, "-m", "sonoedge", "serve", "--config", str(config)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play = [str(native_build / "play"), "--channel", name, "--width", "128", "--height", "128", "--slots", "4",
+            "--quiet", "--timeout-ms", "20000"]
+    shm = Path("/dev/shm") / f"sonoedge-{name}"
+    try:
+        for session in range(2):  # a clean exit, then a new session on the same daemon
+            run = subprocess.run(play + ["--phantom", "40"], capture_output=True, text=True, env=sanitizer_env, timeout=120)
+            assert run.returncode == 0 and "received 40 " in run.stdout, run.stdout + run.stderr
+        crashed = subprocess.Popen(play + ["--phantom", "100000"], stdout=subprocess.PIPE, env=sanitizer_env)
+        time.sleep(1.0)
+        crashed.kill()  # the device software dies mid-stream
+        crashed.wait()
+        run = subprocess.run(play + ["--phantom", "40"], capture_output=True, text=True, env=sanitizer_env, timeout=120)
+        assert run.returncode == 0 and "received 40 " in run.stdout, run.stdout + run.stderr
+        assert daemon.poll() is None, "the daemon exited"
+        daemon.send_signal(signal.SIGTERM)
+        _, log = daemon.communicate(timeout=30)
+        assert daemon.returncode == 0, log[-3000:]
+        assert not shm.exists(), "the channel was not removed after both sides left"
+    finally:
+        daemon.kill()
+        if shm.exists():
+            shm.unlink()

@@ -133,7 +133,9 @@ sb_status sb_channel_write(sb_channel *channel, const sb_frame_info *info, const
  * Waits at most timeout_ms (0: poll, < 0: forever) for a frame: SB_ERR_TIMEOUT when none came.
  * When the writer has died, the first call after its death returns SB_ERR_PEER_GONE at once;
  * later calls wait their timeout for a re-attached writer's frame and return SB_ERR_PEER_GONE
- * (not SB_ERR_TIMEOUT) while it stays dead. Frames it published before dying are still read. */
+ * (not SB_ERR_TIMEOUT) while it stays dead. Frames it published before dying are still read.
+ * Frames written while an earlier reader held this side (one that died or closed before we
+ * attached) are stale and skipped as dropped; frames written before any reader attached are kept. */
 sb_status sb_channel_read(sb_channel *channel, sb_frame_info *info, void *pixels, size_t capacity,
                           int timeout_ms);
 
