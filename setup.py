@@ -46,10 +46,12 @@ def bridge_extensions() -> list:
 class OptionalBuildExt(build_ext):
     """Build the native bridge if possible; a failure is a message, never a failed install."""
 
+    failed = False
+
     def run(self) -> None:
         try:
             super().run()
-        except Exception as exc:  # no compiler at all: setuptools raises before building anything
+        except Exception as exc:  # no compiler at all, or (editable) nothing built to copy
             self._skip(exc)
 
     def build_extension(self, ext) -> None:
@@ -58,9 +60,10 @@ class OptionalBuildExt(build_ext):
         except Exception as exc:  # a compiler error: report it, keep the pure-Python package
             self._skip(exc)
 
-    @staticmethod
-    def _skip(exc: Exception) -> None:
-        print(f"sonoedge: building the native bridge failed ({exc}): {BRIDGE_HELP}", file=sys.stderr)
+    def _skip(self, exc: Exception) -> None:
+        if not self.failed:  # one message, not one per later step that misses the extension
+            print(f"sonoedge: building the native bridge failed ({exc}): {BRIDGE_HELP}", file=sys.stderr)
+        self.failed = True
 
 
 setup(packages=find_packages(), ext_modules=bridge_extensions(), cmdclass={"build_ext": OptionalBuildExt})
