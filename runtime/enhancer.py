@@ -62,6 +62,7 @@ class EnhancerConfig:
     retry_backoff_max_s: float = 10.0
     marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
     warmup_size: tuple[int, int] = (0, 0)  # (H, W) of warm-up runs; (0, 0) = the manifest's opt size
+    build_engine: bool = False  # tensorrt: build a missing engine at load (announced) instead of failing
 
 
 @dataclasses.dataclass
@@ -145,7 +146,7 @@ def load_model(cfg: EnhancerConfig) -> LoadedModel:
     name = choose_backend(cfg.backend, cfg.precision)
     options = _backend_options(name, cfg)
     if name == "tensorrt":
-        options["precision"] = cfg.precision
+        options.update(precision=cfg.precision, bundle=root, build_missing=cfg.build_engine)
     backend = BACKENDS.create(name, path, **options)
     backend.load()
     model = LoadedModel(root, manifest, cfg.precision, backend, name, sha256_file(path))

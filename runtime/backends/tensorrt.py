@@ -6,7 +6,9 @@
 The engine is never built here behind the user's back: ``load`` looks the plan up in the engine
 cache (:mod:`sonoedge.runtime.engine_cache`, keyed by GPU, compute capability, SM count, TensorRT
 version, precision, DLA core and the ONNX file's sha256) and, when there is none, fails with the
-command that builds it (``sonoedge build-engine BUNDLE``), which announces its progress.
+command that builds it (``sonoedge build-engine BUNDLE``), which announces its progress; or, when
+the config asks for it (``build_missing=True``, daemon key ``enhancer.build_engine``), runs that
+same build at load time with a warning and its progress, never on the first frame.
 
 Per inference: the input is copied into a pinned (page-locked) host buffer, then host-to-device,
 ``execute_async_v3`` and device-to-host run asynchronously on ONE CUDA stream, and the stream is
@@ -54,7 +56,7 @@ class TensorRTBackend(Backend):
 
     def __init__(self, model_path: str | Path, precision: str = "fp32", dla_core: int | None = None,
                  cache_root: str | Path | None = None, cuda_graph: bool = False, device: int = 0,
-                 bundle: str | Path | None = None, **options: Any):
+                 bundle: str | Path | None = None, build_missing: bool = False, **options: Any):
         super().__init__(model_path, **options)
         self.precision = precision
         self.dla_core = dla_core
@@ -62,6 +64,7 @@ class TensorRTBackend(Backend):
         self.cuda_graph = cuda_graph
         self.device = device
         self.bundle = Path(bundle) if bundle is not None else self.model_path.parent
+        self.build_missing = build_missing
         self.buffers: dict[tuple[int, ...], _Buffers] = {}
 
     # -- lifecycle -------------------------------------------------------------------------------
@@ -80,6 +83,9 @@ class TensorRTBackend(Backend):
         try:
             key = describe_current_gpu().key(self.precision, self.dla_core, sha256_file(self.model_path))
             plan = EngineCache(self.cache_root).lookup(key)
+            if plan is None and self.build_missing:
+                self._build()
+                plan = EngineCache(self.cache_root).lookup(key)
             if plan is None:
                 raise BundleError(
                     f"no engine cached for {key.digest()} ({key.gpu_name}, TensorRT {key.trt_version}, {self.precision}"
@@ -146,6 +152,20 @@ class TensorRTBackend(Backend):
         super().close()
 
     # -- internals -------------------------------------------------------------------------------
+    def _build(self) -> None:
+        """``sonoedge build-engine`` in-process (config ``enhancer.build_engine = true``): announced, at load."""
+        import argparse
+
+        from .. import build_engine_cli
+
+        log.warning("no cached engine: building it now (minutes; progress follows)",
+                    extra={"event": "engine_build", "bundle": str(self.bundle), "precision": self.precision})
+        args = argparse.Namespace(bundle=str(self.bundle), precision=self.precision, profile=None,
+                                  cache=None if self.cache_root is None else str(self.cache_root), calib=None,
+                                  legacy=False, dla_core=self.dla_core, no_dla=self.dla_core is None,
+                                  trt_version=None, dry_run=False, force=False)
+        build_engine_cli.run(args)
+
     def _enqueue(self, buf: _Buffers) -> None:
         if not self.context.execute_async_v3(self.stream.handle):
             raise SonoedgeError(f"TensorRT enqueue failed for input shape {buf.in_shape} (see the TensorRT log above)")

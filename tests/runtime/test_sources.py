@@ -92,18 +92,14 @@ def test_replay_uses_the_file_rate_and_stops_without_loop(realus):
         assert source.fps == pytest.approx(25, abs=0.5)  # the clip's own rate (SOURCES.md: 25 fps)
 
 
-def test_phantom_clip_through_the_file_source(tmp_path):
-    phantom = pytest.importorskip("sonoedge.train.phantom", reason="the phantom simulator (H2) is not committed yet")
-    import inspect
+def test_phantom_clip_through_the_file_and_replay_sources(tmp_path):
+    from sonoedge.train.phantom import PhantomConfig, write_clip
 
-    params = inspect.signature(phantom.simulate_clip).parameters
-    kwargs = {k: v for k, v in {"frames": 6, "n_frames": 6, "seed": 0}.items() if k in params}
-    clip = phantom.simulate_clip(**kwargs)
-    out = tmp_path / "phantom.mp4"
-    phantom.write_clip(clip, out) if "path" not in inspect.signature(phantom.write_clip).parameters else phantom.write_clip(clip, path=out)
-    written = out if out.exists() else next(tmp_path.iterdir())
-    _, frames = _take(str(written))
-    assert len(frames) >= 6 and frames[0].image.dtype == np.uint8
+    write_clip(tmp_path / "clip", frames=6, fps=50, cfg=PhantomConfig(size=(96, 128)), seed=3)
+    for uri in (str(tmp_path / "clip" / "low.mp4"), f"replay://{tmp_path / 'clip' / 'high.mp4'}"):
+        source, frames = _take(uri)
+        assert len(frames) == 6 and frames[0].image.shape == (96, 128) and frames[0].image.dtype == np.uint8
+        assert source.fps == pytest.approx(50)
 
 
 def test_missing_file_names_the_path(tmp_path):
