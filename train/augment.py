@@ -54,9 +54,12 @@ def augment_images(images: list[np.ndarray], cfg: AugmentConfig, rng: np.random.
         images = [_affine(im, angle, scale) for im in images]
     if margin:
         h, w = images[0].shape
-        margin_y, margin_x = min(margin, h - 1), min(margin, w - 1)
-        dy, dx = int(rng.integers(0, margin_y + 1)), int(rng.integers(0, margin_x + 1))
-        images = [im[dy : dy + h - margin_y, dx : dx + w - margin_x] for im in images]
+        if margin >= min(h, w):
+            from sonoedge.runtime.errors import InputError
+
+            raise InputError(f"an image of {w}x{h} pixels is too small for a crop margin of {margin}; lower data.augment.crop_margin.")
+        dy, dx = int(rng.integers(0, margin + 1)), int(rng.integers(0, margin + 1))
+        images = [im[dy : dy + h - margin, dx : dx + w - margin] for im in images]
     if cfg.hflip and rng.random() < 0.5:
         images = [im[:, ::-1] for im in images]
     return [np.ascontiguousarray(im) for im in images]

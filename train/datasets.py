@@ -144,8 +144,8 @@ def match_pairs(low: list[str], high: list[str], root: Path | str = "") -> list[
     """Low names that have a high partner of the same relative name (any image extension)."""
     low_keys = {_stem(n): n for n in low}
     high_keys = {_stem(n): n for n in high}
-    only_low = sorted(set(low_keys) - set(high_keys), key=_natural_key)
-    only_high = sorted(set(high_keys) - set(low_keys), key=_natural_key)
+    only_low = sorted((low_keys[k] for k in set(low_keys) - set(high_keys)), key=_natural_key)
+    only_high = sorted((high_keys[k] for k in set(high_keys) - set(low_keys)), key=_natural_key)
     if only_low or only_high:
         raise InputError(
             f"{root}: {len(only_low)} low image(s) without a high partner (first: {', '.join(only_low[:5]) or '-'}) and "
