@@ -1,0 +1,16 @@
+"""Self-supervised CycleGAN 4x super-resolution of ultrasound images (Liu et al., seed 002).
+
+    networks.py  the multi-scale generator G (LR -> SR, Fig. 1 / Table I), the degradation
+                 generator F (HR -> LR, Fig. 2), the patch discriminator (Fig. 3)
+    resize.py    the one bicubic resize used everywhere (degradation, bicubic baseline, ensemble)
+    fathers.py   HR fathers / LR sons (ZSSR-style self-supervision) and random crops
+    losses.py    Eq. 2-7 and the history buffer of generated images (Shrivastava et al.)
+    schedule.py  the ZSSR learning-rate policy (1e-3 down to 1e-6)
+    ensemble.py  8-way geometric self-ensemble with back-projection and the median
+    ifc.py       information fidelity criterion (Sheikh et al. 2005), numpy
+    config.py    typed configs with the paper's defaults
+    trainer.py   zero-shot and dataset modes
+    presets.py   the `liu2021-sr` preset for `sonoedge train`
+    cli.py       `sonoedge sr`
+    evaluate_hc18.py  the paper's evaluation on the realus/hc18 frames
+"""
