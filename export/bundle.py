@@ -65,6 +65,7 @@ class ExportConfig:
     bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
     allow_degraded: bool = False
     simplify: bool = False
+    lpips: bool = True  # LPIPS is reported (not gated); off only to save the VGG16 cost
     lpips_trunk: str | None = None
     int8_quantize_outputs: bool = False
     tar: bool = False
@@ -175,7 +176,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
              f"({', '.join(sorted({f'{i.shape[0]}x{i.shape[1]}' for i in refs.images}))})")
     torch_infer = _torch_infer(generator)
     torch_out = [run_frame(torch_infer, im, stride, scale) for im in refs.images]
-    lpips = build_metric(cfg.lpips_trunk, progress)
+    lpips = build_metric(cfg.lpips_trunk, progress) if cfg.lpips else None
     out = Path(out)
     with atomic_dir(out) as root:
         fp32_path = root / PRECISION_FILES["fp32"]
@@ -193,9 +194,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
             infer = _ort_infer(path)
             outputs = [run_frame(infer, im, stride, scale) for im in refs.images]
             metrics = compare_outputs(outputs, torch_out)
-            metrics["lpips"] = mean_lpips(lpips, outputs, torch_out)
+            if lpips is not None:
+                metrics["lpips"] = mean_lpips(lpips, outputs, torch_out)
+            trunk = lpips.trunk_description if lpips is not None else "not computed (--no-lpips)"
             entry = _gate_entry(precision, metrics, path.name, cfg.allow_degraded, progress,
-                                {"lpips_trunk": lpips.trunk_description, **extra})
+                                {"lpips_trunk": trunk, **extra})
             entries[precision] = entry
             failures.extend(entry["failures"])
 

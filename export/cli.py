@@ -38,6 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--allow-degraded", action="store_true", help="keep precisions that fail their gate, flagged degraded")
     parser.add_argument("--simplify", action="store_true", help="simplify the ONNX graph with onnxslim")
     parser.add_argument("--lpips-trunk", help="VGG16 trunk weights for LPIPS (default: search; random trunk, flagged, if none)")
+    parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported only, never gated; saves the VGG16 cost)")
     parser.add_argument("--int8-quantize-outputs", action="store_true",
                         help="also quantize conv outputs (faster ONNX Runtime CPU int8; TensorRT prefers inputs only)")
     parser.add_argument("--tar", action="store_true", help="also write BUNDLE.tar")
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()),
         frames=args.frames, calib=args.calib, calib_method=args.calib_method, calib_frames=args.calib_frames,
         calib_size=args.calib_size, reference_frames=args.reference_frames, reference_size=args.reference_size,
-        allow_degraded=args.allow_degraded, simplify=args.simplify, lpips_trunk=args.lpips_trunk,
+        allow_degraded=args.allow_degraded, simplify=args.simplify, lpips=not args.no_lpips, lpips_trunk=args.lpips_trunk,
         int8_quantize_outputs=args.int8_quantize_outputs, tar=args.tar,
     )
     export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True))

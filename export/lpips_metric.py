@@ -7,6 +7,7 @@ says so (``lpips_trunk``): such values rank outputs but are not comparable with 
 """
 from __future__ import annotations
 
+import functools
 from typing import Any, Sequence
 
 import numpy as np
@@ -17,16 +18,25 @@ from sonoedge.runtime.frames import denormalise
 
 def build_metric(trunk: str | None, progress=print) -> Any:
     """An LPIPSMetric: the given/located trunk, or the seeded random trunk when none exists (flagged)."""
-    from sonoedge.train.lpips_offline import build_lpips
+    from sonoedge.train.lpips_offline import resolve_trunk
 
     try:
-        return build_lpips("vgg", trunk)
+        resolved = str(resolve_trunk("vgg", trunk))
     except InputError as exc:
         if trunk is not None:
             raise
         progress(f"export: LPIPS trunk weights not found ({str(exc).split(';')[0]}); "
                  "reporting LPIPS with a random seeded trunk (flagged in the manifest)")
-        return build_lpips("vgg", "random")
+        resolved = "random"
+    return _cached_lpips(resolved)
+
+
+@functools.lru_cache(maxsize=2)
+def _cached_lpips(trunk: str) -> Any:
+    """Building VGG16 twice costs seconds; one frozen metric per trunk is reused within a process."""
+    from sonoedge.train.lpips_offline import build_lpips
+
+    return build_lpips("vgg", trunk)
 
 
 def mean_lpips(metric: Any, outputs: Sequence[np.ndarray], references: Sequence[np.ndarray]) -> float:

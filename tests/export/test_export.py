@@ -1,0 +1,136 @@
+"""Export end to end: ONNX parity, fp16, calibrated int8 with the layer search, gates, the bundle,
+verify (and refusal of a tampered bundle), for both generator families at two input sizes."""
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from sonoedge.cli import main
+from sonoedge.export.bundle import ExportConfig, export_bundle
+from sonoedge.runtime import gates
+from sonoedge.runtime.errors import BundleError, GateError, InputError, UnknownNameError
+from sonoedge.runtime.manifest import PRECISION_FILES, load_manifest
+from sonoedge.runtime.verify import verify_bundle
+
+
+def _cfg(frames, size, **over):
+    base = dict(target="jetson-orin-nano-8gb", precisions=("fp32", "fp16", "int8"), frames=str(frames),
+                calib_frames=12, search_frames=4, reference_frames=2, reference_size=size, calib_size=(64, 64),
+                bundle_calib_tiles=4, lpips=False)
+    base.update(over)
+    return ExportConfig(**base)
+
+
+def _quiet(line: str) -> None:
+    pass
+
+
+@pytest.mark.parametrize("family", ["resnet", "unet"])
+@pytest.mark.parametrize("size", [(48, 64), (72, 56)])
+def test_export_parity_and_gates_on_real_frames(tmp_path, tiny_checkpoints, realus, family, size):
+    out = tmp_path / "bundle"
+    with_lpips = family == "resnet" and size == (48, 64)  # LPIPS (VGG16 on CPU) once, not in every case
+    cfg = _cfg(realus / "hc18", size, calib=str(realus / "hip_spj"), lpips=with_lpips)
+    manifest = export_bundle(tiny_checkpoints[family], out, cfg, _quiet)
+    precisions = manifest["precisions"]
+    assert set(precisions) == {"fp32", "fp16", "int8"}
+    for name, entry in precisions.items():
+        assert entry["passed"], (name, entry["failures"])
+        assert entry["file"] == PRECISION_FILES[name] and (out / entry["file"]).is_file()
+        assert {"max_abs", "p99_abs", "psnr", "ssim"} <= set(entry["results"])
+        if with_lpips:
+            assert entry["results"]["lpips"] >= 0
+            assert "random" in entry["lpips_trunk"] or "sha256" in entry["lpips_trunk"]
+    assert precisions["fp32"]["results"]["max_abs"] <= 1e-4
+    assert precisions["fp16"]["results"]["psnr"] >= 45
+    calib = precisions["int8"]["calibration"]
+    assert calib["frames"] >= 8 and len(calib["sha256"]) == 64 and calib["method"] == "entropy"
+    assert isinstance(precisions["int8"]["excluded_nodes"], list)
+    # reference frames: real crops no larger than asked, torch outputs beside them
+    ref = np.load(out / manifest["reference"]["torch_outputs"][0])
+    assert ref.ndim == 4 and ref.shape[2] <= size[0] and ref.shape[3] <= size[1]
+    assert manifest["model"]["generator"] == family and manifest["target"]["profiles"] == ["jetson-orin-nano-8gb"]
+    assert (out / "devices" / "jetson-orin-nano-8gb.toml").is_file()
+    plan = json.loads((out / "engine_plan.json").read_text())
+    assert set(plan["profiles"]["jetson-orin-nano-8gb"]["builds"]) == {"fp32", "fp16", "int8"}
+    checks = verify_bundle(out)
+    assert [c.precision for c in checks] == ["fp32", "fp16", "int8"] and all(c.ok for c in checks)
+
+
+@pytest.fixture(scope="module")
+def small_bundle(tmp_path_factory, tiny_checkpoints, speckle_dir):
+    out = tmp_path_factory.mktemp("bundle") / "b"
+    export_bundle(tiny_checkpoints["unet"], out, _cfg(speckle_dir, (48, 48), precisions=("fp32", "int8")), _quiet)
+    return out
+
+
+def test_tampered_bundle_is_refused_with_the_file_named(tmp_path, small_bundle, capsys):
+    assert main(["verify", str(small_bundle)]) == 0
+    bad = tmp_path / "bad"
+    shutil.copytree(small_bundle, bad)
+    data = bytearray((bad / "model.onnx").read_bytes())
+    data[len(data) // 2] ^= 0x01  # one byte
+    (bad / "model.onnx").write_bytes(bytes(data))
+    with pytest.raises(BundleError, match="model.onnx"):
+        verify_bundle(bad)
+    capsys.readouterr()
+    assert main(["verify", str(bad)]) == 2
+    assert "model.onnx" in capsys.readouterr().err
+    shutil.rmtree(bad)
+    shutil.copytree(small_bundle, bad)
+    frame = bad / "reference" / "frame_000.png"
+    frame.write_bytes(frame.read_bytes()[:-1] + bytes([frame.read_bytes()[-1] ^ 0xFF]))
+    with pytest.raises(BundleError, match="reference/frame_000.png"):
+        verify_bundle(bad)
+
+
+def test_unknown_target_is_a_clear_error(tmp_path, tiny_checkpoints, capsys):
+    with pytest.raises(UnknownNameError, match="jetson-orin-nano-8gb"):
+        export_bundle(tiny_checkpoints["resnet"], tmp_path / "b", ExportConfig(target="jetson-nano-2gb", frames="x"), _quiet)
+    code = main(["export", str(tiny_checkpoints["resnet"]), "--target", "orin-nano", "-o", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert code == 2 and "unknown target 'orin-nano'" in err and "jetson-agx-thor" in err
+    assert not (tmp_path / "b").exists()
+
+
+def test_unsupported_precision_for_target(tmp_path, tiny_checkpoints, speckle_dir):
+    with pytest.raises(InputError, match="fp16"):
+        export_bundle(tiny_checkpoints["resnet"], tmp_path / "b", _cfg(speckle_dir, (48, 48), target="cpu"), _quiet)
+
+
+def test_gate_failure_exits_nonzero_and_degraded_is_flagged(tmp_path, tiny_checkpoints, speckle_dir, monkeypatch, capsys):
+    monkeypatch.setitem(gates.GATES, "fp16", gates.Gate(psnr_min=500.0))  # unreachable: fp16 must fail
+    args = ["export", str(tiny_checkpoints["resnet"]), "--target", "x86-cuda", "--precisions", "fp32,fp16",
+            "--frames", str(speckle_dir), "--reference-frames", "2", "--reference-size", "48", "--no-lpips", "-o"]
+    assert main([*args, str(tmp_path / "strict")]) == GateError.exit_code
+    assert "fp16: PSNR" in capsys.readouterr().err
+    assert not (tmp_path / "strict").exists(), "a failed export must leave no bundle"
+    assert main([*args, str(tmp_path / "kept"), "--allow-degraded"]) == 0
+    root, manifest = load_manifest(tmp_path / "kept")
+    assert manifest["precisions"]["fp16"]["degraded"] is True and manifest["precisions"]["fp16"]["passed"] is False
+    assert manifest["precisions"]["fp32"]["degraded"] is False
+    assert main(["verify", str(root)]) == 0  # degraded is reported, not fatal...
+    assert "DEGRADED" in capsys.readouterr().out
+    assert main(["verify", str(root), "--strict"]) == GateError.exit_code  # ...unless --strict
+
+
+def test_tar_bundle_verifies(tmp_path, tiny_checkpoints, speckle_dir):
+    out = tmp_path / "b"
+    export_bundle(tiny_checkpoints["resnet"], out, _cfg(speckle_dir, (48, 48), precisions=("fp32",), tar=True,
+                                                          target="cpu"), _quiet)
+    assert (tmp_path / "b.tar").is_file()
+    assert all(c.ok for c in verify_bundle(tmp_path / "b.tar"))
+
+
+def test_build_engine_dry_run_on_a_bundle(small_bundle, capsys):
+    assert main(["build-engine", str(small_bundle), "--profile", "jetson-xavier-nx", "--precision", "int8", "--dry-run"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["mode"] == "builder_flags" and spec["flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
+    assert spec["calibrator"] == "entropy2" and spec["dla_core"] == 0 and "--int8" in spec["trtexec"]
+    assert main(["build-engine", str(small_bundle), "--profile", "jetson-agx-thor", "--precision", "int8",
+                 "--dry-run", "--trt-version", "11.0"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["mode"] == "strongly_typed" and spec["onnx"] == "model.int8.qdq.onnx" and "--int8" not in spec["trtexec"]
