@@ -36,6 +36,10 @@ log = logging.getLogger("sonoedge.runtime.pipeline")
 STAGES = ("capture", "prepare", "infer", "finish", "sink")
 _END = object()  # end-of-stream marker, never dropped
 LATENCY_WINDOW = 4096  # samples kept per stage for the percentiles (fixed memory)
+# A source faster than the pipeline (an unpaced in-memory loop, a replay at 1000 fps) would spin
+# capture-and-drop under the GIL and starve the stages; after a drop the capture thread sleeps this
+# long, far below any probe's frame period (>= 10 ms), so it costs a real source nothing.
+OVERLOAD_YIELD_S = 0.001
 
 
 @dataclasses.dataclass
@@ -112,17 +116,20 @@ class FrameQueue:
         self.stop = stop
         self.cond = threading.Condition()
 
-    def put(self, item: Any, force: bool = False) -> None:
-        """Enqueue; the end marker (``force``) always gets in, waiting for room if needed."""
+    def put(self, item: Any, force: bool = False) -> bool:
+        """Enqueue; the end marker (``force``) always gets in, waiting for room if needed.
+        Returns True when an older frame was dropped to make room."""
+        dropped = False
         with self.cond:
             while len(self.items) >= self.size:
                 if self.drop_oldest and not force:
-                    victim = self._drop_one()
-                    if victim is not None:
+                    dropped = self._drop_one() is not None
+                    if dropped:
                         break
                 self.cond.wait(0.05)
             self.items.append(item)
             self.cond.notify_all()
+        return dropped
 
     def _drop_one(self) -> Any:
         for i, item in enumerate(self.items):
@@ -232,7 +239,8 @@ class Pipeline:
                             break
                         with self.stats.lock:
                             self.stats.frames_in += 1
-                        out.put(_Item(frame, time.perf_counter()))
+                        if out.put(_Item(frame, time.perf_counter())):
+                            time.sleep(OVERLOAD_YIELD_S)  # overloaded: let the stages have the GIL
                         backoff = self.cfg.restart_backoff_s
                     ended = "end of stream"
                 except Exception as exc:  # a source that fails (a camera unplugged, a stream cut)
