@@ -1,0 +1,103 @@
+"""The training configuration of the CycleGAN + perceptual loss trainer (STYLE.md rule 1).
+
+One dataclass per component; the defaults are the conference paper's (Athreya et al. 2024, seed
+000, Sec. 2.5), the presets in ``presets.py`` set each paper's values. Loaded with
+``sonoedge.runtime.config.load_config`` (TOML file, then ``--set a.b=value`` overrides) and saved
+resolved beside every run and inside every checkpoint.
+
+    cfg = load_config(TrainConfig, "run.toml", ["loss.lpips_trunk='random'", "train.epochs=20"])
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from .datasets import DataConfig
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """The two generators (G_H: L -> H, G_L: H -> L) and two discriminators, one architecture each."""
+
+    generator: str = "resnet"  # a GENERATORS name: "resnet" (conference) or "unet" (journal)
+    # conference Sec. 2.2: 7x7 conv with 64 channels, stride-2 down-sampling, 15 residual blocks
+    generator_kwargs: dict[str, Any] = dataclasses.field(default_factory=lambda: {"ngf": 64, "n_blocks": 15, "n_down": 2})
+    discriminator: str = "patchgan"  # 30x30 PatchGAN with spectral norm (both papers)
+    discriminator_kwargs: dict[str, Any] = dataclasses.field(default_factory=lambda: {"ndf": 64})
+    channels: int = 1  # grey B-mode
+
+
+@dataclasses.dataclass
+class LossConfig:
+    """Weights of the generator loss (conference Eq. 6; journal "Generator Loss") and its switches."""
+
+    lambda_adv: float = 1.0  # lambda_adv = 1, conference Sec. 2.5 (journal: 1)
+    lambda_cycle: float = 12.0  # lambda_cycle = 12, conference Sec. 2.5 (journal: 10)
+    lambda_identity: float = 1.0  # lambda_id = 1, conference Sec. 2.5 (journal: no identity term)
+    lambda_paired: float = 0.0  # lambda_L1, journal "Implementation Details": 2 (conference: none)
+    lambda_perceptual: float = 1.0  # lambda_per = 1, conference Sec. 2.5 (journal: 10)
+    # which images the perceptual term compares (conference Table 2 ablations):
+    # "translated" Phi(H, G_H(L)) + Phi(L, G_L(H)) (the papers' model, needs pairs),
+    # "cycled" Phi(H, H-bar) + Phi(L, L-bar), "none" (CycleGAN without PL)
+    perceptual: str = "translated"
+    lpips_net: str = "vgg"  # LPIPS on a VGG trunk (both papers, "Perceptual loss")
+    # trunk weights: a file path, "random" (uncalibrated; must be named), or unset to search
+    # $SONOEDGE_LPIPS_TRUNK and the torchvision cache (sonoedge.train.lpips_offline)
+    lpips_trunk: str | None = None
+    label_smoothing: bool = True  # conference Eq. 7: real label 0.9 once mean real scores reach 0.9
+
+
+@dataclasses.dataclass
+class OptimConfig:
+    """Adam for both generators together and both discriminators together, StepLR per epoch."""
+
+    lr_g: float = 3e-4  # conference Sec. 2.5 (two time-scale update rule); journal: 3e-4
+    lr_d: float = 3e-3  # conference Sec. 2.5; journal: 3e-4
+    betas_g: tuple[float, float] = (0.9, 0.9)  # "a beta value of 0.9 for the first and second moments"
+    betas_d: tuple[float, float] = (0.9, 0.9)  # journal: (0.9, 0.999)
+    lr_step_epochs: int = 100  # "reduced learning rates by half every 100 epochs" (both papers)
+    lr_gamma: float = 0.5
+
+
+@dataclasses.dataclass
+class LoopConfig:
+    """How long, how big, where, and what to record."""
+
+    epochs: int = 300  # both papers
+    batch_size: int = 24  # conference Sec. 2.5 (journal: 4); per process under DDP
+    seed: int = 0
+    device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
+    amp: bool = True  # mixed precision + gradient scaling on CUDA (both papers); ignored on CPU
+    amp_dtype: str = "float16"  # "float16" (with GradScaler) or "bfloat16"
+    channels_last: bool = True  # NHWC memory format on CUDA; ignored on CPU
+    pool_size: int = 0  # discriminator history pool; 50 images in CycleGAN (Zhu et al. 2017)
+    workers: int = 0  # DataLoader worker processes
+    threads: int = 0  # torch intra-op CPU threads; 0 = torch's default. On a shared CPU, 1 avoids OpenMP spin contention
+    max_steps: int = 0  # stop (and save last.pt) after this many optimisation steps; 0 = no limit
+    val_max_items: int = 0  # validate on at most this many images; 0 = the whole split
+    best_metric: str = "ssim"  # "ssim", "psnr", "lncc" (higher is better) or "lpips" (lower)
+    log_every: int = 10  # steps between JSON-lines / TensorBoard loss records
+    grid_images: int = 4  # validation images in the TensorBoard grid (low | enhanced | high)
+
+
+@dataclasses.dataclass
+class TrainConfig:
+    preset: str = ""  # the preset this config started from (informational)
+    data: DataConfig = dataclasses.field(default_factory=DataConfig)
+    model: ModelConfig = dataclasses.field(default_factory=ModelConfig)
+    loss: LossConfig = dataclasses.field(default_factory=LossConfig)
+    optim: OptimConfig = dataclasses.field(default_factory=OptimConfig)
+    train: LoopConfig = dataclasses.field(default_factory=LoopConfig)
+
+    def check(self) -> None:
+        """Refuse contradictory settings with one sentence each (raises InputError)."""
+        from sonoedge.runtime.errors import InputError
+
+        if self.loss.perceptual not in ("translated", "cycled", "none"):
+            raise InputError(f"loss.perceptual must be 'translated', 'cycled' or 'none', got '{self.loss.perceptual}'")
+        if self.train.best_metric not in ("ssim", "psnr", "lncc", "lpips"):
+            raise InputError(f"train.best_metric must be ssim, psnr, lncc or lpips, got '{self.train.best_metric}'")
+        if self.train.amp_dtype not in ("float16", "bfloat16"):
+            raise InputError(f"train.amp_dtype must be 'float16' or 'bfloat16', got '{self.train.amp_dtype}'")
+        if self.train.batch_size < 1 or self.train.epochs < 1:
+            raise InputError("train.batch_size and train.epochs must be at least 1")

@@ -1,0 +1,78 @@
+"""Named training presets (``PRESETS``): a resolved config plus the function that trains it.
+
+    sonoedge train --preset athreya2024-journal --data DIR --print-config
+
+A :class:`Preset` is deliberately small so other trainers can register theirs (the SR trainer's
+``liu2021-sr`` lives in ``train/sr/presets.py``):
+
+    Preset(name, description, config, run)
+      config: a dataclass instance (defaults of the paper), the base of ``load_config``
+      run(config, out_dir: Path, resume: Path | None) -> Path   trains, returns the run directory
+      data_key: the config key that ``--data DIR`` sets (default "data.root")
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable
+
+from .registries import PRESETS
+
+
+@dataclasses.dataclass(frozen=True)
+class Preset:
+    name: str
+    description: str
+    config: Any  # a dataclass instance
+    run: Callable[[Any, Path, Path | None], Path]
+    data_key: str = "data.root"
+
+
+def _run_cyclegan(cfg, out_dir: Path, resume: Path | None) -> Path:
+    from .trainer import train
+
+    return train(cfg, out_dir, resume)
+
+
+def conference() -> Any:
+    """Athreya et al. 2024, conference version (seed 000), Sec. 2.2 and 2.5."""
+    from .config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from .datasets import DataConfig
+
+    return TrainConfig(
+        preset="athreya2024-conference",
+        data=_data(DataConfig, ratios=(0.9, 0.1, 0.0)),  # "90% for model training and 10% for validation"
+        model=ModelConfig(generator="resnet", generator_kwargs={"ngf": 64, "n_blocks": 15, "n_down": 2}),  # 15 residual blocks
+        loss=LossConfig(lambda_adv=1.0, lambda_cycle=12.0, lambda_identity=1.0, lambda_paired=0.0, lambda_perceptual=1.0),
+        optim=OptimConfig(lr_g=3e-4, lr_d=3e-3, betas_g=(0.9, 0.9), betas_d=(0.9, 0.9)),  # Sec. 2.5: TTUR, betas 0.9
+        train=LoopConfig(epochs=300, batch_size=24),  # Sec. 2.5
+    )
+
+
+def journal() -> Any:
+    """Athreya et al. 2024, JMIR Biomed Eng (seed 001), "Generator" and "Implementation Details"."""
+    from .config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from .datasets import DataConfig
+
+    return TrainConfig(
+        preset="athreya2024-journal",
+        data=_data(DataConfig, ratios=(0.7, 0.1, 0.2)),  # "70% training, 10% validation, 20% hold-out test"
+        model=ModelConfig(generator="unet", generator_kwargs={"ngf": 64, "depth": 8}),  # pix2pix-style U-Net
+        loss=LossConfig(lambda_adv=1.0, lambda_cycle=10.0, lambda_identity=0.0, lambda_paired=2.0, lambda_perceptual=10.0),
+        optim=OptimConfig(lr_g=3e-4, lr_d=3e-4, betas_g=(0.9, 0.999), betas_d=(0.9, 0.999)),
+        train=LoopConfig(epochs=300, batch_size=4),
+    )
+
+
+def _data(cls, **values):
+    """A DataConfig with the paper's split, passing only the fields that DataConfig has."""
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in values.items() if k in names})
+
+
+PRESETS.register("athreya2024-conference")(Preset(
+    "athreya2024-conference", "CycleGAN + LPIPS perceptual loss, ResNet-15 generator (Athreya et al. 2024, conference)",
+    config=conference(), run=_run_cyclegan))
+PRESETS.register("athreya2024-journal")(Preset(
+    "athreya2024-journal", "CycleGAN + LPIPS perceptual loss + paired L1, U-Net generator (Athreya et al. 2024, JMIR Biomed Eng)",
+    config=journal(), run=_run_cyclegan))
