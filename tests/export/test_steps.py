@@ -1,0 +1,96 @@
+"""The export steps one by one: frame sampling, ONNX export/check, the two-pass InstanceNorm, fp16,
+the int8 calibration reader and config."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from sonoedge.export import frames as frames_mod
+from sonoedge.export.int8 import Int8Config, TileReader, weighted_nodes
+from sonoedge.runtime.errors import InputError
+
+
+def test_collect_frames_is_deterministic_and_bounded(speckle_dir):
+    a = frames_mod.collect_frames(speckle_dir, 6, (40, 64))
+    b = frames_mod.collect_frames(speckle_dir, 6, (40, 64))
+    assert len(a.images) == 6 and a.sha256 == b.sha256
+    assert all(im.dtype == np.uint8 and im.shape[0] <= 40 and im.shape[1] <= 64 for im in a.images)
+    # the black border is outside the imaging region: crops hold only image
+    assert min(int(im.min()) for im in a.images) >= 30
+    skipped = frames_mod.collect_frames(speckle_dir, 6, (40, 64), skip_first=6)
+    assert skipped.sha256 != a.sha256 and not set(skipped.sources) & set(a.sources)
+    tiles = frames_mod.calibration_tiles(a, (44, 64), stride=8)
+    assert {t.shape for t in tiles} == {(48, 64)}
+
+
+def test_frame_source_errors(tmp_path):
+    with pytest.raises(InputError, match="does not exist"):
+        frames_mod.collect_frames(tmp_path / "nope", 4, (32, 32))
+    (tmp_path / "notes.txt").write_text("x")
+    with pytest.raises(InputError, match="no readable"):
+        frames_mod.collect_frames(tmp_path, 4, (32, 32))
+
+
+def test_onnx_export_checks_and_two_pass_instance_norm(tmp_path, tiny_checkpoints):
+    import onnxruntime as ort
+    import torch
+
+    import sonoedge.train.generators  # noqa: F401
+    from sonoedge.export.onnx_export import check_onnx, export_onnx, stable_instance_norm
+    from sonoedge.train.registries import GENERATORS
+
+    torch.manual_seed(0)
+    g = GENERATORS.create("resnet", ngf=4, n_blocks=1, n_down=1).eval()
+    path = export_onnx(g, tmp_path / "m.onnx", channels=1, stride=g.stride)
+    info = check_onnx(path)
+    assert info["opset"] >= 17 and "InstanceNormalization" in info["op_types"]
+    x = np.random.default_rng(0).uniform(-1, 1, (2, 1, 24, 40)).astype(np.float32)  # dynamic N, H, W
+    with torch.no_grad():
+        ref = g(torch.from_numpy(x)).numpy()
+    assert stable_instance_norm(path) == 5
+    info = check_onnx(path)
+    assert "InstanceNormalization" not in info["op_types"] and "ReduceMean" in info["op_types"]
+    y = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).run(None, {"input": x})[0]
+    assert y.shape == ref.shape and np.abs(y - ref).max() < 1e-4
+
+
+def test_fp16_keeps_io_float32_and_norms_in_fp32(tmp_path, tiny_checkpoints):
+    import onnx
+
+    import sonoedge.train.generators  # noqa: F401
+    from sonoedge.export.fp16 import convert_fp16
+    from sonoedge.export.onnx_export import export_onnx
+    from sonoedge.train.registries import GENERATORS
+
+    g = GENERATORS.create("unet", ngf=4, depth=3, dropout=0.0).eval()
+    export_onnx(g, tmp_path / "m.onnx", channels=1, stride=g.stride)
+    info = convert_fp16(tmp_path / "m.onnx", tmp_path / "m16.onnx")
+    model = onnx.load(str(tmp_path / "m16.onnx"))
+    assert model.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert model.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert "InstanceNormalization" in info["fp32_ops"] and info["casts"] > 2
+    assert any(t.data_type == onnx.TensorProto.FLOAT16 for t in model.graph.initializer)
+
+
+def test_int8_pieces(tmp_path):
+    with pytest.raises(InputError, match="calibration method"):
+        Int8Config(method="mse")
+    tiles = [np.full((16, 16), v, np.uint8) for v in (0, 255, 128)]
+    reader = TileReader(tiles, "input")
+    first = [b["input"] for b in reader]
+    assert len(first) == 3 and first[0].shape == (1, 1, 16, 16) and first[1].max() == pytest.approx(1.0)
+    reader.set_range(1, 2)
+    assert len(list(iter(reader.get_next, None))) == 1
+    assert len([b for b in reader]) == 1  # iter rewinds within the range
+    reader.set_range(0, len(reader))
+    assert len([b for b in reader]) == 3
+    import onnx
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Relu", ["input"], ["output"], name="")], "g",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1, 4, 4])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1, 4, 4])])
+    onnx.save(helper.make_model(graph), str(tmp_path / "r.onnx"))
+    assert weighted_nodes(tmp_path / "r.onnx", ("Conv",)) == []
+    with pytest.raises(InputError, match="unique non-empty names"):
+        weighted_nodes(tmp_path / "r.onnx", ("Relu",))
