@@ -39,6 +39,8 @@ from .streams import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
 
 log = logging.getLogger("sonoedge.runtime.daemon")
 
+STOP_GRACE_S = 3.0  # beyond stop_timeout_s, for a frame inside a slow model; below systemd's TimeoutStopSec=5
+
 
 @dataclasses.dataclass
 class SourceConfig:
@@ -268,6 +270,10 @@ class Daemon:
         stopping = self.stop_event.is_set()
         self.pipeline.stop()
         drained = self.pipeline.join(self.cfg.stop_timeout_s if stopping else None)
+        if not drained:  # a frame still inside a slow stage: let it finish before the sink is closed
+            log.warning("frames still in flight after stop_timeout_s", extra={"event": "stop_slow",
+                                                                             "stop_timeout_s": self.cfg.stop_timeout_s})
+            self.pipeline.join(STOP_GRACE_S)
         self.sink.close()
         snapshot = self.pipeline.stats.snapshot()
         log.info("stopped", extra={"event": "stopped", "drained": drained, "signal": stopping, **_brief(snapshot)})

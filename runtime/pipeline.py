@@ -9,7 +9,8 @@ pre-processing, inference, post-processing and the sink overlap. Two queue polic
 
 Frame accounting holds at every moment the pipeline is idle, and always after :meth:`Pipeline.run`
 returns: ``frames_in == frames_out + dropped`` where ``dropped`` sums the reasons (``overload``,
-``malformed``, ``sink_error``). A malformed frame is counted and skipped, never fatal; a failure
+``malformed``, ``sink_error``, ``error`` for a bug in a stage, ``shutdown`` for stale frames of a live
+stream at stop). A malformed frame is counted and skipped, never fatal; a failure
 elsewhere in pre/post-processing sends the input frame on unenhanced (passthrough), so the
 clinician never gets a black or frozen image.
 
@@ -139,6 +140,16 @@ class FrameQueue:
                 return item
         return None
 
+    def clear(self, on_drop: Callable[[Any], None]) -> None:
+        """Drop every queued frame (the end marker stays)."""
+        with self.cond:
+            kept = [item for item in self.items if item is _END]
+            for item in self.items:
+                if item is not _END:
+                    on_drop(item)
+            self.items = collections.deque(kept)
+            self.cond.notify_all()
+
     def get(self) -> Any:
         with self.cond:
             while not self.items:
@@ -212,8 +223,13 @@ class Pipeline:
             t.start()
 
     def stop(self) -> None:
-        """Ask the capture stage to stop; the frames already inside drain through to the sink."""
+        """Stop capturing. Blocking mode: every frame inside drains to the sink. Live mode: frames
+        still waiting in the queues are stale, so they are dropped (counted as ``shutdown``) and only
+        the frames already inside a stage finish, which bounds the stop time by one frame per stage."""
         self.stop_event.set()
+        if self.live:
+            for q in self.queues:
+                q.clear(lambda item: self.stats.drop("shutdown"))
 
     def join(self, timeout: float | None = None) -> bool:
         deadline = None if timeout is None else time.monotonic() + timeout

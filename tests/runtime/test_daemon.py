@@ -227,3 +227,48 @@ def test_example_config_in_the_repo_is_valid_apart_from_its_device():
     validate_config(cfg, check_bundle=False)
     unit = (example.parent / "sonoedge-enhancer.service").read_text()
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "--validate-config" in unit
+
+
+def test_health_endpoint_is_loopback_only_and_speaks_prometheus():
+    import re
+
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.health import HealthServer, check_loopback, prometheus_text
+    from sonoedge.runtime.pipeline import Stats
+
+    for host in ("127.0.0.1", "127.0.0.53", "::1", "localhost"):
+        check_loopback(host)
+    for host in ("0.0.0.0", "192.168.1.10", "::", "example.org"):
+        with pytest.raises(InputError, match="not a loopback address"):
+            check_loopback(host)
+    stats = Stats()
+    stats.frames_in, stats.frames_out = 7, 5
+    stats.drop("malformed", 2)
+    stats.latency["infer"].add(0.02)
+    text = prometheus_text(stats.snapshot(), {"model": {"name": 'a"b'}, "reloads": {"ok": 1}})
+    for line in text.splitlines():  # every sample line is `name{labels} value`
+        assert line.startswith("#") or re.fullmatch(r'sonoedge_[a-z_]+(\{[^}]*\})? -?[0-9.e+-]+|sonoedge_[a-z_]+(\{[^}]*\})? (nan|inf)', line), line
+    assert 'sonoedge_frames_dropped_total{reason="malformed"} 2' in text and 'name="a\\"b"' in text
+    server = HealthServer("127.0.0.1", 0, lambda: {"healthy": False, "state": "starting"}, lambda: text).start()
+    try:
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/healthz", timeout=5)
+        assert err.value.code == 503 and json.loads(err.value.read())["state"] == "starting"
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}/metrics", timeout=5) as r:
+            assert r.headers["Content-Type"].startswith("text/plain; version=0.0.4") and r.read().decode() == text
+        with pytest.raises(urllib.error.HTTPError) as err:
+            urllib.request.urlopen(f"http://127.0.0.1:{server.port}/", timeout=5)
+        assert err.value.code == 404
+    finally:
+        server.stop()
+
+
+def test_json_log_lines_carry_the_event_and_extras():
+    import logging
+
+    from sonoedge.runtime.daemon import JsonFormatter
+
+    record = logging.LogRecord("sonoedge.x", logging.ERROR, __file__, 1, "enhancement failed", (), None)
+    record.event, record.reason = "alarm", "NaN"
+    data = json.loads(JsonFormatter().format(record))
+    assert data["event"] == "alarm" and data["reason"] == "NaN" and data["level"] == "error" and data["ts"].endswith("Z")
