@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .config import load_config, to_dict
+from .config import load_config
 from .enhancer import Enhancer, EnhancerConfig, LoadedModel, load_model, resolve_bundle
 from .errors import InputError, SonoedgeError
 from .frames import Frame
@@ -325,4 +325,4 @@ def _brief(snap: dict[str, Any]) -> dict[str, Any]:
             "fps": round(snap["fps"], 2), "e2e_p50_ms": round(e2e["p50"], 2), "e2e_p99_ms": round(e2e["p99"], 2)}
 
 
-__all__ = ["Daemon", "DaemonConfig", "read_config", "validate_config", "setup_logging", "JsonFormatter", "to_dict"]
+__all__ = ["Daemon", "DaemonConfig", "read_config", "validate_config", "setup_logging", "JsonFormatter", "TextFormatter"]

@@ -202,12 +202,6 @@ def check_reference(model: LoadedModel) -> dict[str, float]:
     return metrics
 
 
-def infer_image(model: LoadedModel, grey: np.ndarray) -> np.ndarray:
-    """uint8 (H, W) -> float32 (1, 1, sH, sW) model output, padded and cropped like the stream does."""
-    x, size = pad_to_stride(normalise(grey), model.stride)
-    return crop(model.backend.infer(x), size, model.scale)
-
-
 @dataclasses.dataclass
 class Job:
     """A frame in flight between the three steps."""
@@ -231,6 +225,7 @@ class _Region:
     def __init__(self, mode: str):
         self.mode = mode
         self.tracker = None
+        self._cached: tuple[Any, tuple[tuple[int, int, int, int], np.ndarray | None]] | None = None
         if mode == "auto":
             from .region import RegionTracker
 
@@ -242,11 +237,16 @@ class _Region:
         if self.tracker is None:
             return (0, h, 0, w), None
         region = self.tracker.region_for(image[:, :, :3] if image.ndim == 3 else image)
+        if self._cached is not None and self._cached[0] is region:  # the tracker's cached region: reuse the crop
+            return self._cached[1]
         if region.kind == "full":
-            return (0, h, 0, w), None
-        mask = np.asarray(region.mask, dtype=bool)
-        y0, y1, x0, x1 = _bbox_of(region, mask)
-        return (y0, y1, x0, x1), np.ascontiguousarray(mask[y0:y1, x0:x1])
+            found: tuple[tuple[int, int, int, int], np.ndarray | None] = ((0, h, 0, w), None)
+        else:
+            mask = np.asarray(region.mask, dtype=bool)
+            y0, y1, x0, x1 = _bbox_of(region, mask)
+            found = ((y0, y1, x0, x1), np.ascontiguousarray(mask[y0:y1, x0:x1]))
+        self._cached = (region, found)
+        return found
 
 
 def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -458,4 +458,4 @@ def draw_marker(image: np.ndarray) -> np.ndarray:
 
 
 __all__ = ["EnhancerConfig", "LoadedModel", "Enhancer", "Job", "MalformedFrame", "load_model",
-           "check_reference", "infer_image", "validate", "choose_backend", "SonoedgeError"]
+           "check_reference", "validate", "choose_backend"]
