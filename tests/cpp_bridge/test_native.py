@@ -1,5 +1,6 @@
 """The native ctest suite (ring wrap-around, newest-frame reads under a fast producer, header
-validation, killed and frozen peers re-attached, the C example against the C echo peer), built and run
+validation, killed and frozen peers re-attached, the in-process enhancer's manifest reading and
+pre/post-processing, the C example against the C echo peer), built and run
 under AddressSanitizer + UndefinedBehaviorSanitizer, so CI (which runs pytest only) runs it."""
 import subprocess
 
@@ -14,7 +15,7 @@ def test_ctest_is_clean_under_asan_and_ubsan(native_build, sanitizer_env):
     out = run.stdout + run.stderr
     assert run.returncode == 0, out[-6000:]
     assert "100% tests passed" in out
-    for name in ("test_ring", "test_validation", "test_peer", "example_play_echo"):
+    for name in ("test_ring", "test_validation", "test_peer", "test_enhancer_parts", "example_play_echo"):
         assert name in out, f"ctest did not run {name}"
     for report in ("AddressSanitizer", "LeakSanitizer", "runtime error:"):
         assert report not in out, out[-6000:]
