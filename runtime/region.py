@@ -9,8 +9,9 @@ B-mode image, apart from the vendor UI, rulers and text around it on a black scr
 The runtime enhances only ``mask`` and passes everything else through (DESIGN.md, Frames in the
 runtime); :class:`RegionTracker` caches the region per stream so detection is not paid per frame.
 
-Method (numpy/OpenCV only, deterministic; a few ms at 1080p because the search runs on a copy whose
-longer side is :data:`WORK_SIDE` pixels and the result is drawn back at full size as a polygon):
+Method (numpy/OpenCV only, deterministic; a few ms at 1080p because the search runs on a copy
+shrunk by an integer factor to a longer side of :data:`WORK_SIDE` to twice that, and the result is
+drawn back at full size as a polygon):
 
 1. Evidence, at working scale: a pixel is image when its mean is above :data:`BLACK_LEVEL`
    (speckle), or when most of the full-resolution pixels it covers are above the frame's darkest
@@ -37,7 +38,7 @@ import numpy as np
 
 from .errors import InputError
 
-WORK_SIDE = 320  # px: longer side of the copy the search runs on (speed; masks are drawn at full size)
+WORK_SIDE = 320  # px: frames are shrunk by the integer factor longer side // 320 for the search (speed)
 BLACK_LEVEL = 6  # grey level: working-scale means at or below this are screen black (codec noise < ~3)
 DARK_FLUID_DENSITY = 0.6  # a working pixel whose source pixels are mostly above the frame minimum is image
 TEXT_FRACTION = 0.022  # opening kernel, fraction of the shorter side: wider than text strokes and ticks
@@ -53,6 +54,7 @@ SNAP_KERNELS = 3  # edges snap within 3 kernel sides: closing bridges one kernel
 TRANSITION = 10  # lines: the fading edge of an image between an empty line and solid image
 SOLID_RUN = 3  # lines whose mean fill must be solid, inside an empty line, to snap an edge to it
 SATURATION = 60  # max - min channel above this (0..255): a colour overlay, not B-mode
+EDGE_BAND = 2.0  # working pixels: outline points this close to a fan edge estimate it (median)
 FAN_MIN_COVER = 0.97  # the fitted fan must contain this share of the evidence of the hull
 KINDS = ("sector", "rectangle", "full")
 
@@ -87,25 +89,36 @@ def detect_region(image: np.ndarray) -> Region:
 
     _check_image(image)
     h, w = image.shape[:2]
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    size = (max(1, round(w * scale)), max(1, round(h * scale)))  # (w, h) at working scale
-    work = _Work.build(image, size, cv2)
+    factor = max(1, max(h, w) // WORK_SIDE)  # an integer shrink: OpenCV's fast block average
+    work = _Work.build(image, factor, cv2)
     selected = _image_components(work.evidence, cv2)
     if selected is None:
         return full_region((h, w))  # nothing stands out from black: the frame is all image
     kind, polygon, extended = _shape_of(selected, work, cv2)
     if kind == "full":
         return full_region((h, w))
-    sx, sy = w / size[0], h / size[1]
-    polygon_full = np.round((polygon.astype(np.float64) + 0.5) * (sx, sy) - 0.5).astype(np.int32)
+    polygon_full = _to_full(polygon, factor, (h, w), work.evidence.shape)
     mask = np.zeros((h, w), np.uint8)
     if kind == "rectangle":
-        band = int(np.ceil(SNAP_KERNELS * _kernel_side(work.evidence.shape) * max(sx, sy)))
+        band = int(np.ceil(SNAP_KERNELS * _kernel_side(work.evidence.shape) * factor))
         x0, y0, x1, y1 = _refine_box(work.above, polygon_full, band, extended)
         mask[y0:y1, x0:x1] = 1
     else:
         cv2.fillPoly(mask, [polygon_full.reshape(-1, 1, 2)], 1)
-    return _region_from_mask(mask.astype(bool), kind)
+    return _region_from_mask(mask.view(bool), kind)
+
+
+def _to_full(polygon: np.ndarray, factor: int, shape: tuple[int, int], work_shape: tuple[int, int]) -> np.ndarray:
+    """Working-scale vertices (K, 2) -> full-size vertices: block centres, with the first and last
+    working row/column pinned to the frame edges (the shrink drops up to factor - 1 pixels there)."""
+    h, w = shape
+    hs, ws = work_shape
+    x = polygon[:, 0].astype(np.float64) * factor + (factor - 1) / 2
+    y = polygon[:, 1].astype(np.float64) * factor + (factor - 1) / 2
+    # vertices outside the frame (a fan's corners beyond the edge) keep their direction
+    x = np.where(polygon[:, 0] == 0, 0, np.where(polygon[:, 0] == ws - 1, w - 1, x))
+    y = np.where(polygon[:, 1] == 0, 0, np.where(polygon[:, 1] == hs - 1, h - 1, y))
+    return np.column_stack([np.round(x), np.round(y)]).astype(np.int32)
 
 
 def _check_image(image: np.ndarray) -> None:
@@ -124,28 +137,30 @@ class _Work:
     above: np.ndarray  # (H, W) uint8 0/255 at full size: pixel above the frame's darkest value
 
     @classmethod
-    def build(cls, image: np.ndarray, size: tuple[int, int], cv2) -> "_Work":
+    def build(cls, image: np.ndarray, factor: int, cv2) -> "_Work":
         h, w = image.shape[:2]
-        shrink = size[0] < w
+        hs, ws = max(1, h // factor), max(1, w // factor)
 
-        def small(array: np.ndarray) -> np.ndarray:
-            return cv2.resize(array, size, interpolation=cv2.INTER_AREA) if shrink else array
+        def small(array: np.ndarray) -> np.ndarray:  # block mean over factor x factor pixels
+            if factor == 1:
+                return array
+            return cv2.resize(array[: hs * factor, : ws * factor], (ws, hs), interpolation=cv2.INTER_AREA)
 
         saturation = None
         if image.ndim == 3 and image.shape[2] >= 3:
             rgb = np.ascontiguousarray(image[:, :, :3])
             # detection only: OpenCV's BT.601 grey (the weights of frames.to_grey, faster rounding)
             grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
-            rgb_small = small(rgb)
-            saturation = rgb_small.max(axis=2) - rgb_small.min(axis=2)
+            sample = rgb[: hs * factor : factor, : ws * factor : factor]  # one pixel per block is enough
+            saturation = sample.max(axis=2) - sample.min(axis=2)
         else:
             grey = np.ascontiguousarray(image.reshape(h, w))
         work_grey = small(grey)
         # shrinking averaged blocks of pixels already; blurring again would merge lines of text
-        # into blocks that survive the opening. At (nearly) full size a 3x3 mean smooths speckle.
-        mean = work_grey if size[0] * 2 <= w else cv2.blur(work_grey, (3, 3))
+        # into blocks that survive the opening. At full size a 3x3 mean smooths the speckle.
+        mean = work_grey if factor > 1 else cv2.blur(work_grey, (3, 3))
         above = cv2.compare(grey, float(cv2.minMaxLoc(grey)[0]), cv2.CMP_GT)  # 0/255
-        density = small(above) if shrink else cv2.blur(above, (3, 3))  # share above black, 0..255
+        density = small(above) if factor > 1 else cv2.blur(above, (3, 3))  # share above black, 0..255
         evidence = ((mean > BLACK_LEVEL) | (density >= DARK_FLUID_DENSITY * 255)).astype(np.uint8)
         if saturation is not None:
             evidence[saturation > SATURATION] = 0
@@ -182,7 +197,9 @@ def _image_components(evidence: np.ndarray, cv2) -> np.ndarray | None:
         right = left + stats[label, cv2.CC_STAT_WIDTH]
         if left >= x0 - slack and right <= x1 + slack:
             keep.append(label)
-    return np.isin(labels, keep).astype(np.uint8)
+    lookup = np.zeros(count, np.uint8)
+    lookup[keep] = 1
+    return lookup[labels]
 
 
 def _shape_of(selected: np.ndarray, work: _Work, cv2) -> tuple[str, np.ndarray, tuple[bool, bool]]:
@@ -339,12 +356,13 @@ def _fit_fan(selected: np.ndarray, hull_mask: np.ndarray, cv2) -> np.ndarray | N
     cx, cy, r_outer = circle
     if cy > bottoms.min() or r_outer > 4 * max(h, w):
         return None  # not a fan opening downwards from a centre above its bottom
-    ys, xs = np.nonzero(filled)
+    # the extremes of radius and angle lie on the outline: its points are enough (and few)
+    outline, _ = cv2.findContours(filled, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    xs, ys = np.concatenate(outline).reshape(-1, 2).T.astype(np.float64)
     radius = np.hypot(xs - cx, ys - cy)
     angle = np.arctan2(xs - cx, ys - cy)  # 0 straight down, positive to the right
-    r_inner = max(0.0, float(np.percentile(radius, 0.5)))
-    r_outer = max(r_outer, float(np.percentile(radius, 99.5)))
-    a_left, a_right = float(np.percentile(angle, 0.5)), float(np.percentile(angle, 99.5))
+    on_border = (xs <= 0) | (xs >= w - 1) | (ys <= 0) | (ys >= h - 1)
+    r_inner, r_outer, a_left, a_right = _fan_edges(radius, angle, on_border, r_outer)
     polygon = _fan_polygon(cx, cy, r_inner, r_outer, a_left, a_right)
     fan_mask = np.zeros((h, w), np.uint8)
     cv2.fillPoly(fan_mask, [polygon.reshape(-1, 1, 2)], 1)
@@ -352,6 +370,30 @@ def _fit_fan(selected: np.ndarray, hull_mask: np.ndarray, cv2) -> np.ndarray | N
     if covered < FAN_MIN_COVER or fan_mask.sum() > 1.05 * hull_mask.sum():
         return None
     return polygon
+
+
+def _fan_edges(radius: np.ndarray, angle: np.ndarray, on_border: np.ndarray, r_fit: float) -> tuple[float, float, float, float]:
+    """(r_inner, r_outer, a_left, a_right) of a fan from its outline points (working scale).
+
+    Each edge is the median of the outline points within EDGE_BAND pixels of the extreme, which
+    cancels the staircase of a slanted edge at working scale; an extreme on the frame border
+    (the frame cuts the fan there) is kept as it is."""
+    r_min, r_max = float(radius.min()), max(r_fit, float(radius.max()))
+    a_min, a_max = float(angle.min()), float(angle.max())
+    tolerance = EDGE_BAND / np.maximum(radius, 1.0)  # EDGE_BAND pixels as an angle at each radius
+    sides = (radius > r_min + EDGE_BAND) & (radius < r_max - EDGE_BAND)
+    arcs = (angle > a_min + tolerance) & (angle < a_max - tolerance)
+
+    def edge(extreme: float, near: np.ndarray, values: np.ndarray) -> float:
+        if near.sum() < 5 or on_border[near].any():
+            return extreme
+        return float(np.median(values[near]))
+
+    a_left = edge(a_min, sides & (angle < a_min + tolerance), angle)
+    a_right = edge(a_max, sides & (angle > a_max - tolerance), angle)
+    r_inner = edge(r_min, arcs & (radius < r_min + EDGE_BAND), radius)
+    r_outer = edge(r_max, arcs & (radius > r_max - EDGE_BAND), radius)
+    return max(0.0, r_inner), r_outer, a_left, a_right
 
 
 def _fill_holes(mask: np.ndarray, cv2) -> np.ndarray:
@@ -382,13 +424,16 @@ def _fan_polygon(cx: float, cy: float, r0: float, r1: float, a0: float, a1: floa
 
 
 def _region_from_mask(mask: np.ndarray, kind: str) -> Region:
+    """Region of a bool (H, W) mask (OpenCV counts, fast at full size)."""
+    import cv2
+
     h, w = mask.shape
-    rows = np.flatnonzero(mask.any(axis=1))
-    cols = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    as_uint8 = mask.view(np.uint8)
+    area = cv2.countNonZero(as_uint8)
+    if area == 0:
         return full_region((h, w))
-    bbox = (int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1)
-    return Region(mask, bbox, kind, float(mask.mean()))
+    x, y, bw, bh = cv2.boundingRect(as_uint8)
+    return Region(mask, (x, y, x + bw, y + bh), kind, area / float(h * w))
 
 
 class RegionTracker:
