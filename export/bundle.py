@@ -43,8 +43,9 @@ from sonoedge.runtime.verify import run_frame
 
 from . import fp16 as fp16_mod
 from . import int8 as int8_mod
-from .frames import FrameSet, calibration_tiles, collect_frames
-from .onnx_export import DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx
+from .frames import FrameSet, calibration_tiles, collect_frames, phantom_frames
+from .onnx_export import (DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx,
+                          stable_instance_norm)
 
 Progress = Callable[[str], None]
 TOOLS = ("sonoedge", "torch", "onnx", "onnxruntime", "onnxconverter-common", "onnxslim", "numpy", "opencv-python-headless")
@@ -54,17 +55,18 @@ TOOLS = ("sonoedge", "torch", "onnx", "onnxruntime", "onnxconverter-common", "on
 class ExportConfig:
     target: str = "jetson"
     precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
-    frames: str | None = None  # reference frames source (folder, video, DICOM, ...)
+    frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = phantom
     calib: str | None = None  # calibration source; default: the reference source
     calib_method: str = "entropy"
     calib_frames: int = 300  # "several hundred frames" (issue 7, item 3)
     calib_size: tuple[int, int] | None = None  # default: the target's opt size, at most 256 x 256
     search_frames: int = 8  # held out from calibration, drive the int8 sensitivity search
     reference_frames: int = 4
-    reference_size: tuple[int, int] = (256, 256)  # crops of at most this size keep the bundle small
+    reference_size: tuple[int, int] = (256, 256)  # output crops of at most this size keep the bundle small
     bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
     allow_degraded: bool = False
     simplify: bool = False
+    stable_instance_norm: bool = False  # two-pass InstanceNorm graph (onnx_export.stable_instance_norm)
     lpips: bool = True  # LPIPS is reported (not gated); off only to save the VGG16 cost
     lpips_trunk: str | None = None
     int8_quantize_outputs: bool = False
@@ -121,7 +123,7 @@ def _write_references(root: Path, frames: FrameSet, outputs: list[np.ndarray]) -
         inputs.append(png)
         torch_outputs.append(npy)
     return {"inputs": inputs, "torch_outputs": torch_outputs, "outputs": {},
-            "sources": frames.sources, "sha256": frames.sha256}
+            "source": frames.description, "sources": frames.sources, "sha256": frames.sha256}
 
 
 def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source: str,
@@ -131,7 +133,9 @@ def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source
     source = cfg.calib or ref_source
     skip = cfg.reference_frames if source == ref_source else 0
     total = cfg.calib_frames + cfg.search_frames
-    frames = collect_frames(source, total, size, skip_first=skip)
+    frames = (collect_frames(source, total, size, skip_first=skip) if source is not None
+              else phantom_frames(total, size, skip_first=skip))
+    source = source or frames.description
     if len(frames.images) < 2:
         raise InputError(f"calibration source {source} gave {len(frames.images)} usable frame(s); need at least 2")
     n_search = min(cfg.search_frames, max(1, len(frames.images) // 4))
@@ -162,8 +166,6 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
 
     target = resolve_target(cfg.target)
     precisions = check_precisions(target, tuple(cfg.precisions))
-    if cfg.frames is None:
-        raise InputError("no reference frames: pass --frames PATH (a folder, video or DICOM of real ultrasound)")
     checkpoint = Path(checkpoint)
     generator, info = load_generator(checkpoint)
     stride, scale, channels = int(info["stride"]), int(info.get("scale", 1)), int(info.get("channels", 1))
@@ -171,8 +173,13 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         raise InputError(f"checkpoint {checkpoint} has {channels} channels; sonoedge bundles carry grey (1-channel) models")
     progress(f"export: {checkpoint.name}: generator '{info['generator']}' ({info['task']}, x{scale}, stride {stride}) "
              f"-> target {target.name} ({', '.join(target.profile_names())}), precisions {', '.join(precisions)}")
-    refs = collect_frames(cfg.frames, cfg.reference_frames, cfg.reference_size)
-    progress(f"export: {len(refs.images)} reference frames from {cfg.frames} "
+    ref_size = tuple(max(16, v // scale) for v in cfg.reference_size)  # outputs are scale x larger
+    if cfg.frames is None:
+        progress("export: no --frames given: parity is measured on phantom frames; pass real recordings for a real check")
+        refs = phantom_frames(cfg.reference_frames, ref_size)
+    else:
+        refs = collect_frames(cfg.frames, cfg.reference_frames, ref_size)
+    progress(f"export: {len(refs.images)} reference frames from {refs.description} "
              f"({', '.join(sorted({f'{i.shape[0]}x{i.shape[1]}' for i in refs.images}))})")
     torch_infer = _torch_infer(generator)
     torch_out = [run_frame(torch_infer, im, stride, scale) for im in refs.images]
@@ -183,6 +190,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         export_onnx(generator, fp32_path, channels, stride)
         if cfg.simplify:
             simplify_onnx(fp32_path)
+        if cfg.stable_instance_norm:
+            progress(f"export: {stable_instance_norm(fp32_path)} InstanceNormalization node(s) rewritten as two-pass")
         graph = check_onnx(fp32_path)
         progress(f"export: model.onnx opset {graph['opset']}, {graph['nodes']} nodes, ONNX checker and shape inference OK"
                  + (" (simplified with onnxslim)" if cfg.simplify else ""))
@@ -202,7 +211,8 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
             entries[precision] = entry
             failures.extend(entry["failures"])
 
-        gate("fp32", fp32_path, {"onnx": graph, "simplified": cfg.simplify})
+        gate("fp32", fp32_path, {"onnx": graph, "simplified": cfg.simplify,
+                                 "stable_instance_norm": cfg.stable_instance_norm})
         if "fp16" in precisions:
             path = root / PRECISION_FILES["fp16"]
             gate("fp16", path, {"conversion": fp16_mod.convert_fp16(fp32_path, path)})

@@ -28,7 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="device profile or family (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')")
     parser.add_argument("-o", "--output", required=True, help="bundle directory to write")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated subset of fp32,fp16,int8")
-    parser.add_argument("--frames", help="real ultrasound frames for the parity references (folder, video, DICOM, ...)")
+    parser.add_argument("--frames", help="real ultrasound frames for the parity references (folder, video, DICOM, ...); "
+                        "default: phantom simulator frames (said so in the manifest)")
     parser.add_argument("--calib", help="INT8 calibration frames (folder, video, dataset); default: --frames")
     parser.add_argument("--calib-method", default="entropy", choices=["entropy", "percentile", "minmax"])
     parser.add_argument("--calib-frames", type=int, default=300, help="calibration frames (default 300)")
@@ -37,6 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--reference-size", type=_size, default=(256, 256), help="largest reference crop HxW")
     parser.add_argument("--allow-degraded", action="store_true", help="keep precisions that fail their gate, flagged degraded")
     parser.add_argument("--simplify", action="store_true", help="simplify the ONNX graph with onnxslim")
+    parser.add_argument("--stable-instance-norm", action="store_true",
+                        help="rewrite InstanceNormalization as its two-pass form (exact on every runtime; see onnx_export.py)")
     parser.add_argument("--lpips-trunk", help="VGG16 trunk weights for LPIPS (default: search; random trunk, flagged, if none)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported only, never gated; saves the VGG16 cost)")
     parser.add_argument("--int8-quantize-outputs", action="store_true",
@@ -51,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()),
         frames=args.frames, calib=args.calib, calib_method=args.calib_method, calib_frames=args.calib_frames,
         calib_size=args.calib_size, reference_frames=args.reference_frames, reference_size=args.reference_size,
-        allow_degraded=args.allow_degraded, simplify=args.simplify, lpips=not args.no_lpips, lpips_trunk=args.lpips_trunk,
+        allow_degraded=args.allow_degraded, simplify=args.simplify, stable_instance_norm=args.stable_instance_norm, lpips=not args.no_lpips, lpips_trunk=args.lpips_trunk,
         int8_quantize_outputs=args.int8_quantize_outputs, tar=args.tar,
     )
     export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True))

@@ -133,6 +133,30 @@ def collect_frames(source: str | Path, count: int, size: tuple[int, int], skip_f
     return FrameSet([p[0] for p in picked], [p[1] for p in picked], f"{Path(source).name} ({len(files)} file(s))")
 
 
+def frames_from_images(images: Iterable[tuple[np.ndarray, str]], count: int, size: tuple[int, int],
+                       description: str, skip_first: int = 0) -> FrameSet:
+    """Like :func:`collect_frames` for in-memory uint8 (H, W) images with a name each."""
+    picked = []
+    for image, name in images:
+        crop = crop_region(image, size)
+        if crop is not None:
+            picked.append((crop, name))
+    picked = picked[skip_first:skip_first + count]
+    if not picked:
+        raise InputError(f"{description} gave no frame with an imaging region of at least {MIN_REGION} px")
+    return FrameSet([p[0] for p in picked], [p[1] for p in picked], description)
+
+
+def phantom_frames(count: int, size: tuple[int, int], skip_first: int = 0) -> FrameSet:
+    """Handheld-device frames of the B-mode phantom simulator (seeds 0..), used when no real
+    recordings are given; the manifest says so (``source``)."""
+    from sonoedge.train.phantom import simulate_pair
+
+    total = count + skip_first
+    images = ((simulate_pair(seed)[0], f"phantom#{seed}") for seed in range(total))
+    return frames_from_images(images, count, size, "phantom simulator (handheld)", skip_first)
+
+
 def _interleave(items: list[tuple[np.ndarray, str]]) -> list[tuple[np.ndarray, str]]:
     by_file: dict[str, list[tuple[np.ndarray, str]]] = {}
     for item in items:

@@ -20,6 +20,23 @@ Schema (version 1), keys in ``manifest.json``:
     target              {name, profiles: [profile names]}
     engine_plan         relative path of the TensorRT build plan (JSON)
 
+Additive keys written by ``sonoedge export`` (export/bundle.py; readers must not require them):
+
+    precisions.<p>      also: failures [sentences], reference "pytorch fp32", lpips_trunk (which LPIPS
+                        trunk scored ``results.lpips``; "random ..." = not comparable to published LPIPS),
+                        fp32: onnx {opset, nodes, op_types}, simplified, stable_instance_norm;
+                        fp16: conversion {fp32_ops, fp32_nodes, casts};
+                        int8: calibration {...}, quantization {format, activations, weights, op_types,
+                        outputs_quantized}, excluded_nodes [node names kept in float], quantized_nodes,
+                        search {passed, metrics, trace, most_sensitive}
+    reference           also: source, sources ["file#frame"], sha256 (of the input pixels);
+                        ``outputs`` is {} (only the PyTorch outputs are stored)
+    calibration         {method, frames, sha256, shapes, files, source, tile_size, bundle_tiles,
+                         ranges: "calibration/ort_ranges.json", tiles: "calibration/tiles.npz"} or null
+    target.files        the device profiles copied into the bundle (devices/<name>.toml)
+    model.kwargs        the generator's constructor arguments
+    export              the resolved ExportConfig
+
 Loading checks every hash before anything runs and refuses a bundle that fails (rule 6).
 """
 from __future__ import annotations

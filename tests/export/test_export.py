@@ -17,7 +17,7 @@ from sonoedge.runtime.verify import verify_bundle
 
 
 def _cfg(frames, size, **over):
-    base = dict(target="jetson-orin-nano-8gb", precisions=("fp32", "fp16", "int8"), frames=str(frames),
+    base = dict(target="jetson-orin-nano-8gb", precisions=("fp32", "fp16", "int8"), frames=frames and str(frames),
                 calib_frames=12, search_frames=4, reference_frames=2, reference_size=size, calib_size=(64, 64),
                 bundle_calib_tiles=4, lpips=False)
     base.update(over)
@@ -134,3 +134,28 @@ def test_build_engine_dry_run_on_a_bundle(small_bundle, capsys):
                  "--dry-run", "--trt-version", "11.0"]) == 0
     spec = json.loads(capsys.readouterr().out)
     assert spec["mode"] == "strongly_typed" and spec["onnx"] == "model.int8.qdq.onnx" and "--int8" not in spec["trtexec"]
+
+
+def test_sr_generator_exports_at_scale_4_on_phantom_frames(tmp_path):
+    """liu_sr (4x SR, H4) when registered: reference outputs are 4x the input, all gates checked."""
+    from sonoedge.train.checkpoint import model_info, save_checkpoint
+    from sonoedge.train.registries import GENERATORS, load_all
+
+    load_all()
+    if "liu_sr" not in GENERATORS:
+        pytest.skip("the liu_sr generator is not registered in this checkout")
+    g = GENERATORS.create("liu_sr", width=0.125)
+    ckpt = save_checkpoint(tmp_path / "sr.pt", model_info=model_info("liu_sr", {"width": 0.125}, task="sr", scale=4,
+                                                                   stride=g.stride),
+                           state_dicts={"G_H": g.state_dict()}, config={}, meta={})
+    cfg = _cfg(None, (96, 96), target="x86-cuda", calib_size=(32, 32))
+    manifest = export_bundle(ckpt, tmp_path / "b", cfg, _quiet)
+    assert manifest["model"]["scale"] == 4 and "phantom" in manifest["reference"]["source"]
+    image = manifest["reference"]["inputs"][0]
+    ref = np.load(tmp_path / "b" / manifest["reference"]["torch_outputs"][0])
+    import cv2
+
+    h, w = cv2.imread(str(tmp_path / "b" / image), cv2.IMREAD_UNCHANGED).shape
+    assert ref.shape == (1, 1, 4 * h, 4 * w)
+    assert all(e["passed"] for e in manifest["precisions"].values())
+    assert all(c.ok for c in verify_bundle(tmp_path / "b"))

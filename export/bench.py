@@ -1,0 +1,106 @@
+"""ONNX Runtime CPU latency of each precision of a bundle beside PyTorch eager, same frames, same run.
+
+    python -m sonoedge.export.bench BUNDLE CKPT [--rounds 20] [--threads 2] [--size 256]
+
+The frames are the bundle's reference frames (real crops), reflect-padded to the stride (or tiled
+up to ``--size`` when given). Backends run interleaved round by round (torch, fp32, fp16, int8,
+torch, ...) so machine noise hits all of them alike; the table reports the median and p90 per
+frame and the speed ratio against PyTorch eager. Prints a Markdown table plus the machine line.
+"""
+from __future__ import annotations
+
+import argparse
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _cpu_name() -> str:
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.SubprocessError):
+        return platform.processor() or "unknown CPU"
+    for line in out.splitlines():
+        if line.startswith("Model name"):
+            return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown CPU"
+
+
+def _inputs(root: Path, manifest: dict, size: int | None) -> list[np.ndarray]:
+    from sonoedge.runtime.frames import normalise, pad_to_stride
+    from sonoedge.runtime.verify import read_reference_frame
+
+    stride = int(manifest["model"]["stride"])
+    frames = [read_reference_frame(root / rel) for rel in manifest["reference"]["inputs"]]
+    if size:
+        frames = [np.pad(f, ((0, max(0, size - f.shape[0])), (0, max(0, size - f.shape[1]))), mode="reflect")[:size, :size]
+                  for f in frames]
+    return [pad_to_stride(normalise(f), stride)[0] for f in frames]
+
+
+def run_bench(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 2, size: int | None = None) -> str:
+    import onnxruntime as ort
+    import torch
+
+    from sonoedge.runtime.manifest import load_manifest, model_file
+    from sonoedge.train.checkpoint import load_generator
+
+    root, manifest = load_manifest(bundle)
+    inputs = _inputs(root, manifest, size)
+    torch.set_num_threads(threads)
+    generator, _ = load_generator(checkpoint)
+    runners = {}
+
+    def torch_run(x: np.ndarray) -> np.ndarray:
+        with torch.inference_mode():
+            return generator(torch.from_numpy(x)).numpy()
+
+    runners["pytorch eager fp32"] = torch_run
+    for precision in manifest["precisions"]:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.log_severity_level = 3
+        sess = ort.InferenceSession(str(model_file(root, manifest, precision)), opts, providers=["CPUExecutionProvider"])
+        runners[f"onnxruntime {precision}"] = (lambda s: lambda x: s.run(None, {"input": x})[0])(sess)
+    times: dict[str, list[float]] = {name: [] for name in runners}
+    for name, run in runners.items():  # warm-up
+        run(inputs[0])
+    for _ in range(rounds):
+        for name, run in runners.items():
+            for x in inputs:
+                start = time.perf_counter()
+                run(x)
+                times[name].append((time.perf_counter() - start) * 1e3)
+    base = statistics.median(times["pytorch eager fp32"])
+    shape = "x".join(str(v) for v in inputs[0].shape)
+    lines = [f"Machine: {_cpu_name()}, {threads} thread(s); Python {platform.python_version()}, "
+             f"torch {torch.__version__}, onnxruntime {ort.__version__}",
+             f"Model: {manifest['model']['generator']} {manifest['model'].get('kwargs', {})}; input {shape} "
+             f"({len(inputs)} real reference frames x {rounds} rounds, interleaved)", "",
+             "| backend | median ms/frame | p90 ms/frame | speed vs PyTorch eager |", "|---|---|---|---|"]
+    for name, values in times.items():
+        med = statistics.median(values)
+        p90 = float(np.percentile(values, 90))
+        lines.append(f"| {name} | {med:.2f} | {p90:.2f} | {base / med:.2f}x |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sonoedge.export.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle")
+    parser.add_argument("checkpoint")
+    parser.add_argument("--rounds", type=int, default=20)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--size", type=int, help="tile the reference frames up to SIZE x SIZE")
+    args = parser.parse_args(argv)
+    print(run_bench(args.bundle, args.checkpoint, args.rounds, args.threads, args.size))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
