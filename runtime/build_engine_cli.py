@@ -18,8 +18,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache", help="engine cache directory (default: $SONOEDGE_CACHE/engines or ~/.cache/sonoedge/engines)")
     parser.add_argument("--calib", help="calibration frames for the legacy INT8 path (default: the bundle's tiles)")
     parser.add_argument("--legacy", action="store_true", help="TensorRT 10.x: builder flags + calibrator instead of strongly typed")
-    parser.add_argument("--dla-core", type=int, help="DLA core (profiles with DLA; builder-flag path)")
-    parser.add_argument("--no-dla", action="store_true", help="never place layers on DLA")
+    parser.add_argument("--dla-core", type=int, help="place the network on this DLA core, GPU fallback (profiles with DLA; "
+                        "fp16/int8 on the builder-flag path, so --legacy on TensorRT >= 10.1)")
+    parser.add_argument("--no-dla", action="store_true", help="GPU only (the default unless --dla-core is given)")
     parser.add_argument("--trt-version", help="with --dry-run: plan for this TensorRT version instead of the installed one")
     parser.add_argument("--dry-run", action="store_true", help="print the build spec and trtexec line; build nothing")
     parser.add_argument("--force", action="store_true", help="rebuild even when the cache has the engine")
@@ -68,14 +69,16 @@ def run(args: argparse.Namespace) -> int:
                          "(sonoedge verify/enhance --backend onnxruntime) or pass --profile NAME of a TensorRT device")
     if args.dry_run:
         version = args.trt_version or profile.tensorrt.replace(".x", ".0") or "10.3"
-        spec = build_spec(manifest, profile, precision, version, args.legacy, args.dla_core, not args.no_dla)
+        spec = build_spec(manifest, profile, precision, version, args.legacy, None if args.no_dla else args.dla_core)
         generation = 11 if int(version.split(".")[0]) >= 11 else 10
         print(json.dumps({**spec.to_dict(), "tensorrt": version, "trtexec": trtexec_command(spec, generation)}, indent=2))
         return 0
     trt = require("tensorrt", "tensorrt")
-    spec = build_spec(manifest, profile, precision, trt.__version__, args.legacy, args.dla_core, not args.no_dla)
-    onnx_path = root / spec.onnx
-    key = describe_current_gpu().key(precision, spec.dla_core, sha256_file(onnx_path))
+    spec = build_spec(manifest, profile, precision, trt.__version__, args.legacy, None if args.no_dla else args.dla_core)
+    # the key names the bundle's model of this precision (what the TensorRT backend hashes), whichever
+    # ONNX the build path parses (the legacy path parses model.onnx for every precision)
+    model_path = root / manifest["precisions"][precision]["file"]
+    key = describe_current_gpu().key(precision, spec.dla_core, sha256_file(model_path))
     cache = EngineCache(args.cache)
     hit = cache.lookup(key)
     if hit is not None and not args.force:
@@ -109,4 +112,6 @@ def _calibrator(root, manifest, calib, spec, cache_root):
     batches = CalibrationBatches(tiles, batch_size=1)
     model_sha = manifest["files"][manifest["precisions"]["fp32"]["file"]][:16]
     cache_file = cache_root / f"calib-{model_sha}.trt_int8.cache"  # reused by later builds of this model
+    print(f"build-engine: INT8 calibration cache {cache_file} ({len(tiles)} frames; reused when present; "
+          "trtexec --calib=<this file> builds the same engine)", flush=True)
     return make_entropy_calibrator(batches, cache_file)

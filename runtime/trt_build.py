@@ -101,11 +101,12 @@ def profile_shapes(size_range: dict[str, Sequence[int]], channels: int, stride: 
 
 
 def build_spec(manifest: dict[str, Any], profile: Any, precision: str, trt_version: str,
-               legacy: bool = False, dla_core: int | None = None, use_dla: bool = True) -> BuildSpec:
+               legacy: bool = False, dla_core: int | None = None) -> BuildSpec:
     """The build of ``precision`` for device ``profile`` (a DeviceProfile) with this TensorRT.
 
-    ``dla_core``: None picks core 0 when the profile has DLA and the path allows it (builder flags,
-    fp16/int8), unless ``use_dla`` is False.
+    ``dla_core``: None = GPU only (the default, so the engine cache key of build-engine and of the
+    TensorRT backend agree); an index places the network on that DLA core with GPU fallback, which
+    needs a profile with DLA and an fp16/int8 build on the builder-flag path.
     """
     if precision not in PRECISION_FILES:
         raise InputError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISION_FILES)}")
@@ -121,27 +122,25 @@ def build_spec(manifest: dict[str, Any], profile: Any, precision: str, trt_versi
         onnx = manifest["precisions"]["fp32"]["file"] if "fp32" in manifest["precisions"] else PRECISION_FILES["fp32"]
         flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
         calibrator = "entropy2" if precision == "int8" else None
-    core = _dla_core(profile, precision, mode, dla_core, use_dla)
+    core = _dla_core(profile, precision, mode, dla_core)
     if core is not None:
         flags = (*flags, "GPU_FALLBACK")
     return BuildSpec(precision, mode, onnx, model.get("input_name", "input"), shapes, int(profile.workspace_mb),
                      tuple(flags), calibrator, core, profile.name)
 
 
-def _dla_core(profile: Any, precision: str, mode: str, requested: int | None, use_dla: bool) -> int | None:
-    if not use_dla or profile.dla_cores == 0:
-        if requested is not None:
-            raise InputError(f"device profile {profile.name} has no DLA core; drop --dla-core")
+def _dla_core(profile: Any, precision: str, mode: str, requested: int | None) -> int | None:
+    if requested is None:
         return None
-    if requested is not None and not 0 <= requested < profile.dla_cores:
+    if profile.dla_cores == 0:
+        raise InputError(f"device profile {profile.name} has no DLA core; drop --dla-core")
+    if not 0 <= requested < profile.dla_cores:
         raise InputError(f"--dla-core {requested} is out of range: {profile.name} has {profile.dla_cores} DLA core(s)")
     # DLA runs fp16/int8 only, and sonoedge places it on the builder-flag path, where the layer
     # placement is TensorRT's (strongly typed networks pin precisions DLA may not support).
     if precision == "fp32" or mode != "builder_flags":
-        if requested is not None:
-            raise InputError(f"DLA needs an fp16 or int8 build on the builder-flag path (--legacy); got {precision}, {mode}")
-        return None
-    return 0 if requested is None else requested
+        raise InputError(f"DLA needs an fp16 or int8 build on the builder-flag path (--legacy); got {precision}, {mode}")
+    return requested
 
 
 def _dims(shape: Sequence[int]) -> str:
@@ -165,7 +164,7 @@ def trtexec_command(spec: BuildSpec, generation: int, engine_name: str | None = 
             raise InputError("TensorRT 11 has no builder precision flags; use the strongly typed spec")
         parts += [f"--{flag.lower()}" for flag in spec.flags if flag in ("FP16", "INT8")]
         if spec.calibrator:
-            parts.append("--calib=calibration/trt_int8.cache")  # written by `sonoedge build-engine` on the device
+            parts.append("--calib=trt_int8.cache")  # the cache `sonoedge build-engine --legacy` writes (path printed)
     if spec.dla_core is not None:
         parts += [f"--useDLACore={spec.dla_core}", "--allowGPUFallback"]
     parts.append(f"--saveEngine={engine_name or f'model.{spec.precision}.{spec.profile}.plan'}")
@@ -178,7 +177,8 @@ def engine_plan(manifest: dict[str, Any], profiles: Sequence[Any], precisions: S
         "schema": PLAN_SCHEMA,
         "note": ("Engines are built on the device (sonoedge build-engine BUNDLE), never shipped. "
                  "trt10_legacy: builder flags + IInt8EntropyCalibrator2 (TensorRT 8.5-10.0, or --legacy on 10.x; "
-                 "trtexec --calib needs the cache build-engine writes); "
+                 "trtexec --calib=trt_int8.cache needs the calibration cache that build-engine writes and prints, "
+                 "since trtexec cannot read calibration frames itself); "
                  "trt10 / trt11: strongly typed from the fp16 or Q/DQ ONNX (TensorRT >= 10.1; always in 11)."),
         "calibration_tiles": CALIBRATION_TILES if "int8" in precisions else None,
         "profiles": {},
@@ -189,11 +189,15 @@ def engine_plan(manifest: dict[str, Any], profiles: Sequence[Any], precisions: S
             legacy = build_spec(manifest, profile, precision, "10.0", legacy=True)
             typed10 = build_spec(manifest, profile, precision, "10.3")
             typed11 = build_spec(manifest, profile, precision, "11.0")
-            entry["builds"][precision] = {
+            builds = {
                 "trt10_legacy": {**legacy.to_dict(), "trtexec": trtexec_command(legacy, 10)},
                 "trt10": {**typed10.to_dict(), "trtexec": trtexec_command(typed10, 10)},
                 "trt11": {**typed11.to_dict(), "trtexec": trtexec_command(typed11, 11)},
             }
+            if profile.dla_cores and precision != "fp32":
+                dla = build_spec(manifest, profile, precision, "10.0", legacy=True, dla_core=0)
+                builds["trt10_legacy_dla"] = {**dla.to_dict(), "trtexec": trtexec_command(dla, 10)}
+            entry["builds"][precision] = builds
         plan["profiles"][profile.name] = entry
     return plan
 

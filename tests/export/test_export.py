@@ -126,7 +126,8 @@ def test_tar_bundle_verifies(tmp_path, tiny_checkpoints, speckle_dir):
 
 
 def test_build_engine_dry_run_on_a_bundle(small_bundle, capsys):
-    assert main(["build-engine", str(small_bundle), "--profile", "jetson-xavier-nx", "--precision", "int8", "--dry-run"]) == 0
+    assert main(["build-engine", str(small_bundle), "--profile", "jetson-xavier-nx", "--precision", "int8", "--dry-run",
+                 "--dla-core", "0"]) == 0
     spec = json.loads(capsys.readouterr().out)
     assert spec["mode"] == "builder_flags" and spec["flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
     assert spec["calibrator"] == "entropy2" and spec["dla_core"] == 0 and "--int8" in spec["trtexec"]

@@ -47,12 +47,16 @@ def test_profile_shapes_are_stride_aligned():
 
 def test_build_specs_per_path_and_device():
     xavier, nano, thor = (load_profile(n) for n in ("jetson-xavier-nx", "jetson-orin-nano-8gb", "jetson-agx-thor"))
-    legacy = build_spec(MANIFEST, xavier, "int8", "8.5.2")
+    legacy = build_spec(MANIFEST, xavier, "int8", "8.5.2", dla_core=0)
     assert legacy.mode == "builder_flags" and legacy.onnx == "model.onnx"
     assert legacy.flags == ("INT8", "FP16", "GPU_FALLBACK") and legacy.calibrator == "entropy2" and legacy.dla_core == 0
     assert legacy.shapes["max"] == (1, 1, 768, 768) and legacy.workspace_mb == 1024
-    assert build_spec(MANIFEST, xavier, "int8", "8.5.2", use_dla=False).dla_core is None
-    assert build_spec(MANIFEST, xavier, "fp32", "8.5.2").dla_core is None  # DLA has no fp32
+    gpu_only = build_spec(MANIFEST, xavier, "int8", "8.5.2")
+    assert gpu_only.dla_core is None and gpu_only.flags == ("INT8", "FP16")  # DLA is opt-in
+    with pytest.raises(InputError, match="fp16 or int8"):
+        build_spec(MANIFEST, xavier, "fp32", "8.5.2", dla_core=0)  # DLA has no fp32
+    with pytest.raises(InputError, match="builder-flag"):
+        build_spec(MANIFEST, load_profile("jetson-orin-nx-16gb"), "fp16", "10.3", dla_core=1)
     typed = build_spec(MANIFEST, nano, "int8", "10.3")
     assert typed.mode == "strongly_typed" and typed.onnx == "model.int8.qdq.onnx" and typed.flags == ()
     assert typed.calibrator is None and typed.dla_core is None
@@ -67,7 +71,7 @@ def test_build_specs_per_path_and_device():
 
 def test_trtexec_lines_for_both_generations():
     xavier, thor = load_profile("jetson-xavier-nx"), load_profile("jetson-agx-thor")
-    line = trtexec_command(build_spec(MANIFEST, xavier, "int8", "8.6"), 10)
+    line = trtexec_command(build_spec(MANIFEST, xavier, "int8", "8.6", dla_core=0), 10)
     for part in ("--onnx=model.onnx", "--int8", "--fp16", "--calib=", "--useDLACore=0", "--allowGPUFallback",
                  "--minShapes=input:1x1x64x64", "--maxShapes=input:1x1x768x768", "--memPoolSize=workspace:1024"):
         assert part in line, part
@@ -84,7 +88,9 @@ def test_engine_plan_covers_every_profile_and_precision():
     plan = engine_plan(MANIFEST, profiles, ["fp32", "fp16", "int8"])
     assert set(plan["profiles"]) == {"jetson-xavier-nx", "jetson-orin-nx-16gb"}
     builds = plan["profiles"]["jetson-orin-nx-16gb"]["builds"]["int8"]
-    assert builds["trt10_legacy"]["mode"] == "builder_flags" and builds["trt10_legacy"]["dla_core"] == 0
+    assert builds["trt10_legacy"]["mode"] == "builder_flags" and builds["trt10_legacy"]["dla_core"] is None
+    assert builds["trt10_legacy_dla"]["dla_core"] == 0 and "--useDLACore=0" in builds["trt10_legacy_dla"]["trtexec"]
+    assert "trt10_legacy_dla" not in plan["profiles"]["jetson-orin-nx-16gb"]["builds"]["fp32"]
     assert builds["trt11"]["mode"] == "strongly_typed" and builds["trt11"]["trtexec"].startswith("trtexec ")
 
 
