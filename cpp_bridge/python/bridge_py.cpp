@@ -101,6 +101,7 @@ class Channel {
         {
             py::gil_scoped_release nogil;
             std::shared_lock<std::shared_mutex> lock(mutex_);
+            std::lock_guard<std::mutex> one_writer(write_mutex_);  // the ring has a single producer
             st = ch_ ? sb_channel_write(ch_, &info, data, timeout_ms) : SB_ERR_INVALID_ARGUMENT;
         }
         if (st != SB_OK) raise_status(st, context("writing frame " + std::to_string(frame_id) + " to"));
@@ -116,6 +117,7 @@ class Channel {
         {
             py::gil_scoped_release nogil;
             std::shared_lock<std::shared_mutex> lock(mutex_);
+            std::lock_guard<std::mutex> one_writer(write_mutex_);
             st = ch_ ? sb_channel_write(ch_, &info, nullptr, timeout_ms) : SB_ERR_INVALID_ARGUMENT;
         }
         if (st != SB_OK) raise_status(st, context("writing end of stream to"));
@@ -126,11 +128,13 @@ class Channel {
     py::object read(int timeout_ms) {
         sb_frame_info info{};
         sb_status st;
+        py::gil_scoped_release nogil;
+        std::shared_lock<std::shared_mutex> lock(mutex_);
+        std::unique_lock<std::mutex> one_reader(read_mutex_);  // single consumer; scratch_ is ours until copied
         {
-            py::gil_scoped_release nogil;
-            std::shared_lock<std::shared_mutex> lock(mutex_);
             st = ch_ ? sb_channel_read(ch_, &info, scratch_.data(), scratch_.size(), timeout_ms) : SB_ERR_INVALID_ARGUMENT;
         }
+        py::gil_scoped_acquire gil;  // still holding the read lock: scratch_ stays ours while copied
         if (st == SB_ERR_TIMEOUT) return py::none();
         if (st != SB_OK) raise_status(st, context("reading from"));
         py::object image = py::none();
@@ -179,6 +183,7 @@ class Channel {
     sb_channel *ch_ = nullptr;
     std::vector<uint8_t> scratch_;  // one slot; used only by the reading thread
     std::shared_mutex mutex_;       // shared: read / write in flight; unique: close
+    std::mutex read_mutex_, write_mutex_;  // one reader and one writer at a time (SPSC rings)
 };
 
 }  // namespace
