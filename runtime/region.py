@@ -47,6 +47,7 @@ RECT_FILL = 0.93  # hull area / bounding-box area at or above this: a rectangle
 SIDE_SLOPE = 0.03  # each side moving outwards by 3% of the width between 25% and 85% depth: a fan
 FULL_MARGIN = 0.02  # a rectangle within 2% of every edge is the full frame
 SPARSE_ROWS = 0.5  # a strip is sparse echoes (extend across it) when this share of its rows has any echo
+LINE_GAP = 0.05  # successive transducer lines within 5% of the frame height are one probe face
 LINE_FILL = 0.6  # a row with echoes across this share of the rectangle width is a transducer line
 EMPTY_FILL = 0.1  # a line (row or column) of the box with under 10% of pixels above black is empty
 SOLID_FILL = 0.5  # ... and one with at least half above black is solid image
@@ -89,7 +90,7 @@ def detect_region(image: np.ndarray) -> Region:
 
     _check_image(image)
     h, w = image.shape[:2]
-    factor = max(1, max(h, w) // WORK_SIDE)  # an integer shrink: OpenCV's fast block average
+    factor = max(1, round(max(h, w) / WORK_SIDE))  # an integer shrink: OpenCV's fast block average
     work = _Work.build(image, factor, cv2)
     selected = _image_components(work.evidence, cv2)
     if selected is None:
@@ -312,8 +313,9 @@ def _extend_edge(row_fill: np.ndarray, edge: int, step: int) -> int:
     rows = np.arange(edge + step, stop, step)
     lines = rows[row_fill[rows] >= LINE_FILL]
     current = edge
+    close = max(3, int(LINE_GAP * len(row_fill)))  # rows: lines this close belong together (probe face, lens)
     for line in lines:
-        if _sparse(row_fill[_between(current, int(line), step)]):
+        if current != edge and abs(int(line) - current) <= close or _sparse(row_fill[_between(current, int(line), step)]):
             current = int(line)
         else:
             break

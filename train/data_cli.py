@@ -17,6 +17,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="an image, DICOM, NRRD, .mha/.mhd, video file or a folder of images")
     parser.add_argument("--overlay", type=Path, metavar="OUT.png", help="write the frame with its imaging region drawn on it")
     parser.add_argument("--frame", type=int, default=0, metavar="N", help="which frame to analyse (default: 0, the first)")
+    parser.add_argument("--bench", type=int, default=0, metavar="N",
+                        help="also time region detection on the frame N times (median, p90) against a cached tracker lookup")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +38,35 @@ def run(args: argparse.Namespace) -> int:
     if args.overlay is not None:
         write_overlay(args.overlay, frame, region)
         print(f"overlay: {args.overlay}")
+    if args.bench > 0:
+        print(bench_region(frame, args.bench))
     return 0
+
+
+def bench_region(frame, repeats: int) -> str:
+    """One line: detection ms (median, p90 over ``repeats``) and a cached RegionTracker lookup."""
+    import time
+
+    import numpy as np
+
+    from sonoedge.runtime.region import RegionTracker, detect_region
+
+    detect_region(frame)  # warm up (imports, allocator)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detect_region(frame)
+        times.append(time.perf_counter() - start)
+    tracker = RegionTracker()
+    tracker.region_for(frame)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tracker.region_for(frame)
+    cached = (time.perf_counter() - start) / repeats
+    ms = np.array(times) * 1000
+    return (f"bench:    detect_region {np.median(ms):.2f} ms median, {np.percentile(ms, 90):.2f} ms p90 "
+            f"({repeats} runs, {frame.shape[1]}x{frame.shape[0]}); cached tracker lookup {cached * 1e6:.1f} us "
+            f"({np.median(ms) / 1000 / cached:.0f}x less)")
 
 
 def _nth_frame(frames, index: int, path: Path):
