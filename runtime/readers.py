@@ -18,6 +18,9 @@ Kinds (chosen by extension; a file without a known extension is sniffed for the 
   ``ElementDataFile = LOCAL`` or a detached file). The PLUS toolkit ``.igs.mha`` sequences are
   W x H x N volumes and give N frames.
 - ``video``: mp4, avi, mov, mkv and raw H.264 (``.h264``/``.264``) through OpenCV's FFmpeg backend.
+  This OpenCV build (opencv-python-headless 5.0, FFmpeg) decodes H.264, MPEG-4 Part 2, MJPEG and
+  FFV1; it writes mp4v, MJPG, XVID and FFV1 but not H.264 (no encoder). A video that stops well
+  before the frame count its container states is reported as truncated after its last frame.
 - ``folder``: the images of a directory, sorted naturally by name (``f2`` before ``f10``).
 
 Conversion to uint8 grey (the runtime's native format, see ``frames.py``):
@@ -49,6 +52,7 @@ import numpy as np
 from .errors import InputError
 from .frames import to_grey
 
+VIDEO_COUNT_SLACK = 0.01  # containers may overstate their frame count by a frame or 1%; more is truncation
 MIN_SIDE = 16  # pixels: the smallest frame height or width accepted anywhere (a 1x1 image is an error)
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -642,14 +646,20 @@ def _probe_video(path: Path) -> MediaInfo:
 
 def _read_video(path: Path) -> Iterator[np.ndarray]:
     capture = _open_video(path)
+    decoded = 0
     try:
+        stated, _ = _video_count_fps(capture)
         while True:
             ok, frame = capture.read()
             if not ok or frame is None:
                 break
+            decoded += 1
             yield _grey(frame, bgr=True)
     finally:
         capture.release()
+    raw_stream = path.suffix.lower() in (".h264", ".264")  # no container, so no stated count
+    if decoded and stated and not raw_stream and stated - decoded > max(1, VIDEO_COUNT_SLACK * stated):
+        raise InputError(f"{path} ended after {decoded} of its {stated} frames (truncated or corrupt video).")
 
 
 _PROBES = {

@@ -487,3 +487,24 @@ def test_realus_copy_with_unsupported_extension(realus, tmp_path):
     shutil.copy(realus / "hc18/000_HC.png", copy)
     with pytest.raises(InputError, match=r"frame\.xyz has an unsupported file type"):
         readers.probe(copy)
+
+
+def test_video_cut_mid_stream_reports_truncation(tmp_path):
+    """An mp4 whose index comes first (faststart) still opens when cut; the missing frames are an error."""
+    imageio_ffmpeg = pytest.importorskip("imageio_ffmpeg")
+    import subprocess
+
+    rng = np.random.default_rng(1)
+    frames = [rng.integers(0, 255, (96, 128), dtype=np.uint8) for _ in range(40)]  # noise: big frames
+    source = _write_video(tmp_path / "source.mp4", frames, "mp4v")
+    fast = tmp_path / "fast.mp4"
+    subprocess.run([imageio_ffmpeg.get_ffmpeg_exe(), "-loglevel", "error", "-y", "-i", str(source), "-c", "copy",
+                    "-movflags", "+faststart", str(fast)], check=True)
+    assert sum(1 for _ in readers.iter_frames(fast)) == 40
+    data = fast.read_bytes()
+    (tmp_path / "half.mp4").write_bytes(data[: len(data) // 2])
+    decoded = []
+    with pytest.raises(InputError, match=r"half\.mp4 ended after \d+ of its 40 frames"):
+        for frame in readers.iter_frames(tmp_path / "half.mp4"):
+            decoded.append(frame)
+    assert 5 < len(decoded) < 40
