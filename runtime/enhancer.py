@@ -36,7 +36,7 @@ import numpy as np
 
 from .backends import BACKENDS, Backend
 from .errors import BundleError, InputError, SonoedgeError
-from .frames import Frame, crop, denormalise, normalise, pad_to_stride, to_grey
+from .frames import Frame, crop, pad_to_stride, to_grey
 from .manifest import load_manifest, model_file, sha256_file
 
 log = logging.getLogger("sonoedge.runtime.enhancer")
@@ -313,7 +313,7 @@ class Enhancer:
             raise SonoedgeError(f"frame {frame.frame_id}: imaging region {sub.shape[0]}x{sub.shape[1]} is larger than "
                                 f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
         padded, size = pad_to_stride(sub, model.stride)  # reflect-pad the uint8 crop: 4x less memory than float
-        tensor = normalise(padded)  # identical to pad(normalise(x)): reflection commutes with a pointwise map
+        tensor = to_model(padded)  # identical to pad(normalise(x)): reflection commutes with a pointwise map
         return Job(frame, model, (y0, y1, x0, x1), mask, sub, tensor, size)
 
     def infer(self, job: Job) -> Job:
@@ -352,7 +352,7 @@ class Enhancer:
         if job.output is None:
             return self.passthrough(frame, job.passthrough_reason or "not enhanced")
         s = job.model.scale if job.model is not None else self._model.scale
-        enhanced = denormalise(crop(job.output, job.size, s))  # uint8 (s*h, s*w)
+        enhanced = from_model(crop(job.output, job.size, s))  # uint8 (s*h, s*w); finiteness checked in infer
         image = frame.image
         if s > 1:
             image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated
@@ -421,6 +421,25 @@ class Enhancer:
         log.warning("enhancement recovered", extra={"event": "recovered", "frame_id": job.frame.frame_id,
                                                      "after": self.failure_reason})
         self.failure_reason = ""
+
+
+def to_model(image: np.ndarray) -> np.ndarray:
+    """:func:`.frames.normalise` with in-place arithmetic (bit-identical: the same float32 operations
+    in the same order, without the temporaries): uint8 (H, W) -> float32 (1, 1, H, W) in [-1, 1]."""
+    x = image.astype(np.float32)
+    x /= np.float32(127.5)
+    x -= np.float32(1.0)
+    return x[None, None]
+
+
+def from_model(tensor: np.ndarray) -> np.ndarray:
+    """:func:`.frames.denormalise` in place, bit-identical, for outputs already known to be finite:
+    float32 (..., H, W) in [-1, 1] -> uint8 (H, W)."""
+    y = np.asarray(tensor, dtype=np.float32).reshape(tensor.shape[-2:]) + np.float32(1.0)  # a new array
+    y *= np.float32(127.5)
+    np.rint(y, out=y)
+    np.clip(y, 0, 255, out=y)
+    return y.astype(np.uint8)
 
 
 # Frames beyond this side are not a probe's output but a corrupt header or a wrong source.

@@ -115,11 +115,19 @@ def test_region_is_cached_and_redetected_on_geometry_change(tiny_model):
     (np.zeros((64, 64), np.float32), "dtype"),
     (np.zeros((64, 64, 2), np.uint8), "shape"),
     (np.zeros((8, 64), np.uint8), "size"),
-    (np.zeros((4096, 64), np.uint8), "size"),
+    (np.zeros((9000, 64), np.uint8), "size"),
 ])
 def test_malformed_frames_raise(tiny_model, image, reason):
     with pytest.raises(MalformedFrame, match=reason):
         Enhancer(tiny_model, EnhancerConfig(region="full")).prepare(_frame(image))
+
+
+def test_region_over_the_model_size_range_passes_through(tiny_bundle, tmp_path, bundle_factory):
+    model = load_model(EnhancerConfig(bundle=str(tiny_bundle)))
+    model.manifest["model"]["size_range"]["max"] = [64, 64]
+    out = Enhancer(model, EnhancerConfig(region="full"))(_frame(np.full((64, 96), 9, np.uint8)))
+    assert out.passthrough and "larger than the model's maximum 64x64" in out.meta["passthrough_reason"]
+    model.close()
 
 
 def test_truncated_frame_marked_by_a_source_raises(tiny_model):
@@ -229,3 +237,16 @@ def test_realus_still_with_overlays_enhances(tiny_model, realus):
     image = read_image(still)
     out = Enhancer(tiny_model, EnhancerConfig(region="auto"))(_frame(image))
     assert out.image.shape == image.shape and out.enhanced
+
+
+def test_in_place_normalisation_is_bit_identical_to_the_contract():
+    from sonoedge.runtime.enhancer import from_model, to_model
+    from sonoedge.runtime.frames import denormalise, normalise
+
+    rng = np.random.default_rng(4)
+    image = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    assert np.array_equal(to_model(image), normalise(image)) and to_model(image).dtype == np.float32
+    y = np.concatenate([rng.uniform(-1.2, 1.2, (1, 1, 30, 53)),
+                        ((np.arange(7 * 53) - 3) / 127.5 - 1.0).reshape(1, 1, 7, 53)], axis=2).astype(np.float32)
+    y[0, 0, 0, :4] = [-1.0, 1.0, -1.0 + 0.5 / 127.5, 0.5 / 127.5]  # exact .5 rounding boundaries
+    assert np.array_equal(from_model(y), denormalise(y))
