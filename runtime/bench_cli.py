@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--repeats", type=int, default=3, help="alternating backend/pipeline runs (default 3)")
     parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
     parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--daemon", metavar="N1,N2,...",
+                        help="instead: run `sonoedge serve` on --input (replayed in a loop) and report the cold start "
+                             "to the first frame and the daemon's resident memory after N1, N2, ... frames")
+    parser.add_argument("--fps", type=float, default=0.0, help="with --daemon: replay rate (default: the file's own)")
     add_model_arguments(parser)
 
 
@@ -47,16 +51,85 @@ def run(args: argparse.Namespace) -> int:
         raise InputError("--frames and --repeats must be at least 1")
     cfg = enhancer_config(args)
     cfg.bundle = "" if args.bundle == "default" else args.bundle
+    if args.daemon:
+        if not args.input:
+            raise InputError("--daemon needs --input (the clip the daemon replays)")
+        marks = [int(v) for v in args.daemon.split(",") if v.strip()]
+        result = daemon_memory(cfg, args.input, marks, args.fps)
+        print(json.dumps(result, indent=1))
+        _write_json(args.json, result)
+        return 0
     images, label = load_frames(args.input, args.frames)
     result = bench(cfg, images, args.repeats, args.queue_size)
     result["input"] = label
     print(format_result(result))
-    if args.json:
+    _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path: str | None, result: dict[str, Any]) -> None:
+    if path:
         from sonoedge.runtime.atomic import atomic_path
 
-        with atomic_path(Path(args.json)) as tmp:
+        with atomic_path(Path(path)) as tmp:
             tmp.write_text(json.dumps(result, indent=2) + "\n")
-    return 0
+
+
+def daemon_memory(cfg, clip: str, marks: list[int], fps: float = 0.0, timeout_s: float = 7200.0) -> dict[str, Any]:
+    """Start ``sonoedge serve`` as a subprocess replaying ``clip`` in a loop into null://; return the
+    time from process start to the first frame out and the resident memory (from /metrics) at each mark."""
+    import re
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    import urllib.request
+
+    from sonoedge.runtime.errors import SonoedgeError
+
+    query = f"?loop=1{f'&fps={fps:g}' if fps else ''}"
+    uri = f"replay://{Path(clip).resolve()}{query}"
+    bundle = str(Path(cfg.bundle).resolve()) if cfg.bundle else ""
+    config = (f'[source]\nuri = "{uri}"\n[sink]\nuri = "null://"\n'
+              f'[enhancer]\nbundle = "{bundle}"\nprecision = "{cfg.precision}"\nbackend = "{cfg.backend}"\n'
+              f'region = "{cfg.region}"\nthreads = {cfg.threads}\n[health]\nport = 0\n[log]\nstats_interval_s = 0.0\n')
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "enhancer.toml"
+        path.write_text(config)
+        t0 = time.monotonic()
+        proc = subprocess.Popen([sys.executable, "-m", "sonoedge", "serve", "--config", str(path)],
+                                stderr=subprocess.PIPE, text=True)
+        try:
+            port, first = None, None
+            for line in proc.stderr:
+                event = json.loads(line).get("event") if line.startswith("{") else None
+                if event == "health_listening":
+                    port = json.loads(line)["port"]
+                elif event == "first_frame":
+                    first = time.monotonic() - t0
+                    break
+            if port is None or first is None:
+                raise SonoedgeError(f"the daemon exited before serving a frame (rc {proc.poll()})")
+            threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()
+            rows = []
+            for mark in sorted(marks):
+                while True:
+                    text = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10).read().decode()
+                    value = {k: float(re.search(rf"^sonoedge_{k} (\S+)$", text, re.M).group(1))
+                             for k in ("frames_out_total", "frames_in_total", "resident_memory_bytes", "fps")}
+                    if value["frames_out_total"] >= mark:
+                        rows.append({"frames_out": int(value["frames_out_total"]), "frames_in": int(value["frames_in_total"]),
+                                     "rss_mib": round(value["resident_memory_bytes"] / 2**20, 1),
+                                     "fps": round(value["fps"], 2), "elapsed_s": round(time.monotonic() - t0, 1)})
+                        break
+                    if proc.poll() is not None or time.monotonic() - t0 > timeout_s:
+                        raise SonoedgeError(f"the daemon stopped or timed out before {mark} frames")
+                    time.sleep(0.2)
+        finally:
+            proc.terminate()
+            rc = proc.wait(timeout=30)
+    return {"clip": str(clip), "bundle": bundle or "embedded default", "cold_start_to_first_frame_s": round(first, 3),
+            "memory": rows, "exit_code": rc, "machine": machine()}
 
 
 def load_frames(path: str | None, n: int) -> tuple[list, str]:

@@ -87,3 +87,16 @@ def test_enhance_missing_input_is_one_clear_error(tiny_bundle, tmp_path, capsys)
     assert main(["enhance", str(tmp_path / "absent.mp4"), "-o", str(tmp_path / "o.mp4"), "--bundle", str(tiny_bundle)]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "absent.mp4 does not exist" in err[0] and not (tmp_path / "o.mp4").exists()
+
+
+def test_bench_daemon_reports_cold_start_and_memory(tiny_bundle, tmp_path):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(3):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((64, 80), 30 * i, np.uint8))
+    out = tmp_path / "mem.json"
+    assert main(["bench", str(tiny_bundle), "--input", str(frames), "--daemon", "5,12", "--fps", "200",
+                 "--region", "full", "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["cold_start_to_first_frame_s"] > 0 and [m["frames_out"] >= n for m, n in zip(r["memory"], (5, 12))] == [True, True]
+    assert all(m["rss_mib"] > 10 for m in r["memory"]) and r["exit_code"] == 0
