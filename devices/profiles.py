@@ -4,7 +4,7 @@
     target = resolve_target("jetson")                   # Target: every Jetson profile, merged ranges
     target.profiles[0].input.opt                        # (H, W) the engine is tuned for
 
-A target is a profile name or a family name (``jetson``, ``x86``, ``cpu``); a family gives one bundle
+A target is a profile name, a family name (``jetson``, ``x86``, ``cpu``) or ``all``; a family gives one bundle
 for every profile in it (a bundle holds ONNX, not engines), and the device picks its own profile at
 ``build-engine`` time. An unknown name is an error listing the known ones.
 """
@@ -160,9 +160,12 @@ def families(profiles: dict[str, DeviceProfile] | None = None) -> dict[str, list
     return out
 
 
+ALL = "all"  # every profile: the embedded demo bundle, which must run anywhere
+
+
 def known_targets(profiles: dict[str, DeviceProfile] | None = None) -> list[str]:
     profiles = profiles if profiles is not None else load_profiles()
-    return sorted(set(profiles) | set(families(profiles)))
+    return sorted(set(profiles) | set(families(profiles)) | {ALL})
 
 
 def load_profile(name: str, directory: Path = PROFILE_DIR) -> DeviceProfile:
@@ -177,6 +180,8 @@ def resolve_target(name: str, directory: Path = PROFILE_DIR) -> Target:
     profiles = load_profiles(directory)
     if name in profiles:
         return Target(name, (profiles[name],))
+    if name == ALL:
+        return Target(name, tuple(profiles[n] for n in sorted(profiles)))
     fams = families(profiles)
     if name in fams:
         return Target(name, tuple(profiles[n] for n in sorted(fams[name])))

@@ -25,7 +25,7 @@ def _size(text: str) -> tuple[int, int]:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint .pt written by 'sonoedge train'")
     parser.add_argument("--target", default="jetson",
-                        help="device profile or family (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')")
+                        help="device profile, family or 'all' (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')")
     parser.add_argument("-o", "--output", required=True, help="bundle directory to write")
     parser.add_argument("--precisions", default="fp32,fp16,int8", help="comma-separated subset of fp32,fp16,int8")
     parser.add_argument("--frames", help="real ultrasound frames for the parity references (folder, video, DICOM, ...); "
@@ -36,6 +36,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--calib-size", type=_size, help="calibration tile HxW (default: target opt size, at most 256)")
     parser.add_argument("--reference-frames", type=int, default=4, help="reference frames stored in the bundle")
     parser.add_argument("--reference-size", type=_size, default=(256, 256), help="largest reference crop HxW")
+    parser.add_argument("--bundle-calib-tiles", type=int, default=16,
+                        help="calibration tiles carried in the bundle for the legacy TensorRT calibrator (default 16)")
     parser.add_argument("--allow-degraded", action="store_true", help="keep precisions that fail their gate, flagged degraded")
     parser.add_argument("--simplify", action="store_true", help="simplify the ONNX graph with onnxslim")
     parser.add_argument("--stable-instance-norm", action="store_true",
@@ -54,6 +56,7 @@ def run(args: argparse.Namespace) -> int:
         target=args.target, precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()),
         frames=args.frames, calib=args.calib, calib_method=args.calib_method, calib_frames=args.calib_frames,
         calib_size=args.calib_size, reference_frames=args.reference_frames, reference_size=args.reference_size,
+        bundle_calib_tiles=args.bundle_calib_tiles,
         allow_degraded=args.allow_degraded, simplify=args.simplify, stable_instance_norm=args.stable_instance_norm, lpips=not args.no_lpips, lpips_trunk=args.lpips_trunk,
         int8_quantize_outputs=args.int8_quantize_outputs, tar=args.tar,
     )

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import math
+import re
 from pathlib import Path
 from typing import Iterable
 
@@ -67,7 +68,12 @@ def source_files(path: str | Path) -> list[Path]:
     files = [p for p in path.rglob("*") if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in known]
     if not files:
         raise InputError(f"frame source {path} holds no readable ultrasound files ({' '.join(known)})")
-    return sorted(files, key=lambda p: readers._natural_key(p.relative_to(path).as_posix()))
+    return sorted(files, key=lambda p: _natural_key(p.relative_to(path).as_posix()))
+
+
+def _natural_key(name: str) -> list[object]:
+    """'f2' before 'f10'."""
+    return [int(part) if part.isdigit() else part.lower() for part in re.split(r"(\d+)", name)]
 
 
 def _frame_count(path: Path) -> int | None:

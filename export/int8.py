@@ -29,8 +29,10 @@ The layers kept out are reported in the manifest and in docs/results/export.md.
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import inspect
+import io
 import logging
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -143,7 +145,8 @@ def quantize(fp32_path: Path, out_path: Path, cfg: Int8Config, reader: TileReade
     level = quiet.level
     quiet.setLevel(logging.ERROR)  # ORT logs a pre-processing suggestion on every call
     try:
-        with atomic_path(out_path) as tmp:
+        # ORT prints calibration chatter on stdout; the export reports its own progress instead
+        with atomic_path(out_path) as tmp, contextlib.redirect_stdout(io.StringIO()):
             q.quantize_static(str(fp32_path), str(tmp), reader, nodes_to_exclude=list(exclude),
                               nodes_to_quantize=list(only), **kwargs)
     finally:

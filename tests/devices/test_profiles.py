@@ -99,3 +99,8 @@ def test_devices_cli(capsys, tmp_path):
     assert REQUIRED <= set(data["profiles"]) and "jetson" in data["families"]
     assert main(["devices", "jetson-nano-2gb"]) == 2
     assert "known targets" in capsys.readouterr().err
+
+
+def test_all_target_holds_every_profile():
+    target = resolve_target("all")
+    assert set(target.profile_names()) == set(load_profiles()) and target.precisions == KNOWN_PRECISIONS
