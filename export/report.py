@@ -1,0 +1,59 @@
+"""The accuracy table of a bundle (docs/results/export.md), straight from its manifest.
+
+    python -m sonoedge.export.report BUNDLE
+
+Per precision: gate, pass/fail, max and p99 absolute error, PSNR, SSIM and LPIPS against the
+PyTorch fp32 reference on the bundle's reference frames; then the INT8 calibration set and the
+layers the sensitivity search kept out of INT8.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def report(bundle: str) -> str:
+    from sonoedge.runtime.manifest import load_manifest
+
+    root, manifest = load_manifest(bundle)
+    model, ref = manifest["model"], manifest["reference"]
+    lines = [f"Bundle `{root.name}`: generator `{model['generator']}` {model.get('kwargs', {})}, task {model['task']} "
+             f"x{model['scale']}, checkpoint sha256 {manifest['source_checkpoint']['sha256'][:12]}, target "
+             f"`{manifest['target']['name']}`.",
+             f"Reference: {len(ref['inputs'])} frames from {ref.get('source', '?')} ({', '.join(ref.get('sources', []))}).",
+             "", "| precision | gate | result | max abs | p99 abs | PSNR dB | SSIM | LPIPS |", "|---|---|---|---|---|---|---|---|"]
+    trunk = ""
+    for name, entry in manifest["precisions"].items():
+        r = entry["results"]
+        gate = ", ".join(f"{k} {'<=' if k == 'max_abs' else '>='} {v:g}" for k, v in entry["gate"].items())
+        status = "pass" if entry["passed"] else ("DEGRADED" if entry.get("degraded") else "FAIL")
+        lpips = f"{r['lpips']:.4f}" if "lpips" in r else "-"
+        lines.append(f"| {name} | {gate} | {status} | {r['max_abs']:.3g} | {r['p99_abs']:.3g} | {r['psnr']:.2f} | "
+                     f"{r['ssim']:.5f} | {lpips} |")
+        trunk = entry.get("lpips_trunk", trunk)
+    lines += ["", f"LPIPS trunk: {trunk}.", "PSNR/SSIM over [-1, 1] model outputs (data range 2), worst frame."]
+    if "int8" in manifest["precisions"]:
+        e = manifest["precisions"]["int8"]
+        c = e["calibration"]
+        lines += ["", f"INT8: {e['quantization']['format']}, activations {e['quantization']['activations']}, weights "
+                      f"{e['quantization']['weights']}; calibration {c['method']} on {c['frames']} frames "
+                      f"({', '.join(c['shapes'])}) from {c['source']}, sha256 {c['sha256'][:16]}.",
+                  f"Layers kept in float ({len(e['excluded_nodes'])} of {len(e['excluded_nodes']) + e['quantized_nodes']}): "
+                  + (", ".join(f"`{n}`" for n in e["excluded_nodes"]) or "none"),
+                  "Search trace (PSNR/SSIM on held-out calibration frames): "
+                  + "; ".join(f"{t['excluded']} out: {t['psnr']:.2f} dB / {t['ssim']:.4f}" for t in e["search"]["trace"])]
+        if e["search"]["most_sensitive"]:
+            lines.append("Most sensitive layers (PSNR with that layer alone in INT8): "
+                         + ", ".join(f"`{s['node']}` {s['psnr_alone']:.1f} dB" for s in e["search"]["most_sensitive"]))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sonoedge.export.report", description=__doc__.split("\n\n")[0])
+    parser.add_argument("bundle")
+    print(report(parser.parse_args(argv).bundle))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
