@@ -54,7 +54,6 @@ def _precision(args, manifest, profile) -> str:
 
 def run(args: argparse.Namespace) -> int:
     import json
-    from pathlib import Path
 
     from .engine_cache import EngineCache, describe_current_gpu
     from .errors import InputError, require
