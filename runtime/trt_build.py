@@ -184,6 +184,8 @@ def engine_plan(manifest: dict[str, Any], profiles: Sequence[Any], precisions: S
         "profiles": {},
     }
     for profile in profiles:
+        if not profile.tensorrt:
+            continue  # ONNX Runtime only (the cpu profile): nothing to build
         entry: dict[str, Any] = {"tensorrt": profile.tensorrt, "dla_cores": profile.dla_cores, "builds": {}}
         for precision in precisions:
             legacy = build_spec(manifest, profile, precision, "10.0", legacy=True)

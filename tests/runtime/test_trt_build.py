@@ -84,7 +84,7 @@ def test_trtexec_lines_for_both_generations():
 
 
 def test_engine_plan_covers_every_profile_and_precision():
-    profiles = [load_profile("jetson-xavier-nx"), load_profile("jetson-orin-nx-16gb")]
+    profiles = [load_profile("jetson-xavier-nx"), load_profile("jetson-orin-nx-16gb"), load_profile("cpu")]
     plan = engine_plan(MANIFEST, profiles, ["fp32", "fp16", "int8"])
     assert set(plan["profiles"]) == {"jetson-xavier-nx", "jetson-orin-nx-16gb"}
     builds = plan["profiles"]["jetson-orin-nx-16gb"]["builds"]["int8"]
