@@ -202,6 +202,40 @@ class LPIPSMetric:
         return value
 
 
+    def distances(self, reference: np.ndarray, others: list[np.ndarray]) -> list[float]:
+        """LPIPS of each uint8 (H, W) image in ``others`` against ``reference`` (all one shape).
+
+        The same computation as ``lpips.LPIPS.forward`` (v0.1, linear heads, spatial average),
+        with the reference's features computed once and the others in one batch: for a table of
+        several methods this is what makes LPIPS affordable on a CPU.
+        """
+        import lpips
+        import torch
+
+        from sonoedge.runtime.frames import normalise
+
+        shapes = {np.asarray(o).shape for o in others} | {np.asarray(reference).shape}
+        if len(shapes) != 1:
+            raise InputError(f"LPIPS images differ in shape: {sorted(shapes)}")
+        if min(np.asarray(reference).shape[:2]) < 16:
+            raise InputError(f"LPIPS needs images of at least 16 x 16 pixels, got {np.asarray(reference).shape}")
+        if not others:
+            return []
+        device = next(self.model.parameters()).device
+        batch = np.concatenate([normalise(np.asarray(im)) for im in [reference, *others]])  # (N, 1, H, W)
+        x = _three_channels(torch.from_numpy(batch).to(device))
+        model = self.model
+        with torch.no_grad():
+            feats = [lpips.normalize_tensor(f) for f in model.net.forward(model.scaling_layer(x))]
+            total = 0
+            for head, f in zip(model.lins, feats):
+                total = total + lpips.spatial_average(head((f[1:] - f[:1]) ** 2), keepdim=False)
+        values = [float(v) for v in total.reshape(-1)]
+        if not all(np.isfinite(values)):
+            raise InputError("LPIPS came out NaN or Inf; the metric cannot be computed")
+        return values
+
+
 def _three_channels(x):
     """(N, 1, H, W) -> (N, 3, H, W) by repetition; 3-channel input passes unchanged."""
     if x.ndim != 4 or x.shape[1] not in (1, 3):

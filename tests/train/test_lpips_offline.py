@@ -128,3 +128,16 @@ def test_vgg16_features_layers(vgg_file, no_trunk_anywhere):
     assert x.grad.abs().sum() > 0
     with pytest.raises(InputError, match="unknown VGG16 layer"):
         vgg16_features(path, ["relu9_9"])
+
+
+def test_batched_distances_equal_the_lpips_forward(no_trunk_anywhere):
+    metric = build_lpips("alex", trunk="random", seed=1)
+    rng = np.random.default_rng(5)
+    ref = rng.integers(0, 256, (40, 48), dtype=np.uint8)
+    others = [rng.integers(0, 256, (40, 48), dtype=np.uint8), ref, 255 - ref]
+    batched = metric.distances(ref, others)
+    single = [metric.distance(o, ref) for o in others]
+    assert batched == pytest.approx(single, abs=1e-6)
+    assert batched[1] == pytest.approx(0.0, abs=1e-7)
+    with pytest.raises(InputError, match="differ in shape"):
+        metric.distances(ref, [np.zeros((40, 40), np.uint8)])
