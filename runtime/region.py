@@ -39,8 +39,10 @@ import numpy as np
 from .errors import InputError
 
 WORK_SIDE = 320  # px: frames are shrunk by the integer factor longer side // 320 for the search (speed)
-BLACK_LEVEL = 6  # grey level: working-scale means at or below this are screen black (codec noise < ~3)
-DARK_FLUID_DENSITY = 0.6  # a working pixel whose source pixels are mostly above the frame minimum is image
+BLACK_LEVEL = 6  # grey levels: working-scale means at most this above the darkest one are screen black (codec noise < ~3)
+DARK_FLUID_DENSITY = 0.9  # a working pixel whose source pixels are nearly all above the frame minimum is image (fluid); screen noise leaves many at the minimum
+NOISY_SCREEN_SHARE = 0.3  # see _is_noisy_screen
+NOISE_PERCENTILE = 99.5  # the floor of a noisy screen: this percentile of its pixels
 TEXT_FRACTION = 0.022  # opening kernel, fraction of the shorter side: wider than text strokes and ticks
 MIN_COMPONENT = 0.02  # a component below 2% of the frame is not image (icons, labels, logos)
 RECT_FILL = 0.93  # hull area / bounding-box area at or above this: a rectangle
@@ -160,12 +162,35 @@ class _Work:
         # shrinking averaged blocks of pixels already; blurring again would merge lines of text
         # into blocks that survive the opening. At full size a 3x3 mean smooths the speckle.
         mean = work_grey if factor > 1 else cv2.blur(work_grey, (3, 3))
-        above = cv2.compare(grey, float(cv2.minMaxLoc(grey)[0]), cv2.CMP_GT)  # 0/255
-        density = small(above) if factor > 1 else cv2.blur(above, (3, 3))  # share above black, 0..255
-        evidence = ((mean > BLACK_LEVEL) | (density >= DARK_FLUID_DENSITY * 255)).astype(np.uint8)
+        # the screen's level: 0, or 16 for limited-range video; a low percentile ignores codec ringing
+        flat = mean.ravel()
+        screen = int(np.partition(flat, flat.size // 100)[flat.size // 100])
+        bright = mean > screen + BLACK_LEVEL
+
+        def above_floor(floor: float) -> tuple[np.ndarray, np.ndarray]:  # full-size 0/255, working share 0..255
+            above = cv2.compare(grey, floor, cv2.CMP_GT)
+            return above, (small(above) if factor > 1 else cv2.blur(above, (3, 3)))
+
+        above, density = above_floor(float(cv2.minMaxLoc(grey)[0]))
+        fluid = (density >= DARK_FLUID_DENSITY * 255) & ~bright
+        if _is_noisy_screen(fluid):
+            # the screen is not one flat level (a frame grabber's noise, codec dither): its noise,
+            # not its minimum, is the floor. Its top percentile over the dark surround:
+            surround = grey[: hs * factor : factor, : ws * factor : factor][~bright]
+            above, density = above_floor(float(np.percentile(surround, NOISE_PERCENTILE)))
+            fluid = (density >= DARK_FLUID_DENSITY * 255) & ~bright
+        evidence = (bright | fluid).astype(np.uint8)
         if saturation is not None:
             evidence[saturation > SATURATION] = 0
         return cls(evidence, density > 0, above)
+
+
+def _is_noisy_screen(fluid: np.ndarray) -> bool:
+    """Dark-but-not-black evidence over a third of the frame touching all four edges is a noisy
+    screen around the image, not anechoic fluid (fluid lies inside the image)."""
+    if fluid.mean() < NOISY_SCREEN_SHARE:
+        return False
+    return bool(fluid[0].any() and fluid[-1].any() and fluid[:, 0].any() and fluid[:, -1].any())
 
 
 def _kernel_side(shape: tuple[int, int]) -> int:

@@ -326,3 +326,32 @@ def test_tracker_caches_and_redetects():
     assert never.detections == 1
     with pytest.raises(ValueError):
         RegionTracker(every=-1)
+
+
+def test_hard_synthetic_cases():
+    h, w = 600, 800
+
+    # a phased array with a title line just above its apex
+    fan = _fan_mask(h, w, (400, 60), 0, 520, 40)
+    frame = np.where(fan, _speckle_frame(h, w), 0).astype(np.uint8)
+    cv2.putText(frame, "C5-2  12cm  45Hz  MI 1.1", (240, 45), cv2.FONT_HERSHEY_SIMPLEX, 0.7, 255, 2)
+    region = detect_region(frame)
+    assert region.kind == "sector" and _iou(region.mask, fan) > 0.97 and not region.mask[35, 300]
+    # a low-gain convex image (tissue around 8 grey levels)
+    convex = _fan_mask(h, w, (400, -80), 120, 640, 35)
+    dark = np.where(convex, (_speckle_frame(h, w, 4) * 0.12).astype(np.uint8), 0).astype(np.uint8)
+    assert _iou(detect_region(dark).mask, convex) > 0.97
+    # a frame grabber's noisy, limited-range black (16 +- 2) through JPEG: not a full frame
+    noisy = np.where(convex, _speckle_frame(h, w, 5), 16).astype(np.int32)
+    noisy += np.random.default_rng(0).integers(-2, 3, (h, w))
+    _, encoded = cv2.imencode(".jpg", np.clip(noisy, 0, 255).astype(np.uint8), [cv2.IMWRITE_JPEG_QUALITY, 70])
+    region = detect_region(cv2.imdecode(encoded, cv2.IMREAD_GRAYSCALE))
+    assert region.kind == "sector" and _iou(region.mask, convex) > 0.97
+    # a linear image beside a flat grey UI panel with a label
+    linear = np.zeros((h, w), np.uint8)
+    linear[50:550, 150:550] = _speckle_frame(500, 400, 6)
+    linear[:, 700:] = 60
+    cv2.putText(linear, "Freeze", (705, 300), cv2.FONT_HERSHEY_SIMPLEX, 0.6, 255, 1)
+    region = detect_region(linear)
+    assert region.kind == "rectangle" and region.bbox == (150, 50, 550, 550)
+
