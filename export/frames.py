@@ -83,6 +83,31 @@ def _frame_count(path: Path) -> int | None:
         return None
 
 
+def allocate_quotas(counts: list[int], want: int) -> list[int]:
+    """Frames to take per file: as even as possible, a file never giving more than it has.
+
+    Water-filling: files with few frames (stills) give all they have, the rest of ``want`` is
+    shared equally by the longer files (clips), so 300 frames from ten stills and two clips are
+    10 stills + 145 from each clip, not 25 per file.
+    """
+    quotas = [0] * len(counts)
+    remaining, open_files = want, sorted(range(len(counts)), key=lambda i: counts[i])
+    while open_files and remaining > 0:
+        share = max(1, remaining // len(open_files))
+        i = open_files[0]
+        if counts[i] <= share:
+            quotas[i] = counts[i]
+            remaining -= counts[i]
+            open_files.pop(0)
+            continue
+        for i in open_files:
+            take = min(share, counts[i], remaining)
+            quotas[i] = take
+            remaining -= take
+        break
+    return quotas
+
+
 def _evenly(n_total: int | None, quota: int) -> set[int] | None:
     if n_total is None or n_total <= quota:
         return None  # take every frame (up to the quota)
@@ -118,10 +143,11 @@ def collect_frames(source: str | Path, count: int, size: tuple[int, int], skip_f
         raise InputError(f"frame count must be >= 1, got {count}")
     files = source_files(source)
     want = count + skip_first
-    quota = max(1, math.ceil(want / len(files)))
+    counts = [_frame_count(f) for f in files]
+    quotas = allocate_quotas([c if c is not None else want for c in counts], want)
     picked: list[tuple[np.ndarray, str]] = []
-    for file in files:
-        keep = _evenly(_frame_count(file), quota)
+    for file, n_total, quota in zip(files, counts, quotas):
+        keep = _evenly(n_total, quota)
         taken = 0
         for index, frame in enumerate(readers.iter_frames(file)):
             if taken >= quota:

@@ -94,3 +94,10 @@ def test_int8_pieces(tmp_path):
     assert weighted_nodes(tmp_path / "r.onnx", ("Conv",)) == []
     with pytest.raises(InputError, match="unique non-empty names"):
         weighted_nodes(tmp_path / "r.onnx", ("Relu",))
+
+
+def test_quota_allocation_is_water_filling():
+    assert frames_mod.allocate_quotas([1, 1, 1, 100, 369], 300) == [1, 1, 1, 100, 197]
+    assert frames_mod.allocate_quotas([5, 5], 4) == [2, 2]
+    assert frames_mod.allocate_quotas([2, 3], 100) == [2, 3]
+    assert sum(frames_mod.allocate_quotas([1] * 10 + [369, 100, 21, 5], 300)) == 300
