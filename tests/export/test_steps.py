@@ -101,3 +101,27 @@ def test_quota_allocation_is_water_filling():
     assert frames_mod.allocate_quotas([5, 5], 4) == [2, 2]
     assert frames_mod.allocate_quotas([2, 3], 100) == [2, 3]
     assert sum(frames_mod.allocate_quotas([1] * 10 + [369, 100, 21, 5], 300)) == 300
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile", "minmax"])
+def test_int8_calibration_methods(tmp_path, tiny_checkpoints, speckle_dir, method):
+    from sonoedge.export.int8 import search_int8
+    from sonoedge.export.onnx_export import export_onnx
+    from sonoedge.runtime.frames import normalise, pad_to_stride
+    from sonoedge.train.checkpoint import load_generator
+
+    g, info = load_generator(tiny_checkpoints["resnet"])
+    fp32 = export_onnx(g, tmp_path / "m.onnx", 1, info["stride"])
+    frames = frames_mod.collect_frames(speckle_dir, 10, (32, 32))
+    tiles = frames_mod.calibration_tiles(frames, (32, 32), info["stride"])
+    search = [pad_to_stride(normalise(t), info["stride"])[0] for t in tiles[-2:]]
+    result = search_int8(fp32, tmp_path / "q.onnx", tiles[:-2], search, Int8Config(method=method),
+                         tmp_path / "ranges.json", progress=lambda s: None)
+    assert result.passed_search and result.quantized + len(result.excluded) == 8  # stem, 2 down, 2 block, 2 up, head
+    assert (tmp_path / "ranges.json").is_file() and (tmp_path / "q.onnx").is_file()
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
+    assert {"QuantizeLinear", "DequantizeLinear"} <= ops
+    zero_points = [n for n in onnx.load(str(tmp_path / "q.onnx")).graph.initializer if "zero_point" in n.name]
+    assert zero_points and all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)  # symmetric
