@@ -67,11 +67,19 @@ class Channel {
 
     ~Channel() { close(); }
 
+    // Called with the GIL held; ch_ changes only here, under the GIL and the unique lock. A closed
+    // channel returns at once without releasing the GIL, so a thread that closes (or uses) it late
+    // in interpreter shutdown never has to take the GIL back from inside native code.
     void close() {
+        if (ch_ == nullptr) return;
         py::gil_scoped_release nogil;
         std::unique_lock<std::shared_mutex> lock(mutex_);
         if (ch_ != nullptr) sb_channel_close(ch_);
         ch_ = nullptr;
+    }
+
+    void require_open(const char *what) const {
+        if (ch_ == nullptr) raise_status(SB_ERR_INVALID_ARGUMENT, context(what) + " (closed)");
     }
 
     // image: uint8 (H, W) grey or (H, W, 3); rows may be padded but pixels within a row contiguous.
@@ -97,6 +105,7 @@ class Channel {
         info.timestamp_ns = timestamp_ns;
         info.flags = flags;
         const void *data = pixels.data();
+        require_open("writing to");
         sb_status st;
         {
             py::gil_scoped_release nogil;
@@ -113,6 +122,7 @@ class Channel {
         info.flags = SB_FLAG_END_OF_STREAM;
         info.frame_id = frame_id;
         info.timestamp_ns = sb_now_ns();
+        require_open("writing end of stream to");
         sb_status st;
         {
             py::gil_scoped_release nogil;
@@ -127,6 +137,7 @@ class Channel {
     // image is None for an end-of-stream frame.
     py::object read(int timeout_ms) {
         sb_frame_info info{};
+        require_open("reading from");
         sb_status st;
         py::gil_scoped_release nogil;
         std::shared_lock<std::shared_mutex> lock(mutex_);

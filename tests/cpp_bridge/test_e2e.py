@@ -79,43 +79,58 @@ def test_play_feeds_300_real_frames_through_sonoedge_serve(native_build, sanitiz
         '[pipeline]\nmode = "live"\non_end = "stop"\n[health]\nport = 0\n[log]\nstats_interval_s = 0.0\n')
     daemon = subprocess.Popen([sys.executable, "-m", "sonoedge", "serve", "--config", str(config)],
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    play_args = [str(native_build / "play"), "--channel", name, "--input", str(tmp_path / "clip.pgm"), "--slots", "4",
+                 "--timeout-ms", "20000"]
     try:
-        play = subprocess.run(
-            [str(native_build / "play"), "--channel", name, "--input", str(tmp_path / "clip.pgm"), "--slots", "4",
-             "--output", str(tmp_path / "back.pgm"), "--eos", "--timeout-ms", "20000"],
-            capture_output=True, text=True, env=sanitizer_env, timeout=400)
+        # The 300 frames in lockstep: the daemon's region tracker detects the region on frame 0.
+        play = subprocess.run(play_args + ["--output", str(tmp_path / "back.pgm")],
+                              capture_output=True, text=True, env=sanitizer_env, timeout=400)
+        # Then a second device session that outruns the daemon (8 frames in flight): frames are
+        # dropped, and counted; its end of stream ends the daemon (on_end = "stop").
+        rushed = subprocess.run(play_args + ["--frames", "120", "--inflight", "8", "--eos",
+                                             "--output", str(tmp_path / "rushed.pgm")],
+                                capture_output=True, text=True, env=sanitizer_env, timeout=400)
         _, log = daemon.communicate(timeout=60)  # on_end = "stop": the daemon exits after end of stream
     finally:
         daemon.kill()
         shm = Path("/dev/shm") / f"sonoedge-{name}"
         if shm.exists():
             shm.unlink()
+    assert rushed.returncode == 0, rushed.stderr[-3000:]
     assert play.returncode == 0, play.stderr[-3000:]
     assert daemon.returncode == 0, log[-3000:]
-
-    print(play.stdout.splitlines()[-1])
-    summary = dict(zip(*[iter(play.stdout.splitlines()[-1].split()[1:])] * 2))
-    sent, received, dropped = int(summary["sent"]), int(summary["received"]), int(summary["dropped"])
-    enhanced, passthrough = int(summary["enhanced"]), int(summary["passthrough"])
-    assert sent == FRAMES and received + dropped == sent and enhanced + passthrough == received
-    assert enhanced > 0.9 * FRAMES, play.stdout[-2000:]  # lockstep: the daemon has time for every frame
     events = [json.loads(line) for line in log.splitlines() if line.startswith("{")]
     assert any(e.get("event") == "stopped" for e in events), log[-3000:]
 
-    region = detect_region(frames[0])  # the daemon's tracker detects once, on the first frame
+    region = detect_region(frames[0])  # the daemon's tracker detects once, on the first frame it gets
     outside = ~region.mask
     assert 0.05 < outside.mean() < 0.95, "the clip should have UI around a smaller imaging region"
+    rushed_counts = _check_session(rushed.stdout, tmp_path / "rushed.pgm", frames, region.mask, sent=120)
+    counts = _check_session(play.stdout, tmp_path / "back.pgm", frames, region.mask, sent=FRAMES)
+    assert counts["enhanced"] > 0.9 * FRAMES, play.stdout[-2000:]  # lockstep: time for every frame
+    assert rushed_counts["received"] > 0
+
+
+def _check_session(stdout: str, back: Path, frames: list[np.ndarray], mask: np.ndarray, sent: int) -> dict:
+    """Every frame sent is received (enhanced or passed through) or dropped, each once, in order;
+    pixels outside the imaging region are the input's. Returns play's summary counts."""
+    print(stdout.splitlines()[-1])
+    summary = {k: int(v) if v.isdigit() else v for k, v in zip(*[iter(stdout.splitlines()[-1].split()[1:])] * 2)}
+    assert summary["sent"] == sent
+    assert summary["received"] + summary["dropped"] == sent
+    assert summary["enhanced"] + summary["passthrough"] == summary["received"]
     ids = []
-    for frame_id, flags, image in _read_pgm_stream(tmp_path / "back.pgm"):
+    for frame_id, flags, image in _read_pgm_stream(back):
         ids.append(frame_id)
         source = frames[frame_id]
         assert image.shape == source.shape
-        np.testing.assert_array_equal(image[outside], source[outside], err_msg=f"frame {frame_id} outside region")
+        np.testing.assert_array_equal(image[~mask], source[~mask], err_msg=f"frame {frame_id} outside the region")
         if flags & 1:  # enhanced: the model changed the imaging region
-            assert (image[region.mask] != source[region.mask]).any(), f"frame {frame_id} flagged enhanced, unchanged"
+            assert (image[mask] != source[mask]).any(), f"frame {frame_id} flagged enhanced, unchanged"
         else:
             np.testing.assert_array_equal(image, source)  # passed through untouched
-    assert len(ids) == received and ids == sorted(set(ids)), "frames came back twice or out of order"
+    assert len(ids) == summary["received"] and ids == sorted(set(ids)), "frames came back twice or out of order"
+    return summary
 
 
 def test_daemon_outlives_device_restarts_and_crashes_then_stops_cleanly(native_build, sanitizer_env, tmp_path):
