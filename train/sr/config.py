@@ -22,6 +22,7 @@ class SRNetConfig:
 
 @dataclasses.dataclass
 class SRDataConfig:
+    root: str = ""               # dataset mode: folder of single-device images (searched recursively)
     crop: int = 64               # Sec. IV-B: "The cropped size is typically set to 64 x 64 pixels"
     batch: int = 4               # crops per iteration; the paper does not say (ZSSR uses 1); our choice
     lowest_scale: float = 0.5    # HR fathers from 1.0 down to this factor (Sec. III-A, ZSSR); our range

@@ -51,7 +51,7 @@ class FatherSet:
         self.fathers: list[torch.Tensor] = []
         for src in self.sources:
             for s in self.scales:
-                father = src if s == 1.0 else resize(src, scale=s)
+                father = src if s == 1.0 else torch.clamp(resize(src, scale=s), -1.0, 1.0)
                 if min(father.shape[-2:]) >= self.crop:
                     self.fathers.append(father)
         if not self.fathers:

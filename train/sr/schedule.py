@@ -8,7 +8,7 @@ Liu et al.: "starting with a learning rate of 0.001 ... stop training when the l
 
 Usage: call ``record(iteration, error)`` whenever the reconstruction error is measured and
 ``update(iteration)`` every iteration; it returns the learning rate to use, and ``done`` becomes true
-once the rate has gone below ``lr_min``.
+once the rate has reached ``lr_min``.
 """
 from __future__ import annotations
 
@@ -38,7 +38,7 @@ class ZSSRPolicy:
 
     @property
     def done(self) -> bool:
-        return self.lr < self.cfg.lr_min * (1 - 1e-9)
+        return self.lr <= self.cfg.lr_min * (1 + 1e-9)  # "stop when we get to a learning rate of 10^-6"
 
     def record(self, iteration: int, error: float) -> None:
         if not np.isfinite(error):

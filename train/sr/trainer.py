@@ -146,7 +146,7 @@ class SRTrainer:
         it = 0
         while True:
             if self.policy.done:
-                reason = f"learning rate below {cfg.policy.lr_min:g} (ZSSR policy)"
+                reason = f"learning rate reached {cfg.policy.lr_min:g} (ZSSR policy)"
                 break
             if it >= cfg.max_iters:
                 reason = f"max_iters {cfg.max_iters}"
