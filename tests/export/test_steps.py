@@ -125,3 +125,37 @@ def test_int8_calibration_methods(tmp_path, tiny_checkpoints, speckle_dir, metho
     assert {"QuantizeLinear", "DequantizeLinear"} <= ops
     zero_points = [n for n in onnx.load(str(tmp_path / "q.onnx")).graph.initializer if "zero_point" in n.name]
     assert zero_points and all(not onnx.numpy_helper.to_array(z).any() for z in zero_points)  # symmetric
+
+
+def test_int8_search_keeps_the_most_sensitive_layers_in_float(tmp_path, speckle_dir, monkeypatch):
+    """With a gate the fully quantized model misses, the search must measure every layer and exclude
+    them most-sensitive first, either passing or failing with the best candidate reported."""
+    import torch
+
+    from sonoedge.runtime import gates
+
+    monkeypatch.setitem(gates.GATES, "int8", gates.Gate(psnr_min=47.0, ssim_min=0.97))  # above full-int8 (~38-40 dB)
+
+    import sonoedge.train.generators  # noqa: F401
+    from sonoedge.export.int8 import Int8SearchError, search_int8
+    from sonoedge.export.onnx_export import export_onnx
+    from sonoedge.runtime.frames import normalise, pad_to_stride
+    from sonoedge.train.registries import GENERATORS
+
+    torch.manual_seed(0)
+    g = GENERATORS.create("resnet", ngf=8, n_blocks=2, n_down=2).eval()
+    fp32 = export_onnx(g, tmp_path / "m.onnx", 1, g.stride)
+    frames = frames_mod.collect_frames(speckle_dir, 10, (32, 32))
+    tiles = frames_mod.calibration_tiles(frames, (32, 32), g.stride)
+    search = [pad_to_stride(normalise(t), g.stride)[0] for t in tiles[-2:]]
+    cfg = Int8Config(method="minmax", max_excluded_fraction=0.5)
+    try:
+        result = search_int8(fp32, tmp_path / "q.onnx", tiles[:-2], search, cfg, tmp_path / "r.json", progress=lambda s: None)
+    except Int8SearchError as exc:
+        result = exc.result
+        assert not result.passed_search and "best PSNR" in str(exc)
+    assert result.sensitivity, "the fully quantized model passed a gate set above its PSNR"
+    order = sorted(result.sensitivity, key=result.sensitivity.get)
+    assert len(result.sensitivity) == 10
+    assert result.excluded == order[:len(result.excluded)] and 1 <= len(result.excluded) <= 5
+    assert result.trace[0]["excluded"] == 0 and len(result.trace) >= 2
