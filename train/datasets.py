@@ -272,11 +272,14 @@ def _resolve_split(cfg: DataConfig, items: dict[str, list[str]]) -> dict[str, li
 
 
 def data_hash(cfg: DataConfig) -> str:
-    """sha256 over the layout, the split settings and every file's relative path, size and content."""
+    """sha256 over the layout, the split (settings, or the split file's lists) and every file's
+    relative path, size and content: equal data gives equal hashes on any machine."""
     root = _root(cfg)
     digest = hashlib.sha256()
     settings = {"layout": cfg.layout, "ratios": list(normalise_ratios(cfg.ratios)), "seed": cfg.seed,
-                "patient_regex": cfg.patient_regex, "split_file": cfg.split_file}
+                "patient_regex": cfg.patient_regex}
+    if cfg.split_file:  # the split itself, wherever the file lives
+        settings["split"] = read_split(cfg.split_file)["splits"]
     digest.update(json.dumps(settings, sort_keys=True).encode())
     folders = LAYOUTS[cfg.layout] or ("",)
     for folder in folders:
