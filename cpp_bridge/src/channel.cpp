@@ -48,12 +48,20 @@ void sleep_ns(uint64_t ns) {
     nanosleep(&ts, nullptr);
 }
 
+uint64_t own_pid_namespace() {
+    struct stat st {};
+    return stat("/proc/self/ns/pid", &st) == 0 ? static_cast<uint64_t>(st.st_ino) : 0;
+}
+
 // Alive: the process exists and its heartbeat is fresh. A zombie (killed, not yet reaped) still
-// exists for kill(), so the stale heartbeat is what catches it.
-bool side_alive(const sb::SideState &side, uint64_t timeout_ns) {
+// exists for kill(), so the stale heartbeat is what catches it. A peer in another pid namespace
+// (a container sharing /dev/shm) is judged by its heartbeat alone: its pid is not ours to probe.
+bool side_alive(const sb::SideState &side, uint64_t timeout_ns, uint64_t our_namespace) {
     int32_t pid = side.pid.load(std::memory_order_acquire);
     if (pid == 0) return false;
-    if (kill(pid, 0) == -1 && errno == ESRCH) return false;
+    uint64_t ns = side.pid_namespace.load(std::memory_order_acquire);
+    bool same_namespace = ns != 0 && ns == our_namespace;
+    if (same_namespace && kill(pid, 0) == -1 && errno == ESRCH) return false;
     uint64_t beat = side.heartbeat_ns.load(std::memory_order_acquire);
     uint64_t now = sb_now_ns();
     return now <= beat || now - beat <= timeout_ns;
@@ -162,8 +170,9 @@ sb_status map_channel(sb_channel *ch, const sb_channel_config &cfg) {
 sb_status attach_side(sb_channel *ch) {
     sb::SideState &side = ch->header->side[ch->role];
     int32_t old = side.pid.load(std::memory_order_acquire);
-    if (old != 0 && side_alive(side, ch->peer_timeout_ns)) return SB_ERR_ROLE_TAKEN;
+    if (old != 0 && side_alive(side, ch->peer_timeout_ns, ch->pid_namespace)) return SB_ERR_ROLE_TAKEN;
     side.heartbeat_ns.store(sb_now_ns(), std::memory_order_release);
+    side.pid_namespace.store(ch->pid_namespace, std::memory_order_release);
     if (!side.pid.compare_exchange_strong(old, ch->pid, std::memory_order_acq_rel)) return SB_ERR_ROLE_TAKEN;
     ch->generation = side.generation.fetch_add(1, std::memory_order_acq_rel) + 1;
     // A consumer that died mid-copy left its claim on a slot; we are the consumer now.
@@ -200,7 +209,7 @@ void beat(sb_channel *ch) {
 sb_peer_state peer_state(sb_channel *ch) {
     const SideState &peer = ch->header->side[1 - ch->role];
     if (peer.pid.load(std::memory_order_acquire) == 0) return SB_PEER_ABSENT;
-    return side_alive(peer, ch->peer_timeout_ns) ? SB_PEER_ALIVE : SB_PEER_DEAD;
+    return side_alive(peer, ch->peer_timeout_ns, ch->pid_namespace) ? SB_PEER_ALIVE : SB_PEER_DEAD;
 }
 
 void futex_wait(std::atomic<uint32_t> *word, uint32_t expected, uint64_t timeout_ns) {
@@ -260,6 +269,7 @@ sb_status sb_channel_open(const char *name, sb_role role, const sb_channel_confi
     ch->shm_name = shm_name_of(name);
     ch->role = role;
     ch->pid = static_cast<int32_t>(getpid());
+    ch->pid_namespace = own_pid_namespace();
     ch->peer_timeout_ns = 1'000'000ull * (cfg.peer_timeout_ms ? cfg.peer_timeout_ms : kDefaultPeerTimeoutMs);
     sb_status st = map_channel(ch, cfg);
     if (st == SB_OK) st = attach_side(ch);
@@ -293,7 +303,7 @@ sb_status sb_channel_close(sb_channel *ch) {
     int32_t mine = ch->pid;
     ch->header->side[ch->role].pid.compare_exchange_strong(mine, 0, std::memory_order_acq_rel);
     const sb::SideState &peer = ch->header->side[1 - ch->role];
-    bool peer_gone = peer.pid.load(std::memory_order_acquire) == 0 || !side_alive(peer, ch->peer_timeout_ns);
+    bool peer_gone = peer.pid.load(std::memory_order_acquire) == 0 || !side_alive(peer, ch->peer_timeout_ns, ch->pid_namespace);
     unmap(ch);
     if (peer_gone) shm_unlink(ch->shm_name.c_str());  // ENOENT: the peer removed it first
     delete ch;

@@ -15,6 +15,7 @@ struct sb_channel {
     size_t mapped_bytes = 0;
     uint64_t peer_timeout_ns = 0;
     int32_t pid = 0;
+    uint64_t pid_namespace = 0;  // ours; a peer's pid means something to kill() only in the same one
     bool created = false;  // this handle created the shared object
     uint32_t generation = 0;      // this side's generation, from its attach
     uint32_t death_reported = 0;  // the peer generation whose death sb_channel_read last reported

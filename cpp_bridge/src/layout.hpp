@@ -31,6 +31,7 @@ struct alignas(kAlign) SideState {
     std::atomic<int32_t> pid;            // 0: detached
     std::atomic<uint32_t> generation;    // attaches so far
     std::atomic<uint64_t> heartbeat_ns;  // CLOCK_MONOTONIC of the last sign of life
+    std::atomic<uint64_t> pid_namespace; // inode of /proc/self/ns/pid (0: unknown): pids compare only within one
 };
 
 // Control block of one ring. The producer owns the first line, the consumer the second.

@@ -168,6 +168,32 @@ void bad_arguments_and_taken_roles() {
         CHECK(std::strncmp(sb_status_string(static_cast<sb_status>(s)), "SB_", 3) == 0);
 }
 
+void peer_in_another_pid_namespace_is_judged_by_heartbeat() {
+    auto cfg = check::fast_config(2, 64);  // peer timeout 300 ms
+    std::string name = check::unique_name("pidns");
+    sb_channel *c = nullptr;
+    CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_CLIENT, &cfg, &c), SB_OK);
+    auto &server = header_of(c)->side[SB_ROLE_SERVER];
+    const uint64_t ours = header_of(c)->side[SB_ROLE_CLIENT].pid_namespace.load();
+    CHECK(ours != 0);  // Linux: /proc/self/ns/pid
+    const int32_t no_such_pid = 0x3FFFFFF0;  // above pid_max: kill() says ESRCH here
+    server.pid.store(no_such_pid);
+    server.generation.store(1);
+    server.heartbeat_ns.store(sb_now_ns());
+    server.pid_namespace.store(ours + 1);  // a container's server: its pid means nothing to us
+    CHECK(sb_channel_peer(c, nullptr) == SB_PEER_ALIVE);
+    server.pid_namespace.store(ours);  // the same pid namespace: the process is plainly gone
+    CHECK(sb_channel_peer(c, nullptr) == SB_PEER_DEAD);
+    server.pid_namespace.store(ours + 1);
+    usleep(400 * 1000);  // its heartbeat goes stale
+    CHECK(sb_channel_peer(c, nullptr) == SB_PEER_DEAD);
+    sb_channel *s = nullptr;  // and a new server may take its place
+    CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_SERVER, &cfg, &s), SB_OK);
+    CHECK(sb_channel_peer(c, nullptr) == SB_PEER_ALIVE);
+    sb_channel_close(s);
+    sb_channel_close(c);
+}
+
 }  // namespace
 
 int main() {
@@ -176,5 +202,6 @@ int main() {
     RUN(foreign_shared_object_is_not_a_ring);
     RUN(corrupt_slot_is_refused_on_read_and_counted_dropped);
     RUN(bad_arguments_and_taken_roles);
+    RUN(peer_in_another_pid_namespace_is_judged_by_heartbeat);
     return check::failures() == 0 ? 0 : 1;
 }
