@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "check.hpp"
+#include "sonoedge/bridge.hpp"
 
 namespace {
 
@@ -210,6 +211,23 @@ void frames_for_a_previous_reader_are_skipped() {
     sb_channel_close(client);
 }
 
+void cpp_wrapper_owns_and_moves_the_handle() {
+    auto cfg = check::fast_config(2, 64);
+    std::string name = check::unique_name("cpp");
+    sonoedge::Channel client, server;
+    CHECK_STATUS(client.open(name.c_str(), SB_ROLE_CLIENT, cfg), SB_OK);
+    CHECK_STATUS(server.open(name.c_str(), SB_ROLE_SERVER, cfg), SB_OK);
+    CHECK(client.peer() == SB_PEER_ALIVE);
+    sonoedge::Channel moved = std::move(server);
+    CHECK(!server.is_open() && moved.is_open());
+    std::vector<uint8_t> px(64, 5), out(64);
+    sb_frame_info f = grey(8, 8, 3), got{};
+    CHECK_STATUS(client.write(f, px.data(), 0), SB_OK);
+    CHECK_STATUS(moved.read(&got, out.data(), out.size(), 0), SB_OK);
+    CHECK(got.frame_id == 3 && out[7] == 5 && moved.stats().frames_read == 1);
+    moved.close();  // the destructor closes the client; both sides gone, the object is removed
+}
+
 }  // namespace
 
 int main() {
@@ -220,5 +238,6 @@ int main() {
     RUN(both_directions_are_independent);
     RUN(timed_read_waits_then_times_out);
     RUN(frames_for_a_previous_reader_are_skipped);
+    RUN(cpp_wrapper_owns_and_moves_the_handle);
     return check::failures() == 0 ? 0 : 1;
 }
