@@ -199,6 +199,7 @@ class EvaluationReport:
         path = Path(path)
         with atomic_path(path) as tmp:
             fig.savefig(tmp, format="png")
+            _readable(tmp)
         return path
 
     def write(self, out_dir: str | Path, figure_rows: int = 4) -> dict[str, Path]:
@@ -212,6 +213,7 @@ class EvaluationReport:
                            ("scores_per_image.csv", self.per_image_csv_text())):
             with atomic_path(out / name) as tmp:
                 tmp.write_text(text)
+                _readable(tmp)
             written[name] = out / name
         if self.images:
             written["figure.png"] = self.figure(out / "figure.png", figure_rows)
@@ -310,6 +312,15 @@ def _check_names(label: str, images: Mapping[str, np.ndarray], names: list[str])
         if extra:
             parts.append(f"has extra {', '.join(extra[:3])}{' ...' if len(extra) > 3 else ''}")
         raise InputError(f"{label} {' and '.join(parts)} compared with the reference images; names must match")
+
+
+def _readable(path: Path) -> None:
+    """mkstemp makes 0600 files; a report gets the usual permissions (umask applies)."""
+    import os
+
+    umask = os.umask(0)
+    os.umask(umask)
+    path.chmod(0o666 & ~umask)
 
 
 def _spread(names: list[str], count: int) -> list[str]:
