@@ -55,6 +55,7 @@ class EnhancerConfig:
     providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
     threads: int = 0  # onnxruntime intra-op threads; 0 = one per physical core
     region: str = "bundle"  # bundle (the manifest's preprocess.region) | auto | full
+    region_every: int = 0  # auto: also re-detect every N frames (a depth change at the same frame size); 0 = only on geometry change
     verify_reference: bool = True  # re-run the bundle's reference frames on load and check the gate
     latency_budget_ms: float = 0.0  # per-frame inference budget; 0 = none
     fail_after: int = 3  # consecutive budget misses that switch to passthrough
@@ -222,14 +223,14 @@ class _Region:
     """Per-stream imaging region: :class:`.region.RegionTracker` (cached, re-detected when the
     geometry changes) for ``auto``; the whole frame for ``full``."""
 
-    def __init__(self, mode: str):
+    def __init__(self, mode: str, every: int = 0):
         self.mode = mode
         self.tracker = None
         self._cached: tuple[Any, tuple[tuple[int, int, int, int], np.ndarray | None]] | None = None
         if mode == "auto":
             from .region import RegionTracker
 
-            self.tracker = RegionTracker()
+            self.tracker = RegionTracker(every=every)
 
     def find(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
         """((y0, y1, x0, x1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4)."""
@@ -268,7 +269,7 @@ class Enhancer:
         mode = self.cfg.region if self.cfg.region != "bundle" else model.manifest.get("preprocess", {}).get("region", "auto")
         if mode not in ("auto", "full"):
             raise InputError(f"enhancer.region '{mode}' is not one of bundle, auto, full")
-        self.region = _Region(mode)
+        self.region = _Region(mode, self.cfg.region_every)
         # fail-safe state
         self.failed = False
         self.failure_reason = ""

@@ -108,6 +108,10 @@ def test_region_is_cached_and_redetected_on_geometry_change(tiny_model):
     assert enhancer.region.tracker.detections == 1
     enhancer(_frame(np.pad(a, 8), 4))
     assert enhancer.region.tracker.detections == 2
+    periodic = Enhancer(tiny_model, EnhancerConfig(region="auto", region_every=2))
+    for i in range(5):
+        periodic(_frame(a, i))
+    assert periodic.region.tracker.detections == 3  # frames 0, 2, 4
 
 
 @pytest.mark.parametrize("image, reason", [
