@@ -155,7 +155,8 @@ class _Work:
             # detection only: OpenCV's BT.601 grey (the weights of frames.to_grey, faster rounding)
             grey = cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY)
             sample = rgb[: hs * factor : factor, : ws * factor : factor]  # one pixel per block is enough
-            saturation = sample.max(axis=2) - sample.min(axis=2)
+            r, g, b = sample[:, :, 0], sample[:, :, 1], sample[:, :, 2]
+            saturation = np.maximum(np.maximum(r, g), b) - np.minimum(np.minimum(r, g), b)
         else:
             grey = np.ascontiguousarray(image.reshape(h, w))
         work_grey = small(grey)
@@ -268,11 +269,11 @@ def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tup
     x0, x1 = max(0, int(x0)), min(w, int(x1))
     y0, y1 = max(0, int(y0)), min(h, int(y1))
 
-    def rows(a: int, b: int) -> np.ndarray:
-        return above[a:b, x0:x1].mean(axis=1) / 255.0
+    def rows(a: int, b: int) -> np.ndarray:  # share of each row a..b-1 above black, within the box's columns
+        return _mean_along(above[a:b, x0:x1], 1)
 
     def cols(a: int, b: int) -> np.ndarray:
-        return above[y0:y1, a:b].mean(axis=0) / 255.0
+        return _mean_along(above[y0:y1, a:b], 0)
 
     if not extended[0]:
         y0 = _snap(rows, y0, band, +1, h)
@@ -281,6 +282,17 @@ def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tup
     x0 = _snap(cols, x0, band, +1, w)
     x1 = _snap(cols, x1 - 1, band, -1, w) + 1
     return x0, y0, x1, y1
+
+
+def _mean_along(block: np.ndarray, axis: int) -> np.ndarray:
+    """Mean of a 0/255 uint8 block along ``axis`` (1: per row, 0: per column), in 0..1."""
+    import cv2
+
+    if block.size == 0:
+        return np.zeros(block.shape[0] if axis == 1 else block.shape[1], np.float32)
+    # cv2.reduce's dim is the axis collapsed to one: 1 gives a column of row means
+    reduced = cv2.reduce(np.ascontiguousarray(block), axis, cv2.REDUCE_AVG, dtype=cv2.CV_32F)
+    return reduced.ravel() / 255.0
 
 
 def _snap(profile, edge: int, band: int, inward: int, size: int) -> int:
