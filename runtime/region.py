@@ -9,26 +9,28 @@ B-mode image, apart from the vendor UI, rulers and text around it on a black scr
 The runtime enhances only ``mask`` and passes everything else through (DESIGN.md, Frames in the
 runtime); :class:`RegionTracker` caches the region per stream so detection is not paid per frame.
 
-Method (numpy/OpenCV only, deterministic; a few ms at 1080p because the search runs on a copy
-shrunk by an integer factor to a longer side of :data:`WORK_SIDE` to twice that, and the result is
-drawn back at full size as a polygon):
+Method (numpy/OpenCV only, deterministic; a few ms at 1080p: the search runs on a copy shrunk by
+the integer factor round(longer side / :data:`WORK_SIDE`), OpenCV's fast block average, and the
+result is drawn back at full size as a polygon or box):
 
-1. Evidence, at working scale: a pixel is image when its mean is above :data:`BLACK_LEVEL`
-   (speckle), or when most of the full-resolution pixels it covers are above the frame's darkest
-   value (anechoic fluid is dark but rarely exactly as black as the screen around the image).
+1. Evidence, at working scale: a block is image when its mean is more than :data:`BLACK_LEVEL`
+   above the screen's level (a low percentile: 0, or 16 for limited-range video), or when nearly
+   all its pixels are above the screen's floor (anechoic fluid is dark, but rarely exactly as
+   black as the screen). A noisy screen (frame grabbers, codec dither) gets its noise as the floor.
    Strongly coloured pixels of RGB input (colour UI, markers, colour bars) are not evidence.
 2. A morphological opening with a kernel of :data:`TEXT_FRACTION` of the shorter side removes
    text, ruler ticks, thin UI lines and icons; a closing joins speckle into solid blobs.
 3. The largest connected component is the image. Other large components join it when they lie in
    its column span: an anechoic band (the vitreous of an eye, a water bath) can cut it in two.
 4. Its convex hull fills anechoic holes (cysts, vessels, fluid as black as the screen).
-5. Kind. A hull that fills its bounding box (:data:`RECT_FILL`) with parallel sides is a
-   rectangle (linear probe; mask = the box). A rectangle whose top or bottom edge borders a strip
-   of sparse echoes (a water bath, an acoustic shadow) is extended across it up to a transducer line
-   or the frame edge. A rectangle that reaches every frame edge is ``full`` (mask all True), as is
-   a frame where nothing stands out from black. Anything else is a sector (convex or phased probe):
-   its mask is the annular fan (centre, two rays, inner and outer radius) fitted to the bottom arc
-   when the fit explains the evidence, else the hull.
+5. Kind. A hull that fills its bounding box (:data:`RECT_FILL`) is a rectangle (linear probe), and
+   so is one whose sides do not move outwards with depth (an uneven skin line, dark deep corners).
+   Its box is extended across a strip of sparse echoes (a water bath, an acoustic shadow) up to a
+   transducer line or the frame edge, and its edges are snapped at full size past text and logos
+   that the coarse search merged. A rectangle that reaches every frame edge is ``full`` (mask all
+   True), as is a frame where nothing stands out from black. Otherwise it is a sector (convex or
+   phased probe): the annular fan (centre from a circle fit to the bottom arc, two rays, inner and
+   outer radius) when the fan explains the evidence, else the hull (a fan the frame cuts).
 """
 from __future__ import annotations
 
@@ -38,9 +40,9 @@ import numpy as np
 
 from .errors import InputError
 
-WORK_SIDE = 320  # px: frames are shrunk by the integer factor longer side // 320 for the search (speed)
-BLACK_LEVEL = 6  # grey levels: working-scale means at most this above the darkest one are screen black (codec noise < ~3)
-DARK_FLUID_DENSITY = 0.9  # a working pixel whose source pixels are nearly all above the frame minimum is image (fluid); screen noise leaves many at the minimum
+WORK_SIDE = 320  # px: the search runs at about this longer side (integer shrink factor), for speed
+BLACK_LEVEL = 6  # grey levels: block means at most this above the screen level are screen (codec noise < ~3)
+DARK_FLUID_DENSITY = 0.9  # a block with 90% of its pixels above the screen floor is image (fluid); a screen's noise leaves more at the floor
 NOISY_SCREEN_SHARE = 0.3  # see _is_noisy_screen
 NOISE_PERCENTILE = 99.5  # the floor of a noisy screen: this percentile of its pixels
 TEXT_FRACTION = 0.022  # opening kernel, fraction of the shorter side: wider than text strokes and ticks
@@ -133,11 +135,12 @@ def _check_image(image: np.ndarray) -> None:
 
 @dataclasses.dataclass
 class _Work:
-    """Working-scale maps: ``evidence`` (h, w) uint8 0/1 and ``echo`` (h, w) bool (any pixel above black)."""
+    """Working-scale maps: ``evidence`` (h, w) uint8 0/1 and ``echo`` (h, w) bool (a block with any
+    pixel above the screen floor); ``above`` is the full-size map of pixels above that floor."""
 
     evidence: np.ndarray
     echo: np.ndarray
-    above: np.ndarray  # (H, W) uint8 0/255 at full size: pixel above the frame's darkest value
+    above: np.ndarray  # (H, W) uint8 0/255 at full size: pixel above the screen floor
 
     @classmethod
     def build(cls, image: np.ndarray, factor: int, cv2) -> "_Work":
