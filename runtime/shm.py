@@ -15,6 +15,9 @@ this side creates it, and must match when it exists (0, the default: take the ex
 or 8 slots of 1920x1080x3 bytes); ``timeout_ms`` is how often a waiting read looks up (100);
 ``peer_timeout_ms`` is how old the other side's heartbeat may get before it counts as dead (2000).
 
+Frames are uint8 grey (H, W) or colour (H, W, 3); the source turns BGR frames into RGB (the frame
+contract) and the sink always sends RGB, saying so in the frame header.
+
 The source is live (the reader always takes the newest frame; frames the device wrote meanwhile are
 counted as dropped by the ring). When the device process dies the source keeps waiting, and
 carries on when the device software attaches again. An end-of-stream frame from the device ends
@@ -198,10 +201,12 @@ class ShmSource(Source):
             if peer_gone:
                 log.info("the other side of the channel is back", extra={"event": "shm_peer_back", "source": self.uri})
                 peer_gone = False
-            image, frame_id, timestamp_ns, flags = item
+            image, frame_id, timestamp_ns, flags, colour = item
             if flags & bridge.FLAG_END_OF_STREAM:
                 attachment.end_seen = True
                 return
+            if colour == "bgr":  # the frame contract is RGB (runtime/frames.py)
+                image = np.ascontiguousarray(image[:, :, ::-1])
             yield Frame(image, int(frame_id), timestamp_ns / 1e9, self.uri, meta={"shm_flags": int(flags)})
 
     def stats(self) -> dict[str, Any]:

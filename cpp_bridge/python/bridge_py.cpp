@@ -33,6 +33,14 @@ sb_role role_of(const std::string &role) {
     throw py::value_error("role must be 'client' or 'server', got '" + role + "'");
 }
 
+const char *format_name(uint32_t format) {
+    switch (format) {
+        case SB_FORMAT_RGB8: return "rgb";
+        case SB_FORMAT_BGR8: return "bgr";
+        default: return "grey";
+    }
+}
+
 const char *peer_name(sb_peer_state state) {
     switch (state) {
         case SB_PEER_ALIVE: return "alive";
@@ -133,8 +141,8 @@ class Channel {
         if (st != SB_OK) raise_status(st, context("writing end of stream to"));
     }
 
-    // (image, frame_id, timestamp_ns, flags) for the newest frame, or None after timeout_ms.
-    // image is None for an end-of-stream frame.
+    // (image, frame_id, timestamp_ns, flags, "grey" | "rgb" | "bgr") for the newest frame, or None
+    // after timeout_ms. image is None for an end-of-stream frame.
     py::object read(int timeout_ms) {
         sb_frame_info info{};
         require_open("reading from");
@@ -150,7 +158,7 @@ class Channel {
         if (st != SB_OK) raise_status(st, context("reading from"));
         py::object image = py::none();
         if (!(info.flags & SB_FLAG_END_OF_STREAM) || info.payload_bytes != 0) image = to_array(info);
-        return py::make_tuple(image, info.frame_id, info.timestamp_ns, info.flags);
+        return py::make_tuple(image, info.frame_id, info.timestamp_ns, info.flags, format_name(info.format));
     }
 
     py::tuple peer() {

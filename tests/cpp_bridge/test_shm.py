@@ -60,6 +60,11 @@ def test_round_trip_device_to_enhancer_and_back(bridge, channel_name):
         np.testing.assert_array_equal(back.image, reply.image)
         assert back.frame_id == 7 and back.meta["shm_flags"] == bridge.FLAG_ENHANCED
 
+        bgr = _frame(9, shape=(6, 5, 3)).image
+        # the device may send BGR (OpenCV order): the enhancer gets RGB, the frame contract
+        device_out.attachment.channel.write(bgr, 9, bridge.now_ns(), 0, 100, "bgr")
+        np.testing.assert_array_equal(_next(enhancer_in).image, bgr[:, :, ::-1])
+
         colour = _frame(8, shape=(20, 30, 3), passthrough=True)
         enhancer_out.write(colour)
         back = _next(device_in)
