@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import re
 import threading
 import time
 from typing import Any, Iterator
@@ -43,6 +44,7 @@ from .streams import SINKS, SOURCES, Sink, Source
 
 log = logging.getLogger("sonoedge.runtime.shm")
 
+NAME = re.compile(r"[A-Za-z0-9._-]{1,200}")  # what sb_channel_open accepts
 OPTIONS = {"slots": 0, "max_bytes": 0, "timeout_ms": 100, "peer_timeout_ms": 0, "role": "server"}
 MALFORMED = ("SB_ERR_BAD_MAGIC", "SB_ERR_VERSION_MISMATCH", "SB_ERR_CORRUPT_HEADER", "SB_ERR_FRAME_TOO_LARGE")
 
@@ -64,8 +66,8 @@ def parse_uri(uri: str, **overrides: Any) -> tuple[str, dict[str, Any]]:
     """``shm://NAME?k=v`` (plus constructor keyword overrides) -> (NAME, options with defaults)."""
     parts = urlsplit(uri)
     name = parts.netloc or parts.path.lstrip("/")
-    if parts.scheme != "shm" or not name or "/" in name:
-        raise InputError(f"'{uri}' is not a channel URI; write shm://NAME (letters, digits, . _ -)")
+    if parts.scheme != "shm" or not NAME.fullmatch(name):
+        raise InputError(f"'{uri}' is not a channel URI; write shm://NAME with NAME of 1-200 letters, digits, . _ -")
     given = {k: v[-1] for k, v in parse_qs(parts.query).items()} | overrides
     unknown = sorted(set(given) - set(OPTIONS))
     if unknown:
@@ -135,7 +137,8 @@ class _Attachment:
             self.users -= 1
             if self.users > 0:
                 return
-            self._open.pop(self.key, None)
+            if self._open.get(self.key) is self:  # not already dropped by close_all
+                del self._open[self.key]
         self.channel.close()
 
 

@@ -170,6 +170,7 @@ def test_bad_uris_and_frames_fail_with_one_clear_sentence(bridge, channel_name):
                        (f"shm://{channel_name}?slots=four", "slots='four' is not a whole number"),
                        (f"shm://{channel_name}?role=boss", "role='boss'"),
                        ("shm://", "not a channel URI"),
+                       ("shm://bad name", "not a channel URI"),
                        (f"shm://{channel_name}?slots=-1", "must not be negative")):
         with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
             open_source(uri)
