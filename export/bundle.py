@@ -218,7 +218,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
             gate("fp16", path, {"conversion": fp16_mod.convert_fp16(fp32_path, path)})
         calibration: dict[str, Any] | None = None
         if "int8" in precisions:
-            calibration = _int8(root, fp32_path, cfg, target, stride, gate, progress)
+            calibration = _int8(root, fp32_path, cfg, target, stride, gate, progress, refs)
         if failures and not cfg.allow_degraded:
             raise GateError("; ".join(failures) + " (pass --allow-degraded to keep failing precisions, flagged)")
         _copy_profiles(root, target)
@@ -236,8 +236,11 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
 
 
 def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride: int, gate: Callable,
-          progress: Progress) -> dict[str, Any]:
+          progress: Progress, refs: FrameSet) -> dict[str, Any]:
     calib, tiles, search_inputs, size = _calibration_sets(cfg, target, stride, cfg.frames, progress)
+    # the search must satisfy the gate on the held-out calibration frames AND on the reference frames
+    # the bundle is verified against (a search set from another device can pass while they fail)
+    search_inputs = search_inputs + [pad_to_stride(normalise(im), stride)[0] for im in refs.images]
     (root / "calibration").mkdir()
     qcfg = int8_mod.Int8Config(method=cfg.calib_method, quantize_outputs=cfg.int8_quantize_outputs)
     path = root / PRECISION_FILES["int8"]

@@ -174,8 +174,8 @@ def search_int8(fp32_path: Path, out_path: Path, calib_tiles: Sequence[np.ndarra
                 progress: Progress = print) -> Int8Result:
     """Calibrate, quantize, and keep sensitive layers in float until the int8 gate passes (module doc).
 
-    ``search_inputs``: (1, C, H, W) float32 padded inputs, kept apart from the reference frames the
-    final gate is measured on. Raises GateError when no exclusion set within the budget passes;
+    ``search_inputs``: (1, C, H, W) float32 padded inputs, never calibration frames (export passes
+    held-out frames plus the reference frames the final gate is measured on). Raises GateError when no exclusion set within the budget passes;
     the best candidate is left at ``out_path`` (for --allow-degraded).
     """
     if not calib_tiles:
