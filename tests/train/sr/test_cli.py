@@ -1,0 +1,62 @@
+"""`sonoedge train --preset liu2021-sr` and `sonoedge sr` (progress, atomic output, clear errors)."""
+import cv2
+import numpy as np
+import pytest
+
+from sonoedge.cli import main
+
+SMALL = ["--set", "net.width=0.25", "--set", "net.degrade_channels=8", "--set", "net.disc_channels=8",
+         "--set", "data.crop=16", "--set", "data.batch=2", "--set", "weights.perceptual=0.0",
+         "--set", "max_iters=2", "--set", "ensemble.transforms=1", "--set", "ensemble.back_projection=1"]
+
+
+def _write_images(folder, n=2, shape=(40, 48)):
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        cv2.imwrite(str(folder / f"f{i}.png"), rng.integers(0, 255, shape, dtype=np.uint8))
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("sr")
+    _write_images(root / "data" / "sub")
+    assert main(["train", "--preset", "liu2021-sr", "--data", str(root / "data"), "--out", str(root / "run"), *SMALL]) == 0
+    assert (root / "run" / "config.toml").is_file()
+    return root / "run" / "last.pt"
+
+
+def test_preset_is_registered_with_paper_defaults():
+    from sonoedge.train.registries import PRESETS, load_all
+
+    load_all()
+    preset = PRESETS.get("liu2021-sr")
+    assert preset.config.mode == "dataset" and preset.config.weights.adversarial == 5.0
+
+
+def test_sr_with_checkpoint_writes_4x_image(checkpoint, tmp_path):
+    _write_images(tmp_path, 1, (20, 24))
+    out = tmp_path / "out" / "x4.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--checkpoint", str(checkpoint), *SMALL]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (80, 96)
+
+
+def test_sr_zero_shot_writes_4x_image(tmp_path):
+    _write_images(tmp_path, 1, (36, 40))
+    out = tmp_path / "z.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", *SMALL]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (144, 160)
+
+
+def test_errors_are_one_line_and_leave_no_output(tmp_path, capsys, checkpoint):
+    out = tmp_path / "never.png"
+    assert main(["sr", str(tmp_path / "missing.png"), "-o", str(out), "--checkpoint", str(checkpoint)]) == 2
+    assert main(["sr", str(checkpoint), "-o", str(tmp_path / "x.xyz"), "--checkpoint", str(checkpoint)]) == 2
+    _write_images(tmp_path, 1)
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--checkpoint", str(tmp_path / "f0.png")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 3 and all(line.startswith("sonoedge sr: error:") for line in err)
+    assert not out.exists() and not list(tmp_path.glob(".never*"))
+    with pytest.raises(SystemExit):
+        main(["sr", str(tmp_path / "f0.png"), "-o", str(out)])  # neither --zero-shot nor --checkpoint
+    assert main(["train", "--preset", "liu2021-sr", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
