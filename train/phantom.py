@@ -832,16 +832,19 @@ def simulate_pair(seed: int, cfg: PhantomConfig | None = None) -> tuple[np.ndarr
     return low_img, high_img, _info(seed, geo, scene, cfg)
 
 
-def simulate_clip(seed: int, cfg: PhantomConfig | None = None, frames: int = 40) -> tuple[np.ndarray, np.ndarray]:
+def simulate_clip(seed: int, cfg: PhantomConfig | None = None, frames: int = 40,
+                  progress: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """(low_frames, high_frames): uint8 (N, H, W) clips of one scene with probe motion and breathing
     (``cfg.motion``); speckle moves with the tissue, noise is new in every frame."""
+    from tqdm import tqdm
+
     cfg = cfg or PhantomConfig()
     if frames < 1:
         raise InputError(f"a clip needs at least 1 frame, got {frames}")
     mo = cfg.motion
     geo, scene, high, low, mis, noise_rng = _setup(seed, cfg, mo.probe_sweep_mm + mo.breathing_mm)
     lows, highs = [], []
-    for i in range(frames):
+    for i in tqdm(range(frames), desc="phantom clip", unit="frame", disable=not progress):
         t = i / mo.fps
         shift = mo.probe_sweep_mm * math.sin(2 * math.pi * t / mo.probe_period_s)
         breath = mo.breathing_mm * 0.5 * (1 - math.cos(2 * math.pi * t / mo.breathing_period_s))
@@ -925,7 +928,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def write_clip(out: str | Path, frames: int = 40, fps: float | None = None, cfg: PhantomConfig | None = None,
-               seed: int = 0, png: bool = False) -> dict[str, Any]:
+               seed: int = 0, png: bool = False, progress: bool = False) -> dict[str, Any]:
     """Write ``out/low.mp4`` and ``out/high.mp4`` (mp4v, grey) of one scene, plus ``out/phantom.json``
     and, with ``png``, every frame as ``out/low/frame_0000.png`` / ``out/high/...``. Atomic."""
     cfg = cfg or PhantomConfig()
@@ -937,7 +940,7 @@ def write_clip(out: str | Path, frames: int = 40, fps: float | None = None, cfg:
     out = Path(out)
     _prepare_out(out)
     start = time.perf_counter()
-    low, high = simulate_clip(seed, cfg, frames)
+    low, high = simulate_clip(seed, cfg, frames, progress=progress)
     with atomic_dir(out) as tmp:
         _public(tmp)
         for name, clip in (("low", low), ("high", high)):

@@ -70,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
     cfg = build_config(args)
     start = time.perf_counter()
     if args.clip:
-        meta = phantom.write_clip(args.out, frames=args.frames, fps=args.fps, cfg=cfg, seed=args.seed, png=args.png)
+        meta = phantom.write_clip(args.out, frames=args.frames, fps=args.fps, cfg=cfg, seed=args.seed, png=args.png,
+                                  progress=not args.quiet)
         print(f"wrote a {meta['frames']}-frame clip at {meta['fps']:g} fps to {args.out} "
               f"(low.mp4, high.mp4) in {time.perf_counter() - start:.1f} s")
         return 0
