@@ -144,8 +144,9 @@ def test_write_pairs_layout_and_json(tmp_path):
     assert meta["pairs"][0]["seed"] == 2 * 1_000_003
     image = cv2.imread(str(out / "low" / low[0]), cv2.IMREAD_UNCHANGED)
     assert image.shape == (96, 96) and image.dtype == np.uint8
-    # same seed -> same files (rewrite over an earlier phantom output is allowed)
-    write_pairs(out, 3, dataclasses.replace(SMALL, geometry="mixed"), seed=2)
+    # same seed -> same files, also from worker processes (rewriting an earlier phantom output is allowed)
+    write_pairs(out, 3, dataclasses.replace(SMALL, geometry="mixed"), seed=2, workers=2)
+    assert sorted(p.name for p in (out / "low").glob("*.png")) == low
     assert np.array_equal(cv2.imread(str(out / "low" / low[0]), cv2.IMREAD_UNCHANGED), image)
 
 
