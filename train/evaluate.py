@@ -173,7 +173,7 @@ class EvaluationReport:
                 writer.writerow([name, organ, method, *(_num(self.scores[method][m][i]) for m in self.metric_names)])
         return buffer.getvalue()
 
-    def figure(self, path: str | Path, rows: int = 4) -> Path:
+    def figure_png(self, rows: int = 4) -> bytes:
         """PNG grid like the paper's Figure 3: reference low | each method | reference high."""
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure
@@ -196,27 +196,33 @@ class EvaluationReport:
                 if c == 0:
                     ax.set_ylabel(name, fontsize=7)
         fig.tight_layout()
-        path = Path(path)
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, format="png")
-            _readable(tmp)
-        return path
+        buffer = io.BytesIO()
+        fig.savefig(buffer, format="png")
+        return buffer.getvalue()
 
     def write(self, out_dir: str | Path, figure_rows: int = 4) -> dict[str, Path]:
-        """table.md, table.csv, scores_per_image.csv and figure.png (when images are held) in ``out_dir``."""
+        """table.md, table.csv, scores_per_image.csv and figure.png (when images are held) in ``out_dir``.
+
+        Everything is rendered in memory first and each file is replaced atomically, so a failure
+        leaves no half-written report.
+        """
         out = Path(out_dir)
         if out.exists() and not out.is_dir():
             raise InputError(f"--out {out} is a file; give a folder")
+        contents: dict[str, bytes] = {
+            "table.md": self.markdown().encode(),
+            "table.csv": self.csv_text().encode(),
+            "scores_per_image.csv": self.per_image_csv_text().encode(),
+        }
+        if self.images:
+            contents["figure.png"] = self.figure_png(figure_rows)
         out.mkdir(parents=True, exist_ok=True)
         written = {}
-        for name, text in (("table.md", self.markdown()), ("table.csv", self.csv_text()),
-                           ("scores_per_image.csv", self.per_image_csv_text())):
+        for name, data in contents.items():
             with atomic_path(out / name) as tmp:
-                tmp.write_text(text)
+                tmp.write_bytes(data)
                 _readable(tmp)
             written[name] = out / name
-        if self.images:
-            written["figure.png"] = self.figure(out / "figure.png", figure_rows)
         return written
 
 
