@@ -41,6 +41,29 @@ LATENCY_WINDOW = 4096  # samples kept per stage for the percentiles (fixed memor
 # capture-and-drop under the GIL and starve the stages; after a drop the capture thread sleeps this
 # long, far below any probe's frame period (>= 10 ms), so it costs a real source nothing.
 OVERLOAD_YIELD_S = 0.001
+LOG_EVERY_S = 5.0  # per-frame problems (malformed frames, sink errors) are logged at most this often per kind
+
+
+class _Throttle:
+    """Logs a per-frame event at most once every ``period`` seconds per event name, with the
+    number of occurrences suppressed since the last line (a broken probe at 30 fps must not flood
+    the journal). The counters in :class:`Stats` still count every frame."""
+
+    def __init__(self, period: float = LOG_EVERY_S):
+        self.period = period
+        self.last: dict[str, float] = {}
+        self.suppressed: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, level: int, msg: str, event: str, **fields: Any) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last.get(event, -1e18) < self.period:
+                self.suppressed[event] += 1
+                return
+            self.last[event] = now
+            fields["suppressed"] = self.suppressed.pop(event, 0)
+        log.log(level, msg, extra={"event": event, **fields})
 
 
 @dataclasses.dataclass
@@ -194,6 +217,7 @@ class Pipeline:
         self.live: bool | None = None
         self.threads: list[threading.Thread] = []
         self.queues: list[FrameQueue] = []
+        self.say = _Throttle()
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -316,8 +340,8 @@ class Pipeline:
                     keep = fn(item)
                 except Exception as exc:  # a bug in a stage: count the frame, keep the stream alive
                     self.stats.drop("error")
-                    log.error("stage failed", extra={"event": "stage_error", "stage": name,
-                                                     "frame_id": item.frame.frame_id, "error": repr(exc)})
+                    self.say(logging.ERROR, "stage failed", "stage_error", stage=name,
+                             frame_id=item.frame.frame_id, error=repr(exc))
                     continue
                 ring.add(time.perf_counter() - t0)
                 if keep:
@@ -330,12 +354,13 @@ class Pipeline:
             item.job = self.enhancer.prepare(item.frame)
         except MalformedFrame as exc:
             self.stats.drop("malformed")
-            log.warning("malformed frame skipped", extra={"event": "malformed_frame", "frame_id": item.frame.frame_id,
-                                                          "error": str(exc)})
+            self.say(logging.WARNING, "malformed frame skipped", "malformed_frame", frame_id=item.frame.frame_id,
+                     error=str(exc))
             return False
         except Exception as exc:  # anything else: this frame goes out as it came
             item.out = self.enhancer.passthrough(item.frame, f"pre-processing failed: {type(exc).__name__}: {exc}")
-            log.error("pre-processing failed", extra={"event": "alarm", "alarm": "preprocess_failed", "error": str(exc)})
+            self.say(logging.ERROR, "pre-processing failed; frame passed through", "preprocess_failed",
+                     frame_id=item.frame.frame_id, error=str(exc))
         return True
 
     def _infer(self, item: _Item) -> bool:
@@ -349,7 +374,8 @@ class Pipeline:
                 item.out = self.enhancer.finish(item.job)
             except Exception as exc:
                 item.out = self.enhancer.passthrough(item.frame, f"post-processing failed: {type(exc).__name__}: {exc}")
-                log.error("post-processing failed", extra={"event": "alarm", "alarm": "postprocess_failed", "error": str(exc)})
+                self.say(logging.ERROR, "post-processing failed; frame passed through", "postprocess_failed",
+                         frame_id=item.frame.frame_id, error=str(exc))
         item.job = None  # release the tensors early
         return True
 
@@ -364,7 +390,7 @@ class Pipeline:
                 self.sink.write(item.out)
             except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
                 self.stats.drop("sink_error")
-                log.error("sink write failed", extra={"event": "sink_error", "frame_id": item.frame.frame_id, "error": str(exc)})
+                self.say(logging.ERROR, "sink write failed", "sink_error", frame_id=item.frame.frame_id, error=str(exc))
                 continue
             t1 = time.perf_counter()
             ring.add(t1 - t0)

@@ -193,3 +193,20 @@ def test_ring_percentiles_use_a_fixed_window():
     s = ring.summary()
     assert s["count"] == 1000 and s["max"] == pytest.approx(1000) and s["p50"] == pytest.approx(950.5)
     assert ring.data.size == 100
+
+
+def test_per_frame_problems_are_logged_at_most_every_few_seconds(model, caplog):
+    import logging
+
+    class Broken(Source):
+        live = False
+
+        def __iter__(self):
+            for i in range(50):
+                yield Frame(np.zeros((64, 64), np.uint16), i)
+
+    caplog.set_level(logging.WARNING, logger="sonoedge")
+    stats = Pipeline(lambda: Broken("broken://"), Enhancer(model, EnhancerConfig(region="full")), NullSink()).run()
+    assert stats["dropped"] == {"malformed": 50}
+    lines = [r for r in caplog.records if getattr(r, "event", "") == "malformed_frame"]
+    assert len(lines) == 1 and lines[0].suppressed == 0  # 49 more counted, not logged
