@@ -355,3 +355,31 @@ def test_hard_synthetic_cases():
     region = detect_region(linear)
     assert region.kind == "rectangle" and region.bbox == (150, 50, 550, 550)
 
+
+
+def test_tracker_notices_a_stale_region():
+    h, w = 300, 400
+    screen = np.zeros((h, w), np.uint8)
+    cv2.putText(screen, "L12-4  4cm  FREEZE", (10, 20), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 255, 1)  # UI only
+    shallow = screen.copy()
+    shallow[40:200, 100:300] = _speckle_frame(160, 200, seed=1)
+    deep = screen.copy()
+    deep[40:280, 60:340] = _speckle_frame(240, 280, seed=2)  # the operator changed depth: same frame size
+    tracker = RegionTracker(check_every=5)
+    blank = tracker.region_for(screen)  # probe in the air: nothing but UI on black
+    assert blank.kind == "full" and not blank.found
+    regions = [tracker.region_for(shallow) for _ in range(10)]
+    assert tracker.detections == 2 and regions[-1].kind == "rectangle" and regions[-1].bbox == (100, 40, 300, 200)
+    for _ in range(20):
+        region = tracker.region_for(shallow)
+    assert tracker.detections == 2  # a steady stream is not re-detected
+    for _ in range(6):
+        region = tracker.region_for(deep)
+    assert tracker.detections == 3 and region.bbox == (60, 40, 340, 280)
+    off = RegionTracker(check_every=0)
+    off.region_for(shallow)
+    for _ in range(12):
+        off.region_for(deep)
+    assert off.detections == 1
+    with pytest.raises(ValueError):
+        RegionTracker(check_every=-1)
