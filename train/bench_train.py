@@ -1,6 +1,6 @@
 """Training speed of the CycleGAN presets: iterations/s and the share of time the LPIPS term costs.
 
-    python -m sonoedge.train.bench_train --size 256 --batch 1 --steps 2 \
+    python -m sonoedge.train.bench_train --size 256 --batch 1 --steps 2 --threads 1 \
         --preset athreya2024-conference --preset athreya2024-journal
 
 For each preset (its paper widths) the same in-memory random pairs train ``--steps`` timed
@@ -35,20 +35,20 @@ def _pairs(n: int, size: int):
     return Pairs()
 
 
-def time_steps(cfg, steps: int, size: int) -> float:
-    """Seconds per training iteration (median of ``steps`` after one warm-up)."""
+def time_steps(cfg, steps: int, size: int, warmup: int = 1) -> float:
+    """Seconds per training iteration (median of ``steps`` after ``warmup`` untimed ones)."""
     import statistics
 
     import torch
 
     from .trainer import Trainer, split_batch
 
-    data = _pairs(cfg.train.batch_size * (steps + 1), size)
+    data = _pairs(cfg.train.batch_size * (steps + warmup), size)
     with tempfile.TemporaryDirectory() as tmp:
         trainer = Trainer(cfg, tmp, datasets={"train": data, "val": data})
         loader = iter(trainer.epoch_loader())
         times = []
-        for i in range(steps + 1):
+        for i in range(steps + warmup):
             low, high, paired = split_batch(next(loader), trainer.device, trainer.channels_last)
             if trainer.cuda:
                 torch.cuda.synchronize()
@@ -56,7 +56,7 @@ def time_steps(cfg, steps: int, size: int) -> float:
             trainer.train_step(low, high, paired)
             if trainer.cuda:
                 torch.cuda.synchronize()
-            if i:
+            if i >= warmup:
                 times.append(time.perf_counter() - t0)
         trainer.writer.close()
     return statistics.median(times)
@@ -72,6 +72,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=1)
     parser.add_argument("--steps", type=int, default=2)
+    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
+    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
     parser.add_argument("--device", default="auto")
     args = parser.parse_args(argv)
     load_all()
@@ -87,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = dataclasses.replace(
                     base,
                     loss=dataclasses.replace(base.loss, lpips_trunk="random", perceptual="translated" if lpips_on else "none"),
-                    train=dataclasses.replace(base.train, batch_size=args.batch, device=args.device, **loop))
-                per[lpips_on] = time_steps(cfg, args.steps, args.size)
-            row = {"preset": name, "mode": label, "size": args.size, "batch": args.batch,
+                    train=dataclasses.replace(base.train, batch_size=args.batch, device=args.device, threads=args.threads, **loop))
+                per[lpips_on] = time_steps(cfg, args.steps, args.size, args.warmup)
+            row = {"preset": name, "mode": label, "size": args.size, "batch": args.batch, "threads": torch.get_num_threads(),
                    "s_per_iter": per[True], "iters_per_s": 1 / per[True], "s_per_iter_no_lpips": per[False],
                    "lpips_share": 1 - per[False] / per[True]}
             rows.append(row)

@@ -185,3 +185,24 @@ def test_smoke_journal_tiny_50_iterations_on_phantom(tmp_path):
     a, b = (load_checkpoint(tmp_path / r / "last.pt") for r in ("a", "b"))
     for key, value in a["state_dicts"]["G_H"].items():
         assert torch.allclose(value, b["state_dicts"]["G_H"][key], atol=1e-6, rtol=0)
+
+
+@pytest.mark.slow
+def test_evaluate_checkpoint_on_phantom_test_split(tmp_path, capsys):
+    """`sonoedge evaluate --checkpoint CKPT DATA`: Table 2 with 'reference low' and the model."""
+    from sonoedge.cli import main
+    from sonoedge.train.phantom import PhantomConfig, write_pairs
+
+    write_pairs(tmp_path / "ph", 10, PhantomConfig(size=(64, 64)))
+    common = ["--preset", "athreya2024-journal", "--data", str(tmp_path / "ph"), "--out", str(tmp_path / "run"),
+              "--set", "model.generator_kwargs={ngf=4, depth=3}", "--set", "model.discriminator_kwargs={ndf=4}",
+              "--set", "loss.perceptual='none'", "--set", "train.batch_size=2", "--set", "train.epochs=1",
+              "--set", "data.size=64", "--set", "data.augment.crop_margin=0", "--set", "data.ratios=[0.6, 0.2, 0.2]"]
+    assert main(["train", *common]) == 0
+    out = tmp_path / "eval"
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "run" / "last.pt"), str(tmp_path / "ph"),
+                 "--out", str(out), "--no-lpips", "--quiet"]) == 0
+    table = (out / "table.md").read_text()
+    assert "reference low" in table.lower() and "unet" in table
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "ph"), "--out", str(out)]) != 0
+    assert "nope.pt" in capsys.readouterr().err
