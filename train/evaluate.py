@@ -52,11 +52,11 @@ def infer_organs(names: list[str]) -> dict[str, str] | None:
     return organs
 
 
-def score_image(output: np.ndarray, high: np.ndarray) -> dict[str, float]:
+def score_image(output: np.ndarray, high: np.ndarray, lncc_window: int = metrics.LNCC_WINDOW) -> dict[str, float]:
     """LNCC, SSIM and PSNR of one uint8 (H, W) output against the high image (LPIPS is batched
     per reference in :func:`evaluate_methods`)."""
     return {
-        "LNCC": metrics.lncc(output, high),
+        "LNCC": metrics.lncc(output, high, window=lncc_window),
         "SSIM": metrics.ssim(output, high, data_range=255),
         "PSNR": metrics.psnr(output, high, data_range=255),
     }
@@ -83,6 +83,7 @@ class EvaluationReport:
     scores: dict[str, dict[str, np.ndarray]]  # method -> metric -> (n,) in the order of names
     organs: dict[str, str] | None
     lpips_trunk: str | None  # None: LPIPS not computed
+    lncc_window: int = metrics.LNCC_WINDOW
     images: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict, repr=False)
     # images: "low", "high" and each method -> name -> image (for the figure)
 
@@ -137,7 +138,8 @@ class EvaluationReport:
         notes = [
             f"LPIPS trunk: {trunk}.",
             f"p: one-sided Wilcoxon signed-rank test of each method against '{BASELINE}' (paired by image; "
-            "greater for LNCC/SSIM/PSNR, less for LPIPS). LNCC window 9 x 9; SSIM Gaussian 11 x 11, sigma 1.5, "
+            f"greater for LNCC/SSIM/PSNR, less for LPIPS). LNCC window {self.lncc_window} x {self.lncc_window}; "
+            "SSIM Gaussian 11 x 11, sigma 1.5, "
             "data range 255; PSNR data range 255.",
         ]
         if any(row.n < 2 for organ in self.groups() for row in self.rows(organ)):
@@ -253,6 +255,7 @@ def evaluate_methods(
     lpips_metric=None,
     keep_images: bool = True,
     progress: bool = False,
+    lncc_window: int = metrics.LNCC_WINDOW,
 ) -> EvaluationReport:
     """Score "reference low" (low vs high) and every method (output vs high) on each image.
 
@@ -287,7 +290,7 @@ def evaluate_methods(
         high = reference[name]
         for method, outputs in all_methods.items():
             try:
-                image_scores = score_image(outputs[name], high)
+                image_scores = score_image(outputs[name], high, lncc_window)
             except InputError as exc:
                 label = "low" if method == BASELINE else f"method '{method}'"
                 raise InputError(f"{label} image '{name}': {exc}") from exc
@@ -305,7 +308,8 @@ def evaluate_methods(
     if keep_images:
         images = {"low": dict(low), "high": dict(reference), **{m: dict(o) for m, o in methods.items()}}
     trunk = getattr(lpips_metric, "trunk_description", None) if lpips_metric is not None else None
-    return EvaluationReport(names, list(all_methods), arrays, dict(organs) if organs else None, trunk, images)
+    return EvaluationReport(names, list(all_methods), arrays, dict(organs) if organs else None, trunk,
+                            lncc_window=lncc_window, images=images)
 
 
 def _check_names(label: str, images: Mapping[str, np.ndarray], names: list[str]) -> None:

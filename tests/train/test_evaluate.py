@@ -47,6 +47,9 @@ def test_scores_and_one_sided_tests(pairs):
     assert rows["median"].p["SSIM"] == pytest.approx(expected)
     assert rows["high"].p["LNCC"] < 0.05 and rows["high"].mean["SSIM"] == pytest.approx(1.0)
     assert rows["median"].sd["PSNR"] == pytest.approx(np.std(report.scores["median"]["PSNR"], ddof=1))
+    wide = evaluate_methods(high, low, {}, lncc_window=21, keep_images=False)
+    assert wide.scores[BASELINE]["LNCC"][0] == pytest.approx(metrics.lncc(low[name], high[name], window=21))
+    assert "LNCC window 21 x 21" in wide.markdown() and not wide.images
 
 
 def test_wilcoxon_direction_per_metric():
