@@ -88,19 +88,19 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
-def run_method(method: str, frames: dict[str, np.ndarray], out: Path, args) -> None:
+def run_method(method: str, frames: dict[str, np.ndarray], out: Path, args, only: set[str] | None = None) -> None:
     import torch
 
     from . import trainer as T
     from .ensemble import back_project
     from .resize import resize, resize_image
 
-    folder = out / method
+    folder = out / f"{method}{args.tag}"
     folder.mkdir(parents=True, exist_ok=True)
     cfg = make_config(method, args.config, args.set)
     names = sorted(frames)
     if method == "dataset":
-        return _run_dataset(frames, folder, cfg, args)
+        return _run_dataset(frames, folder, cfg, args, only)
     for name in names:
         target = folder / f"{name}.png"
         if target.exists():
@@ -134,7 +134,7 @@ def _log_dict(log) -> dict:
             "last_terms": log.last_terms, "perceptual_trunk": log.perceptual_trunk}
 
 
-def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, args) -> None:
+def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, args, only: set[str] | None = None) -> None:
     from . import trainer as T
 
     names = sorted(frames)
@@ -142,7 +142,7 @@ def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, args) -> None
     splits = {"A": names[:half], "B": names[half:]}
     artifacts = Path(args.artifacts)
     for train_split, test_split in (("A", "B"), ("B", "A")):
-        todo = [n for n in splits[test_split] if not (folder / f"{n}.png").exists()]
+        todo = [n for n in splits[test_split] if not (folder / f"{n}.png").exists() and (only is None or n in only)]
         if not todo:
             continue
         ckpt = artifacts / f"liu2021-sr-hc18-{train_split}.pt"
@@ -176,7 +176,8 @@ def report(frames: dict[str, np.ndarray], out: Path) -> dict:
     from .ifc import ifc
 
     results: dict = {}
-    for method in METHODS:
+    variants = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in METHODS) if out.is_dir() else []
+    for method in [*METHODS, *variants]:
         rows = {}
         for name, hr in sorted(frames.items()):
             path = out / method / f"{name}.png"
@@ -238,18 +239,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
     parser.add_argument("--report", action="store_true", help="only score the outputs that exist")
+    parser.add_argument("--tag", default="", help="suffix of the output folders (a variant, e.g. '-8way')")
+    parser.add_argument("--frames", default="", help="comma-separated frame names (default: all)")
     args = parser.parse_args(argv)
     try:
         import torch
 
         torch.set_num_threads(args.threads)
         frames = load_frames(Path(args.realus))
+        if args.frames:
+            wanted = [f.strip() for f in args.frames.split(",") if f.strip()]
+            missing = sorted(set(wanted) - set(frames))
+            if missing:
+                raise InputError(f"unknown frame(s) {', '.join(missing)}; hc18 has {', '.join(sorted(frames))}")
+            run_frames = {k: frames[k] for k in wanted}
+        else:
+            run_frames = frames
         out = Path(args.out)
         if not args.report:
             for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
                 if method not in METHODS:
                     raise InputError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
-                run_method(method, frames, out, args)
+                run_method(method, run_frames if method != "dataset" else frames, out, args, set(run_frames))
         results = report(frames, out)
         print(markdown_table(results, len(frames)))
     except SonoedgeError as exc:
