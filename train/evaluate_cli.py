@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
 
 
-def load_folder(path: str | Path, label: str) -> dict[str, "np.ndarray"]:  # noqa: F821
+def load_folder(path: str | Path, label: str) -> dict:
     """name (file stem) -> uint8 (H, W) image of every image file in ``path``."""
     from sonoedge.runtime.errors import InputError
     from sonoedge.runtime.readers import folder_files, read_image

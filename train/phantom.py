@@ -55,7 +55,6 @@ from sonoedge.runtime.atomic import atomic_dir
 from sonoedge.runtime.errors import InputError
 
 C_MM_PER_US = 1.54  # speed of sound in soft tissue, 1540 m/s: the value scanners assume
-NP_PER_DB = math.log(10.0) / 20.0
 GAUSS_FWHM = 2.0 * math.sqrt(2.0 * math.log(2.0))  # FWHM / sigma of a Gaussian
 # Time-bandwidth product of a Gaussian pulse (FWHM_t * FWHM_f), for the axial resolution.
 GAUSS_TBP = GAUSS_FWHM**2 / (2.0 * math.pi)
