@@ -299,34 +299,60 @@ def _dicom_dataset(path: Path, pixels: bool):
     return ds
 
 
-def _dicom_pixels(path: Path, ds) -> np.ndarray:
-    """Decoded pixel array (N, H, W[, 3]) with colour converted to RGB."""
+def _decode_errors(path: Path, ds):
+    """Context manager turning pydicom decoding failures into one InputError naming the file."""
+    import contextlib
+
     syntax = ds.file_meta.get("TransferSyntaxUID", None) if hasattr(ds, "file_meta") else None
     syntax_name = getattr(syntax, "name", str(syntax))
-    try:
+
+    @contextlib.contextmanager
+    def guard():
+        try:
+            yield
+        except (RuntimeError, NotImplementedError, ImportError) as exc:
+            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise InputError(
+                f"{path} uses the transfer syntax '{syntax_name}', which no installed decoder handles "
+                f"({first_line}); install pylibjpeg, pylibjpeg-libjpeg/-openjpeg or python-gdcm to read it."
+            ) from exc
+        except (ValueError, EOFError, AttributeError, TypeError, KeyError) as exc:
+            raise InputError(f"{path} has corrupt or truncated DICOM pixel data ({exc}).") from exc
+
+    return guard()
+
+
+def _dicom_pixels(path: Path, ds) -> np.ndarray:
+    """Decoded pixel array (N, H, W[, 3]) of every frame, colour converted to RGB."""
+    with _decode_errors(path, ds):
         array = ds.pixel_array
-    except (RuntimeError, NotImplementedError, ImportError) as exc:
-        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InputError(
-            f"{path} uses the transfer syntax '{syntax_name}', which no installed decoder handles "
-            f"({first_line}); install pylibjpeg, pylibjpeg-libjpeg/-openjpeg or python-gdcm to read it."
-        ) from exc
-    except (ValueError, EOFError, AttributeError, TypeError) as exc:
-        raise InputError(f"{path} has corrupt or truncated DICOM pixel data ({exc}).") from exc
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     if frames == 1:
         array = array[None]
     if samples == 1 and array.ndim != 3 or samples > 1 and array.ndim != 4:
         raise InputError(f"{path} decodes to an unexpected pixel array shape {array.shape}.")
-    photometric = str(ds.get("PhotometricInterpretation", "MONOCHROME2")).upper()
-    if photometric == "PALETTE COLOR":
+    if str(ds.get("PhotometricInterpretation", "")).upper() == "PALETTE COLOR":
         from pydicom.pixels import apply_color_lut
 
         array = apply_color_lut(array, ds)
         if array.dtype != np.uint8:  # 16-bit palette entries: keep the top 8 bits of the LUT range
             array = (array.astype(np.float32) / 257.0).round().clip(0, 255).astype(np.uint8)
     return array
+
+
+def _dicom_stream(path: Path, ds) -> Iterator[np.ndarray]:
+    """Decoded frames (H, W[, 3]) one at a time (pydicom.pixels.iter_pixels): a long cine loop
+    never sits in memory whole."""
+    from pydicom.pixels import iter_pixels
+
+    frames = iter_pixels(ds)
+    while True:
+        with _decode_errors(path, ds):
+            frame = next(frames, None)
+        if frame is None:
+            return
+        yield frame
 
 
 def _first_value(value: Any) -> float:
@@ -349,18 +375,31 @@ def _dicom_window(ds) -> tuple[float, float] | None:
 
 def _dicom_frames_uint8(path: Path) -> Iterator[np.ndarray]:
     ds = _dicom_dataset(path, pixels=True)
-    array = _dicom_pixels(path, ds)
-    colour = array.ndim == 4
+    frames = int(ds.get("NumberOfFrames", 1) or 1)
+    samples = int(ds.get("SamplesPerPixel", 1) or 1)
+    photometric = str(ds.get("PhotometricInterpretation", "")).upper()
+    window = None if samples > 1 else _dicom_window(ds)
+    eight_bit = int(ds.get("BitsAllocated", 8)) == 8 and int(ds.get("PixelRepresentation", 0) or 0) == 0
+    if frames > 1 and photometric != "PALETTE COLOR" and (eight_bit or window is not None):
+        # each frame converts on its own (no whole-file min/max needed): stream them
+        for frame in _dicom_stream(path, ds):
+            yield _dicom_to_grey(frame[None], ds, window)[0]
+        return
+    for frame in _dicom_to_grey(_dicom_pixels(path, ds), ds, window):
+        yield frame
+
+
+def _dicom_to_grey(array: np.ndarray, ds, window: tuple[float, float] | None) -> np.ndarray:
+    """(N, H, W[, 3]) decoded pixels -> (N, H, W) uint8: modality rescale, window (or the min/max
+    of ``array``), MONOCHROME1 inversion, colour to luma."""
     if array.dtype != np.uint8:
         slope = float(ds.get("RescaleSlope", 1) or 1)
         intercept = float(ds.get("RescaleIntercept", 0) or 0)
         values = array.astype(np.float32) * slope + intercept if (slope, intercept) != (1.0, 0.0) else array
-        window = None if colour else _dicom_window(ds)
         array = window_to_uint8(values, *(window or (None, None)))
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         array = 255 - array  # MONOCHROME1: the minimum value is white
-    for frame in array:
-        yield _grey(frame)
+    return np.stack([_grey(frame) for frame in array])
 
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:

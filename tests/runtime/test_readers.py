@@ -138,6 +138,16 @@ def test_dicom_16bit_without_window_uses_min_max_and_monochrome1_inverts(tmp_pat
     np.testing.assert_array_equal(inverted, 255 - grey)
 
 
+def test_dicom_16bit_multiframe_window_and_shared_min_max(tmp_path):
+    stack = np.stack([np.full((20, 24), v, np.uint16) for v in (1000, 2000, 3000)])
+    stack[:, 0, 0] = 500  # one darker pixel per frame
+    windowed = list(readers.iter_frames(_dicom(tmp_path / "w.dcm", stack, frames=3, WindowCenter=2000, WindowWidth=2001)))
+    assert [int(f[5, 5]) for f in windowed] == [0, 128, 255] and len(windowed) == 3
+    plain = list(readers.iter_frames(_dicom(tmp_path / "p.dcm", stack, frames=3)))
+    # no window: one min/max over the whole file (500..3000), so the frames keep their relation
+    assert [int(f[5, 5]) for f in plain] == [51, 153, 255] and all(int(f[0, 0]) == 0 for f in plain)
+
+
 def test_dicom_multiframe_grey_and_rle(tmp_path):
     from pydicom.uid import RLELossless
 
