@@ -570,41 +570,48 @@ def _meta_header(path: Path) -> _MetaHeader:
     return _MetaHeader(fields, offset, dims, channels, dtype, compressed, fields["ElementDataFile"])
 
 
-def _meta_raw_bytes(path: Path, header: _MetaHeader) -> bytes:
+def _meta_location(path: Path, header: _MetaHeader) -> tuple[Path, int]:
+    """(file, byte offset) where the image data of a MetaImage starts."""
     data_file = header.data_file
     if data_file.upper() == "LOCAL":
-        with open(path, "rb") as fh:
-            fh.seek(header.data_offset)
-            raw = fh.read()
-    elif data_file.upper().startswith("LIST") or "%" in data_file:
+        return path, header.data_offset
+    if data_file.upper().startswith("LIST") or "%" in data_file:
         raise InputError(f"{path} spreads its data over several files (ElementDataFile = {data_file}); only LOCAL or one data file is supported.")
-    else:
-        target = path.parent / data_file
-        if not target.is_file():
-            raise InputError(f"{path} names the data file {target}, which does not exist.")
-        raw = _read_bytes(target)
-        header_size = int(header.fields.get("HeaderSize", "0"))
-        expected = int(np.prod(header.dims)) * header.channels * header.dtype.itemsize
-        if header_size == -1 and not header.compressed:
-            raw = raw[len(raw) - expected :] if len(raw) >= expected else raw
-        elif header_size > 0:
-            raw = raw[header_size:]
-    return raw
+    target = path.parent / data_file
+    if not target.is_file():
+        raise InputError(f"{path} names the data file {target}, which does not exist.")
+    header_size = int(header.fields.get("HeaderSize", "0"))
+    if header_size == -1 and not header.compressed:  # -1: the data is the end of the file
+        return target, max(0, target.stat().st_size - _meta_nbytes(header))
+    return target, max(0, header_size)
+
+
+def _meta_nbytes(header: _MetaHeader) -> int:
+    return int(np.prod(header.dims)) * header.channels * header.dtype.itemsize
 
 
 def _read_metaimage_array(path: Path) -> tuple[_MetaHeader, np.ndarray]:
-    """(header, array (N, H, W[, C])) in the file's dtype."""
+    """(header, array (N, H, W[, C])) in the file's dtype; raw data is memory-mapped, not read."""
     header = _meta_header(path)
-    raw = _meta_raw_bytes(path, header)
+    source, offset = _meta_location(path, header)
+    expected = _meta_nbytes(header)
+    count = expected // header.dtype.itemsize
     if header.compressed:
+        with open(source, "rb") as fh:
+            fh.seek(offset)
+            raw = fh.read()
         try:
             raw = zlib.decompressobj(zlib.MAX_WBITS | 32).decompress(raw)  # zlib or gzip stream
         except zlib.error as exc:
             raise InputError(f"{path} has corrupt or truncated compressed MetaImage data ({exc}).") from exc
-    expected = int(np.prod(header.dims)) * header.channels * header.dtype.itemsize
-    if len(raw) < expected:
-        raise InputError(f"{path} is truncated: {len(raw)} of {expected} bytes of image data.")
-    array = np.frombuffer(raw, dtype=header.dtype, count=expected // header.dtype.itemsize)
+        if len(raw) < expected:
+            raise InputError(f"{path} is truncated: {len(raw)} of {expected} bytes of image data.")
+        array = np.frombuffer(raw, dtype=header.dtype, count=count)
+    else:
+        available = source.stat().st_size - offset
+        if available < expected:
+            raise InputError(f"{path} is truncated: {available} of {expected} bytes of image data.")
+        array = np.memmap(source, dtype=header.dtype, mode="r", offset=offset, shape=(count,))
     width, height = header.dims[:2]
     frames = header.dims[2] if len(header.dims) == 3 else 1
     shape = (frames, height, width) + ((header.channels,) if header.channels > 1 else ())
@@ -639,9 +646,13 @@ def _meta_fps(fields: dict[str, str]) -> float | None:
 
 def _read_metaimage(path: Path) -> Iterator[np.ndarray]:
     _, array = _read_metaimage_array(path)
-    array = window_to_uint8(array)
+    low = high = None
+    if array.dtype != np.uint8:  # one window for the whole sequence, then frame by frame
+        finite = array[np.isfinite(array)] if array.dtype.kind == "f" else array
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
     for frame in array:
-        yield _grey(frame)
+        frame = np.array(frame)  # a copy: nothing keeps the memory map open
+        yield _grey(window_to_uint8(frame, low, high) if low is not None else frame)
 
 
 # ---------------------------------------------------------------------------------------------
