@@ -152,6 +152,8 @@ class TissueModel:
     points: tuple[int, int] = (2, 5)
     point_db: float = 24.0
     striation_db: float = 4.0  # fibre texture of the muscle layer under the fat
+    micro_db: float = 2.0  # parenchymal micro-structure (granular organ texture), standard deviation
+    micro_scale: float = 0.012  # its cell size / image depth (0.5 mm at 40 mm, 1.3 mm at 110 mm)
     calcification_probability: float = 0.5  # a bright reflector with an acoustic shadow
 
 
@@ -399,6 +401,7 @@ class _Scene:
     points: list[tuple[float, float]]
     muscle_mm: float  # thickness of the striated layer under the fat
     striation: _CosineField
+    micro: _Texture  # parenchymal micro-structure (anatomy: shared by both devices, unlike speckle)
 
 
 def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ: str) -> _Scene:
@@ -456,8 +459,13 @@ def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ
     # a muscle (linear) or abdominal-wall (convex) layer under the fat: fibre-like striations
     muscle = rng.uniform(0.12, 0.25) * depth
     striation = _CosineField.draw(rng, 0.2 * depth, 16, tm.striation_db, axial_length_mm=0.015 * depth)
+    # fine anatomical texture of the parenchyma, in tissue coordinates (both devices see it)
+    reach = 0.3 * depth + 10.0
+    half = (geo.width * geo.pixel_mm) / 2 + reach
+    bounds = (-half, geo.y_top - reach, half, geo.y_top + geo.height * geo.pixel_mm + reach)
+    micro = _Texture(rng, bounds, tm.micro_scale * depth)
     return _Scene(organ, texture, skin, fat, -7.0 if organ == "breast" else -4.0, interfaces, blobs, points,
-                  muscle, striation)
+                  muscle, striation, micro)
 
 
 def _evaluate(scene: _Scene, geo: _Geometry, tm: TissueModel, x: np.ndarray, y: np.ndarray, steer: float,
@@ -467,6 +475,8 @@ def _evaluate(scene: _Scene, geo: _Geometry, tm: TissueModel, x: np.ndarray, y: 
     peak, before the PSF normalisation), all float32 like ``x``."""
     lateral, d = geo.layer_coords(x, y)
     db = _coarse(scene.texture, x, y)
+    # real part of a unit-power complex field has variance 1/2
+    db += np.float32(tm.micro_db * math.sqrt(2.0)) * scene.micro.sample(x, y).real.astype(np.float32)
     db += np.where(d < scene.skin_mm, 6.0, 0.0).astype(np.float32)
     fat_offset = scene.fat.offset(lateral, d)
     db += np.where((d >= scene.skin_mm) & (fat_offset < 0), scene.fat_db, 0.0).astype(np.float32)
