@@ -54,6 +54,7 @@ class EnhancerConfig:
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
     threads: int = 0  # onnxruntime intra-op threads; 0 = one per physical core
+    spin: bool = False  # onnxruntime: idle intra-op workers spin (see docs/benchmarks/runtime.md)
     region: str = "bundle"  # bundle (the manifest's preprocess.region) | auto | full
     region_every: int = 0  # auto: also re-detect every N frames (a depth change at the same frame size); 0 = only on geometry change
     verify_reference: bool = True  # re-run the bundle's reference frames on load and check the gate
@@ -132,7 +133,7 @@ def choose_backend(requested: str, precision: str) -> str:
 
 def _backend_options(name: str, cfg: EnhancerConfig) -> dict[str, Any]:
     if name == "onnxruntime":
-        return {"providers": cfg.providers or None, "intra_op_threads": cfg.threads}
+        return {"providers": cfg.providers or None, "intra_op_threads": cfg.threads, "allow_spinning": cfg.spin}
     return {}
 
 
@@ -210,7 +211,7 @@ class Job:
     frame: Frame
     model: LoadedModel | None = None
     bbox: tuple[int, int, int, int] = (0, 0, 0, 0)  # (y0, y1, x0, x1) of the region in the frame
-    mask: np.ndarray | None = None  # bool (y1-y0, x1-x0) region mask inside the bbox; None = all
+    mask: np.ndarray | None = None  # uint8 0/1 (y1-y0, x1-x0) region mask inside the bbox; None = all
     grey: np.ndarray | None = None  # uint8 (y1-y0, x1-x0)
     tensor: np.ndarray | None = None  # float32 (1, 1, Hp, Wp) in [-1, 1]
     size: tuple[int, int] = (0, 0)  # crop size before padding
@@ -245,7 +246,7 @@ class _Region:
         else:
             mask = np.asarray(region.mask, dtype=bool)
             y0, y1, x0, x1 = _bbox_of(region, mask)
-            found = ((y0, y1, x0, x1), np.ascontiguousarray(mask[y0:y1, x0:x1]))
+            found = ((y0, y1, x0, x1), mask[y0:y1, x0:x1].astype(np.uint8))  # uint8: what cv2.copyTo takes
         self._cached = (region, found)
         return found
 
@@ -313,7 +314,7 @@ class Enhancer:
         if sub.shape[0] > hi[0] or sub.shape[1] > hi[1]:  # not malformed: the frame passes through
             raise SonoedgeError(f"frame {frame.frame_id}: imaging region {sub.shape[0]}x{sub.shape[1]} is larger than "
                                 f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
-        padded, size = pad_to_stride(sub, model.stride)  # reflect-pad the uint8 crop: 4x less memory than float
+        padded, size = pad_uint8(sub, model.stride)  # reflect-pad the uint8 crop: 4x less memory than float
         tensor = to_model(padded)  # identical to pad(normalise(x)): reflection commutes with a pointwise map
         return Job(frame, model, (y0, y1, x0, x1), mask, sub, tensor, size)
 
@@ -371,7 +372,7 @@ class Enhancer:
         if mask is None:
             target[...] = enhanced
         else:
-            np.copyto(target, enhanced, where=mask if target.ndim == 2 else mask[:, :, None])
+            cv2.copyTo(enhanced, mask, target)  # only where mask != 0; SIMD, 5x faster than np.copyto(where=)
         out = dataclasses.replace(frame, image=image, enhanced=True, passthrough=False, meta=dict(frame.meta))
         if job.passthrough_reason:  # latency miss that tipped the fail-safe: this frame is still enhanced
             out.meta["alarm"] = job.passthrough_reason
@@ -422,6 +423,15 @@ class Enhancer:
         log.warning("enhancement recovered", extra={"event": "recovered", "frame_id": job.frame.frame_id,
                                                      "after": self.failure_reason})
         self.failure_reason = ""
+
+
+def pad_uint8(image: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """:func:`.frames.pad_to_stride` for a uint8 (H, W) image with OpenCV's BORDER_REFLECT_101, which
+    is numpy's ``reflect`` (bit-identical, tested for pads larger than the image too), 4x faster."""
+    h, w = image.shape
+    if h < 2 or w < 2:
+        return pad_to_stride(image, stride)
+    return cv2.copyMakeBorder(image, 0, (-h) % stride, 0, (-w) % stride, cv2.BORDER_REFLECT_101), (h, w)
 
 
 def to_model(image: np.ndarray) -> np.ndarray:

@@ -244,8 +244,8 @@ def test_realus_still_with_overlays_enhances(tiny_model, realus):
 
 
 def test_in_place_normalisation_is_bit_identical_to_the_contract():
-    from sonoedge.runtime.enhancer import from_model, to_model
-    from sonoedge.runtime.frames import denormalise, normalise
+    from sonoedge.runtime.enhancer import from_model, pad_uint8, to_model
+    from sonoedge.runtime.frames import denormalise, normalise, pad_to_stride
 
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (37, 53), dtype=np.uint8)
@@ -254,3 +254,8 @@ def test_in_place_normalisation_is_bit_identical_to_the_contract():
                         ((np.arange(7 * 53) - 3) / 127.5 - 1.0).reshape(1, 1, 7, 53)], axis=2).astype(np.float32)
     y[0, 0, 0, :4] = [-1.0, 1.0, -1.0 + 0.5 / 127.5, 0.5 / 127.5]  # exact .5 rounding boundaries
     assert np.array_equal(from_model(y), denormalise(y))
+    for h, w, stride in [(1, 5, 4), (2, 3, 64), (17, 31, 4), (600, 336, 64), (16, 16, 64)]:  # pads beyond the side too
+        small = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        fast, size = pad_uint8(small, stride)
+        ref, ref_size = pad_to_stride(small, stride)
+        assert np.array_equal(fast, ref) and size == ref_size
