@@ -177,32 +177,39 @@ def normalise_ratios(ratios) -> tuple[float, float, float]:
     return tuple(v / total for v in values)  # type: ignore[return-value]
 
 
-def split_names(names: list[str], ratios, seed: int = 0, patient_regex: str = PATIENT_REGEX) -> dict[str, list[str]]:
+def split_names(names: list[str], ratios, seed: int = 0, patient_regex: str = PATIENT_REGEX,
+                domain_of=None) -> dict[str, list[str]]:
     """Deterministic train/val/test split of ``names`` keeping each patient in one split.
 
     Patients (or single files without an id) are shuffled with ``seed`` and each goes to the split
-    furthest below its target share of images. Splits with ratio 0 stay empty.
+    furthest below its target share of images, counted per domain (``domain_of(name)``, e.g. the
+    A/ and B/ of unpaired data) so every split gets both domains in proportion. Splits with ratio
+    0 stay empty.
     """
-    fractions = normalise_ratios(ratios)
+    fractions = np.array(normalise_ratios(ratios))
     try:
         re.compile(patient_regex)
     except re.error as exc:
         raise InputError(f"data.patient_regex '{patient_regex}' is not a valid regular expression ({exc}).") from exc
+    domain_of = domain_of or (lambda name: "")
+    domains = sorted({domain_of(n) for n in names})
+    totals = np.array([sum(1 for n in names if domain_of(n) == d) for d in domains], dtype=float)
     groups: dict[str, list[str]] = {}
     for name in names:
         patient = patient_of(name, patient_regex)
         groups.setdefault(f"patient:{patient}" if patient is not None else f"file:{name}", []).append(name)
     keys = sorted(groups, key=_natural_key)
     order = np.random.default_rng(seed).permutation(len(keys))
-    targets = np.array(fractions) * len(names)
-    counts = np.zeros(3)
+    counts = np.zeros((3, len(domains)))  # images per split and domain
     splits: dict[str, list[str]] = {s: [] for s in SPLITS}
     for i in order:
         members = groups[keys[i]]
-        deficit = np.where(np.array(fractions) > 0, targets - counts, -np.inf)
-        choice = int(np.argmax(deficit))
+        share = np.array([sum(1 for n in members if domain_of(n) == d) for d in domains]) / totals
+        # how far each split is below its target, in shares of each domain this group adds to
+        deficit = ((fractions[:, None] - counts / totals) * share).sum(axis=1)
+        choice = int(np.argmax(np.where(fractions > 0, deficit, -np.inf)))
         splits[SPLITS[choice]].extend(members)
-        counts[choice] += len(members)
+        counts[choice] += share * totals
     return {s: sorted(v, key=_natural_key) for s, v in splits.items()}
 
 
@@ -213,7 +220,8 @@ def compute_split(cfg: DataConfig) -> dict[str, Any]:
         keys = [f"A/{n}" for n in items["A"]] + [f"B/{n}" for n in items["B"]]
     else:
         keys = next(iter(items.values()))
-    splits = split_names(keys, cfg.ratios, cfg.seed, cfg.patient_regex)
+    domain_of = (lambda key: key[:2]) if cfg.layout == "unpaired" else None
+    splits = split_names(keys, cfg.ratios, cfg.seed, cfg.patient_regex, domain_of)
     return {
         "format": SPLIT_FORMAT,
         "version": 1,

@@ -266,3 +266,16 @@ def test_listing_and_split_import_without_torch(paired_root, tmp_path):
         "assert 'torch' not in sys.modules, 'torch imported'\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_unpaired_split_has_both_domains_in_every_split(tmp_path):
+    for domain, count in (("A", 30), ("B", 12)):
+        (tmp_path / domain).mkdir()
+        for i in range(count):
+            cv2.imwrite(str(tmp_path / domain / f"img{i}.png"), _image(i, 20, 20))
+    document = compute_split(DataConfig(root=str(tmp_path), layout="unpaired", ratios=(0.7, 0.1, 0.2)))
+    for split, names in document["splits"].items():
+        a = sum(n.startswith("A/") for n in names)
+        b = sum(n.startswith("B/") for n in names)
+        share = {"train": 0.7, "val": 0.1, "test": 0.2}[split]
+        assert abs(a - share * 30) <= 1 and abs(b - share * 12) <= 1, (split, a, b)
