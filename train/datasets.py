@@ -99,12 +99,16 @@ def detect_layout(root: Path) -> str:
 
 
 def organ_of(name: str) -> str:
-    """The organ of a relative name: its first folder, or a known organ prefix, else "unknown"."""
-    parts = name.split("/")
-    if len(parts) > 1:
-        return parts[0].lower()
-    prefix = re.split(r"[_\-\s.]", parts[0].lower(), maxsplit=1)[0]
-    return prefix if prefix in ORGANS else "unknown"
+    """The organ of a relative name: a known organ (:data:`ORGANS`) as a folder or a name prefix,
+    else its first folder (unless that is a patient folder), else "unknown"."""
+    parts = name.lower().split("/")
+    prefix = re.split(r"[_\-\s.]", parts[-1], maxsplit=1)[0]
+    for part in (*parts[:-1], prefix):
+        if part in ORGANS:
+            return part
+    if len(parts) > 1 and patient_of(parts[0] + "/") is None:
+        return parts[0]
+    return "unknown"
 
 
 def patient_of(name: str, regex: str = PATIENT_REGEX) -> str | None:

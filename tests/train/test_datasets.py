@@ -48,6 +48,8 @@ def test_organ_and_patient_from_names():
     assert organ_of("thyroid/012.png") == "thyroid"
     assert organ_of("carotid_p3_1.png") == "carotid"
     assert organ_of("image_3.png") == "unknown"
+    assert organ_of("patient07/breast_2.png") == "breast" and organ_of("patient07/img2.png") == "unknown"
+    assert organ_of("shoulder/img2.png") == "shoulder"
     assert patient_of("patient012_a.png") == "12"
     assert patient_of("P012-left.png") == "12"
     assert patient_of("liver/p7/frame3.png") == "7"
