@@ -55,6 +55,7 @@ LINE_GAP = 0.05  # successive transducer lines within 5% of the frame height are
 LINE_FILL = 0.6  # a row with echoes across this share of the rectangle width is a transducer line
 EMPTY_FILL = 0.1  # a line (row or column) of the box with under 10% of pixels above black is empty
 SOLID_FILL = 0.5  # ... and one with at least half above black is solid image
+FRINGE_FILL = 0.15  # the top/bottom edge grows outwards over rows with at least this share of echoes
 SNAP_KERNELS = 3  # edges snap within 3 kernel sides: closing bridges one kernel, text adds its height
 TRANSITION = 10  # lines: the fading edge of an image between an empty line and solid image
 SOLID_RUN = 3  # lines whose mean fill must be solid, inside an empty line, to snap an edge to it
@@ -268,7 +269,7 @@ def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tup
 
     Within ``band`` pixels of each edge, the edge moves inwards past a run of empty lines that
     has solid image on its inner side (text or a ruler merged by the coarse search), else outwards
-    over solid lines (detail lost to the downscale). Edges moved across sparse echoes stay.
+    over lines with echoes (detail lost to the downscale). Edges moved across sparse echoes only grow.
     """
     h, w = above.shape
     x0, y0 = corners.min(axis=0)
@@ -282,12 +283,10 @@ def _refine_box(above: np.ndarray, corners: np.ndarray, band: int, extended: tup
     def cols(a: int, b: int) -> np.ndarray:
         return _mean_along(above[y0:y1, a:b], 0)
 
-    if not extended[0]:
-        y0 = _snap(rows, y0, band, +1, h)
-    if not extended[1]:
-        y1 = _snap(rows, y1 - 1, band, -1, h) + 1
-    x0 = _snap(cols, x0, band, +1, w)
-    x1 = _snap(cols, x1 - 1, band, -1, w) + 1
+    y0 = _snap(rows, y0, band, +1, h, FRINGE_FILL, cut=not extended[0])
+    y1 = _snap(rows, y1 - 1, band, -1, h, FRINGE_FILL, cut=not extended[1]) + 1
+    x0 = _snap(cols, x0, band, +1, w, SOLID_FILL)  # the sides of a linear image are sharp
+    x1 = _snap(cols, x1 - 1, band, -1, w, SOLID_FILL) + 1
     return x0, y0, x1, y1
 
 
@@ -302,13 +301,14 @@ def _mean_along(block: np.ndarray, axis: int) -> np.ndarray:
     return reduced.ravel() / 255.0
 
 
-def _snap(profile, edge: int, band: int, inward: int, size: int) -> int:
+def _snap(profile, edge: int, band: int, inward: int, size: int, grow_fill: float, cut: bool = True) -> int:
     """The refined index of one edge line; ``profile(a, b)`` is the fill of lines a..b-1.
 
     Inwards: walking in from the coarse edge to the first solid line, with no solid line on the
     way (only text, ticks or logos), the edge moves to just inside the last empty line before it,
     when solid image starts within TRANSITION lines of that empty line. Outwards otherwise: the edge
-    grows over solid lines that the downscale lost.
+    grows over the lines that the downscale lost while their fill stays at ``grow_fill`` or more
+    (top and bottom: a fading edge or the sparse speckle of a shadow; sides: solid lines).
     """
     lo, hi = max(0, edge - band), min(size, edge + band + 1)
     fill = profile(lo, hi)
@@ -316,14 +316,14 @@ def _snap(profile, edge: int, band: int, inward: int, size: int) -> int:
     inside = np.arange(at, len(fill)) if inward > 0 else np.arange(at, -1, -1)
     solid = fill >= SOLID_FILL
     first_solid = next((i for i, j in enumerate(inside) if solid[j]), None)
-    if first_solid is not None and first_solid > 0:
+    if cut and first_solid is not None and first_solid > 0:
         empty = [i for i in range(first_solid) if fill[inside[i]] < EMPTY_FILL]
         run = inside[first_solid : first_solid + SOLID_RUN]
         if empty and first_solid - empty[-1] <= TRANSITION and len(run) == SOLID_RUN and fill[run].mean() >= SOLID_FILL:
             return lo + int(inside[empty[-1] + 1])
     new = at
     for j in np.arange(at - inward, -1 if inward > 0 else len(fill), -inward):
-        if not solid[j]:
+        if fill[j] < grow_fill:
             break
         new = j
     return lo + int(new)
