@@ -3,10 +3,13 @@ sectors and rectangles drawn here, and the per-stream tracker.
 
 Expected boxes and the inside/outside points below were read off the frames by eye (grid overlays
 of each file), not copied from the detector: inside points sit on tissue or anechoic areas of the
-image, outside points on vendor text, logos, rulers and screen black."""
+image, outside points on vendor text, logos, rulers and screen black. Set
+SONOEDGE_REGION_OVERLAYS=DIR to write every tested frame with its region drawn on it."""
 from __future__ import annotations
 
 import functools
+import os
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -86,6 +89,15 @@ def _decoded(root: str, key: str) -> np.ndarray:
     raise AssertionError(f"{key}: frame not found")
 
 
+def _save_overlay(key: str, frame: np.ndarray, region: Region) -> None:
+    """With SONOEDGE_REGION_OVERLAYS=DIR, write the frame with its region drawn, to look at."""
+    folder = os.environ.get("SONOEDGE_REGION_OVERLAYS")
+    if folder:
+        from sonoedge.train.data_cli import write_overlay
+
+        write_overlay(Path(folder) / (key.replace("/", "__").replace("@", "_f") + ".png"), frame, region)
+
+
 def _box_close(got, want, shape, tolerance=0.025):
     h, w = shape
     limits = (tolerance * w, tolerance * h) * 2
@@ -107,6 +119,7 @@ def test_realus_region(realus, key):
     kind, box, inside, outside = EXPECTED[key]
     frame = _frame(realus, key)
     region = detect_region(frame)
+    _save_overlay(key, frame, region)
     _check_sane(region, frame.shape)
     assert region.kind == kind
     assert _box_close(region.bbox, box, frame.shape), f"bbox {region.bbox}, expected about {box}"
