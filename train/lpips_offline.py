@@ -76,6 +76,8 @@ def resolve_trunk(net: str = "vgg", trunk: str | os.PathLike | None = None) -> P
         return RANDOM
     if trunk is not None:
         path = Path(trunk).expanduser()
+        if path.is_dir():
+            raise InputError(f"LPIPS trunk {path} is a folder; give the weights file itself ({filename})")
         if not path.is_file():
             raise InputError(
                 f"LPIPS trunk file {path} does not exist; give the path of the torchvision {net} weights "

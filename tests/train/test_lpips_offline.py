@@ -72,6 +72,8 @@ def test_missing_trunk_is_one_clear_sentence(no_trunk_anywhere):
 def test_missing_given_file_and_bad_env(no_trunk_anywhere, monkeypatch, tmp_path):
     with pytest.raises(InputError, match="does not exist"):
         build_lpips("vgg", trunk=tmp_path / "nope.pth")
+    with pytest.raises(InputError, match="is a folder"):
+        build_lpips("vgg", trunk=tmp_path)
     monkeypatch.setenv(ENV_TRUNK, str(tmp_path / "nope.pth"))
     with pytest.raises(InputError, match=ENV_TRUNK):
         build_lpips("vgg")
