@@ -123,6 +123,10 @@ def test_split_file_round_trip(paired_root, tmp_path):
     (tmp_path / "other.json").write_text(json.dumps({"splits": {}}))
     with pytest.raises(InputError, match="not a sonoedge split file"):
         read_split(tmp_path / "other.json")
+    twice = dict(document, splits={"train": ["thyroid/patient000_0.png"], "val": ["thyroid/patient000_0.png"], "test": []})
+    write_split(twice, tmp_path / "twice.json")
+    with pytest.raises(InputError, match=r"puts 1 file\(s\) in more than one split"):
+        build_datasets(DataConfig(root=str(paired_root), split_file=str(tmp_path / "twice.json")))
     stale = dict(document, splits={"train": ["thyroid/gone.png"], "val": [], "test": []})
     write_split(stale, tmp_path / "stale.json")
     with pytest.raises(InputError, match=r"names 1 file\(s\) not in .*gone\.png"):
