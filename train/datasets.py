@@ -30,6 +30,7 @@ torch is imported when an item is built.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import hashlib
 import json
@@ -273,7 +274,7 @@ def _resolve_split(cfg: DataConfig, items: dict[str, list[str]]) -> dict[str, li
         raise InputError(f"the split file {cfg.split_file} is for layout '{document.get('layout')}', not '{cfg.layout}'.")
     known = set(f"{d}/{n}" for d in ("A", "B") for n in items.get(d, [])) if cfg.layout == "unpaired" else set(next(iter(items.values())))
     listed = [n for v in document["splits"].values() for n in v]
-    repeated = sorted({n for n in listed if listed.count(n) > 1}) if len(set(listed)) != len(listed) else []
+    repeated = sorted(n for n, times in collections.Counter(map(str, listed)).items() if times > 1)
     if repeated:
         raise InputError(f"the split file {cfg.split_file} puts {len(repeated)} file(s) in more than one split "
                          f"(first: {', '.join(map(str, repeated[:5]))}); each file belongs to one split.")
