@@ -576,7 +576,8 @@ def _meta_location(path: Path, header: _MetaHeader) -> tuple[Path, int]:
     if data_file.upper() == "LOCAL":
         return path, header.data_offset
     if data_file.upper().startswith("LIST") or "%" in data_file:
-        raise InputError(f"{path} spreads its data over several files (ElementDataFile = {data_file}); only LOCAL or one data file is supported.")
+        raise InputError(f"{path} spreads its data over several files (ElementDataFile = {data_file}); "
+                         "only LOCAL or one data file is supported.")
     target = path.parent / data_file
     if not target.is_file():
         raise InputError(f"{path} names the data file {target}, which does not exist.")

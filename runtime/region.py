@@ -42,7 +42,8 @@ from .errors import InputError
 
 WORK_SIDE = 320  # px: the search runs at about this longer side (integer shrink factor), for speed
 BLACK_LEVEL = 6  # grey levels: block means at most this above the screen level are screen (codec noise < ~3)
-DARK_FLUID_DENSITY = 0.9  # a block with 90% of its pixels above the screen floor is image (fluid); a screen's noise leaves more at the floor
+# a block with 90% of its pixels above the screen floor is image (dark fluid); noise leaves more at the floor
+DARK_FLUID_DENSITY = 0.9
 NOISY_SCREEN_SHARE = 0.3  # see _is_noisy_screen
 NOISE_PERCENTILE = 99.5  # the floor of a noisy screen: this percentile of its pixels
 TEXT_FRACTION = 0.022  # opening kernel, fraction of the shorter side: wider than text strokes and ticks

@@ -421,7 +421,8 @@ def build_datasets(cfg: DataConfig) -> dict[str, _FolderDataset]:
         raise InputError(f"data.size ({cfg.size}) and data.augment.crop_margin ({cfg.augment.crop_margin}) must be >= 0 "
                          f"and data.stride ({cfg.stride}) >= 1.")
     if cfg.size and cfg.size % cfg.stride:
-        raise InputError(f"data.size {cfg.size} is not a multiple of data.stride {cfg.stride}; choose e.g. {cfg.size - cfg.size % cfg.stride or cfg.stride}.")
+        nearest = cfg.size - cfg.size % cfg.stride or cfg.stride
+        raise InputError(f"data.size {cfg.size} is not a multiple of data.stride {cfg.stride}; choose e.g. {nearest}.")
     items = scan(cfg)
     splits = _resolve_split(cfg, items)
     root = Path(cfg.root)
