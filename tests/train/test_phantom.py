@@ -222,3 +222,14 @@ def test_cli_pairs_and_errors(tmp_path, capsys):
 def test_phantom_does_not_import_torch():
     code = "import sys, sonoedge.train.phantom, sonoedge.train.phantom_cli; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_region_detector_finds_the_phantom_sector():
+    from sonoedge.runtime.region import detect_region
+
+    low, high, info = simulate_pair(0, PhantomConfig(size=(128, 160), geometry="convex"))
+    sector = info["regions"]["sector"]
+    for image in (low, high):
+        region = detect_region(image)
+        assert region.kind == "sector"
+        assert (region.mask & sector).sum() / (region.mask | sector).sum() > 0.85
