@@ -167,7 +167,12 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
     target = resolve_target(cfg.target)
     precisions = check_precisions(target, tuple(cfg.precisions))
     checkpoint = Path(checkpoint)
+    if not checkpoint.is_file():
+        raise InputError(f"checkpoint {checkpoint} does not exist; pass the .pt file written by 'sonoedge train'")
+    ckpt_sha = sha256_file(checkpoint)
     generator, info = load_generator(checkpoint)
+    if sha256_file(checkpoint) != ckpt_sha:  # a training run replaced best.pt while we read it
+        raise InputError(f"checkpoint {checkpoint} changed while it was being read; export from a copy of it")
     stride, scale, channels = int(info["stride"]), int(info.get("scale", 1)), int(info.get("channels", 1))
     if channels != 1:
         raise InputError(f"checkpoint {checkpoint} has {channels} channels; sonoedge bundles carry grey (1-channel) models")
@@ -222,7 +227,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         if failures and not cfg.allow_degraded:
             raise GateError("; ".join(failures) + " (pass --allow-degraded to keep failing precisions, flagged)")
         _copy_profiles(root, target)
-        manifest = _manifest(checkpoint, info, target, cfg, entries, reference, calibration)
+        manifest = _manifest(checkpoint, ckpt_sha, info, target, cfg, entries, reference, calibration)
         plan = engine_plan(manifest, target.profiles, list(entries))
         (root / "engine_plan.json").write_text(json.dumps(plan, indent=2) + "\n")
         write_manifest(root, manifest)
@@ -275,7 +280,7 @@ def _copy_profiles(root: Path, target: Target) -> None:
         shutil.copyfile(PROFILE_DIR / f"{profile.name}.toml", root / "devices" / f"{profile.name}.toml")
 
 
-def _manifest(checkpoint: Path, info: dict[str, Any], target: Target, cfg: ExportConfig, entries: dict[str, Any],
+def _manifest(checkpoint: Path, ckpt_sha: str, info: dict[str, Any], target: Target, cfg: ExportConfig, entries: dict[str, Any],
               reference: dict[str, Any], calibration: dict[str, Any] | None) -> dict[str, Any]:
     size = target.input.aligned(int(info["stride"]))
     return {
@@ -290,7 +295,7 @@ def _manifest(checkpoint: Path, info: dict[str, Any], target: Target, cfg: Expor
         "precisions": entries,
         "reference": reference,
         "calibration": calibration,
-        "source_checkpoint": {"sha256": sha256_file(checkpoint), "name": checkpoint.name},
+        "source_checkpoint": {"sha256": ckpt_sha, "name": checkpoint.name},
         "tools": _tool_versions(),
         "target": {"name": target.name, "profiles": target.profile_names(),
                    "files": [f"devices/{n}.toml" for n in target.profile_names()]},

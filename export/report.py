@@ -40,7 +40,7 @@ def report(bundle: str) -> str:
                       f"({', '.join(c['shapes'])}) from {c['source']}, sha256 {c['sha256'][:16]}.",
                   f"Layers kept in float ({len(e['excluded_nodes'])} of {len(e['excluded_nodes']) + e['quantized_nodes']}): "
                   + (", ".join(f"`{n}`" for n in e["excluded_nodes"]) or "none"),
-                  "Search trace (PSNR/SSIM on held-out calibration frames): "
+                  "Search trace (worst-frame PSNR/SSIM vs fp32 on held-out calibration frames + reference frames): "
                   + "; ".join(f"{t['excluded']} out: {t['psnr']:.2f} dB / {t['ssim']:.4f}" for t in e["search"]["trace"])]
         if e["search"]["most_sensitive"]:
             lines.append("Most sensitive layers (PSNR with that layer alone in INT8): "
