@@ -122,9 +122,12 @@ def daemon_memory(cfg, clip: str, marks: list[int], fps: float = 0.0, timeout_s:
                     value = {k: float(re.search(rf"^sonoedge_{k} (\S+)$", text, re.M).group(1))
                              for k in ("frames_out_total", "frames_in_total", "resident_memory_bytes", "fps")}
                     if value["frames_out_total"] >= mark:
+                        e2e = {q: round(float(re.search(rf'^sonoedge_latency_seconds{{stage="end_to_end",quantile="{q}"}} (\S+)$',
+                                                         text, re.M).group(1)) * 1000, 1) for q in ("0.50", "0.99")}
                         rows.append({"frames_out": int(value["frames_out_total"]), "frames_in": int(value["frames_in_total"]),
                                      "rss_mib": round(value["resident_memory_bytes"] / 2**20, 1),
-                                     "fps": round(value["fps"], 2), "elapsed_s": round(time.monotonic() - t0, 1)})
+                                     "fps": round(value["fps"], 2), "e2e_latency_ms": e2e,
+                                     "elapsed_s": round(time.monotonic() - t0, 1)})
                         break
                     if proc.poll() is not None or time.monotonic() - t0 > timeout_s:
                         raise SonoedgeError(f"the daemon stopped or timed out before {mark} frames")
