@@ -229,8 +229,18 @@ class Pipeline:
         return self.stats.snapshot()
 
     def start(self) -> None:
+        """Open the source and start the stages. A live source that cannot be opened yet (a probe
+        not plugged in, a stream not up) is retried by the supervisor like one that failed later;
+        a file that cannot be opened is an error now."""
         source = self.source_factory()
-        source.open()
+        try:
+            source.open()
+        except Exception as exc:
+            if not getattr(source, "live", False):
+                raise
+            log.error("source cannot be opened; retrying with backoff",
+                      extra={"event": "source_failed", "source": source.uri, "error": str(exc)})
+            source = _FailedSource(source.uri, exc)
         mode = self.cfg.mode
         self.live = getattr(source, "live", False) if mode == "auto" else mode == "live"
         self.queues = [FrameQueue(self.cfg.queue_size, self.live, self._dropped, self.stop_event) for _ in range(4)]

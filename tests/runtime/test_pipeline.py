@@ -210,3 +210,26 @@ def test_per_frame_problems_are_logged_at_most_every_few_seconds(model, caplog):
     assert stats["dropped"] == {"malformed": 50}
     lines = [r for r in caplog.records if getattr(r, "event", "") == "malformed_frame"]
     assert len(lines) == 1 and lines[0].suppressed == 0  # 49 more counted, not logged
+
+
+def test_a_live_source_that_is_not_up_yet_is_retried(model):
+    attempts = []
+
+    class NotYet(Synthetic):
+        def open(self):
+            attempts.append(1)
+            if len(attempts) < 3:
+                raise OSError("no such device")
+
+    cfg = PipelineConfig(mode="live", on_end="stop", restart_backoff_s=0.01)
+    stats = Pipeline(lambda: NotYet(n=5), Enhancer(model, EnhancerConfig(region="full")), NullSink(), cfg).run()
+    assert len(attempts) == 3 and stats["source_restarts"] == 2 and stats["frames_in"] == 5
+    _assert_accounting(stats)
+
+
+def test_a_file_that_cannot_be_opened_is_an_error_at_once(model, tmp_path):
+    from sonoedge.runtime.errors import InputError
+
+    p = Pipeline(lambda: open_source(str(tmp_path / "missing.mp4")), Enhancer(model, EnhancerConfig(region="full")), NullSink())
+    with pytest.raises(InputError, match="missing.mp4 does not exist"):
+        p.run()
