@@ -58,6 +58,7 @@ class ExportConfig:
     frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = phantom
     calib: str | None = None  # calibration source; default: the reference source
     calib_method: str = "entropy"
+    calib_bins: int = 2048  # histogram bins for entropy/percentile (TensorRT's 2048)
     calib_frames: int = 300  # "several hundred frames" (issue 7, item 3)
     calib_size: tuple[int, int] | None = None  # default: the target's opt size, at most 256 x 256
     search_frames: int = 8  # held out from calibration, drive the int8 sensitivity search
@@ -247,7 +248,8 @@ def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride
     # the bundle is verified against (a search set from another device can pass while they fail)
     search_inputs = search_inputs + [pad_to_stride(normalise(im), stride)[0] for im in refs.images]
     (root / "calibration").mkdir()
-    qcfg = int8_mod.Int8Config(method=cfg.calib_method, quantize_outputs=cfg.int8_quantize_outputs)
+    qcfg = int8_mod.Int8Config(method=cfg.calib_method, quantize_outputs=cfg.int8_quantize_outputs,
+                               hist_bins=cfg.calib_bins)
     path = root / PRECISION_FILES["int8"]
     ranges = root / "calibration" / "ort_ranges.json"
     try:
@@ -259,7 +261,7 @@ def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride
         result = exc.result
     carried = np.stack(tiles[: cfg.bundle_calib_tiles])
     np.savez_compressed(root / CALIBRATION_TILES, tiles=carried)
-    calibration = {"method": cfg.calib_method, **calib.to_manifest(), "tile_size": list(tiles[0].shape),
+    calibration = {"method": cfg.calib_method, "settings": result.calibrator, **calib.to_manifest(), "tile_size": list(tiles[0].shape),
                    "bundle_tiles": int(carried.shape[0]), "ranges": "calibration/ort_ranges.json",
                    "tiles": CALIBRATION_TILES}
     ranked = sorted(result.sensitivity.items(), key=lambda kv: kv[1])

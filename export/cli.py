@@ -32,6 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         "default: phantom simulator frames (said so in the manifest)")
     parser.add_argument("--calib", help="INT8 calibration frames (folder, video, dataset); default: --frames")
     parser.add_argument("--calib-method", default="entropy", choices=["entropy", "percentile", "minmax"])
+    parser.add_argument("--calib-bins", type=int, default=2048,
+                        help="histogram bins for entropy/percentile calibration (default 2048, as TensorRT)")
     parser.add_argument("--calib-frames", type=int, default=300, help="calibration frames (default 300)")
     parser.add_argument("--calib-size", type=_size, help="calibration tile HxW (default: target opt size, at most 256)")
     parser.add_argument("--reference-frames", type=int, default=4, help="reference frames stored in the bundle")
@@ -54,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = ExportConfig(
         target=args.target, precisions=tuple(p.strip() for p in args.precisions.split(",") if p.strip()),
-        frames=args.frames, calib=args.calib, calib_method=args.calib_method, calib_frames=args.calib_frames,
+        frames=args.frames, calib=args.calib, calib_method=args.calib_method, calib_bins=args.calib_bins, calib_frames=args.calib_frames,
         calib_size=args.calib_size, reference_frames=args.reference_frames, reference_size=args.reference_size,
         bundle_calib_tiles=args.bundle_calib_tiles,
         allow_degraded=args.allow_degraded, simplify=args.simplify, stable_instance_norm=args.stable_instance_norm, lpips=not args.no_lpips, lpips_trunk=args.lpips_trunk,

@@ -46,6 +46,13 @@ from sonoedge.runtime.gates import check_gate, compare_outputs
 
 METHODS = ("entropy", "percentile", "minmax")
 PERCENTILE = 99.999  # percentile calibration clips the top 0.001 % (ORT's and TensorRT's usual value)
+# Histogram of 2048 bins folded into 128 quantized bins: TensorRT's entropy calibration (Migacz,
+# "8-bit Inference with TensorRT", GTC 2017). ONNX Runtime's quantize_static builds its entropy
+# calibrator with 128 bins AND 128 quantized bins, where the KL search has a single candidate and
+# entropy silently equals min-max (measured: identical ranges and outputs); so sonoedge runs the
+# calibrator itself with these values and hands the ranges to quantize_static through its cache.
+HIST_BINS = 2048
+QUANTIZED_BINS = 128
 
 Progress = Callable[[str], None]
 
@@ -58,8 +65,11 @@ class Int8Config:
     op_types: tuple[str, ...] = ("Conv", "ConvTranspose")  # TensorRT: Q/DQ on weighted ops' inputs
     quantize_outputs: bool = False  # True also puts Q/DQ on their outputs (ORT CPU int8 kernels)
     max_excluded_fraction: float = 0.5  # give up when half the weighted layers had to stay in float
+    hist_bins: int = HIST_BINS  # entropy/percentile histogram (ORT's entropy search is O(bins * 128) in Python)
 
     def __post_init__(self) -> None:
+        if self.hist_bins < 2 * QUANTIZED_BINS:
+            raise InputError(f"calibration histogram needs at least {2 * QUANTIZED_BINS} bins, got {self.hist_bins}")
         if self.method not in METHODS:
             raise InputError(f"unknown calibration method '{self.method}'; choose one of {', '.join(METHODS)}")
 
@@ -73,6 +83,7 @@ class Int8Result:
     trace: list[dict[str, Any]]  # one entry per evaluated candidate: excluded count, psnr, ssim, passed
     search_metrics: dict[str, float]
     passed_search: bool
+    calibrator: dict[str, Any] = dataclasses.field(default_factory=dict)  # histogram settings used
 
 
 class TileReader:
@@ -126,6 +137,40 @@ def _quant_kwargs(cfg: Int8Config) -> dict[str, Any]:
     return dict(quant_format=q.QuantFormat.QDQ, activation_type=q.QuantType.QInt8, weight_type=q.QuantType.QInt8,
                 per_channel=cfg.per_channel, reduce_range=False, calibrate_method=method,
                 op_types_to_quantize=list(cfg.op_types), extra_options=extra)
+
+
+def calibrate_ranges(fp32_path: Path, reader: "TileReader", cfg: Int8Config, cache_path: Path) -> dict[str, Any]:
+    """Run ONNX Runtime's calibrator with TensorRT-style histogram settings; write ``cache_path``.
+
+    Returns the settings for the manifest. Needs ``calibration_cache_path`` support in
+    quantize_static (else the ranges come from quantize_static's own calibrator, reported so).
+    """
+    q = require("onnxruntime.quantization", "export")
+    calibrate = require("onnxruntime.quantization.calibrate", "export")
+    if not _has_cache_param() or not hasattr(calibrate, "save_tensors_data"):
+        return {"calibrator": "onnxruntime quantize_static defaults (no calibration cache in this onnxruntime)"}
+    method = {"entropy": q.CalibrationMethod.Entropy, "percentile": q.CalibrationMethod.Percentile,
+              "minmax": q.CalibrationMethod.MinMax}[cfg.method]
+    options: dict[str, Any] = {"symmetric": True}
+    if cfg.method in ("entropy", "percentile"):
+        options["num_bins"] = cfg.hist_bins
+    if cfg.method == "entropy":
+        options["num_quantized_bins"] = QUANTIZED_BINS
+    if cfg.method == "percentile":
+        options["percentile"] = cfg.percentile
+    import tempfile
+
+    reader.rewind()
+    with tempfile.TemporaryDirectory(prefix="sonoedge-calib-") as tmp, contextlib.redirect_stdout(io.StringIO()):
+        calibrator = calibrate.create_calibrator(Path(fp32_path), list(cfg.op_types),
+                                                 augmented_model_path=str(Path(tmp) / "augmented.onnx"),
+                                                 calibrate_method=method, extra_options=options)
+        calibrator.collect_data(reader)
+        ranges = calibrator.compute_data()
+        del calibrator
+    calibrate.save_tensors_data(ranges, cache_path)
+    reader.rewind()
+    return {"calibrator": f"onnxruntime {cfg.method}", **{k: v for k, v in options.items()}}
 
 
 def _has_cache_param() -> bool:
@@ -194,11 +239,12 @@ def search_int8(fp32_path: Path, out_path: Path, calib_tiles: Sequence[np.ndarra
         return passed, metrics
 
     progress(f"int8: calibrating on {len(calib_tiles)} frames ({cfg.method}), {len(nodes)} weighted layers")
+    settings = calibrate_ranges(fp32_path, reader, cfg, cache_path)
     quantize(fp32_path, out_path, cfg, reader, cache_path)
     passed, metrics = evaluate(out_path, [])
     progress(f"int8: all layers quantized: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
     if passed:
-        return Int8Result(out_path, [], len(nodes), {}, trace, metrics, True)
+        return Int8Result(out_path, [], len(nodes), {}, trace, metrics, True, settings)
 
     progress(f"int8: below the gate; measuring the sensitivity of {len(nodes)} layers")
     probe = out_path.with_name(".sensitivity.onnx")
@@ -218,12 +264,12 @@ def search_int8(fp32_path: Path, out_path: Path, calib_tiles: Sequence[np.ndarra
         passed, metrics = evaluate(out_path, excluded)
         progress(f"int8: {k} layer(s) in float: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.4f}")
         if passed:
-            return Int8Result(out_path, excluded, len(nodes) - k, sensitivity, trace, metrics, True)
+            return Int8Result(out_path, excluded, len(nodes) - k, sensitivity, trace, metrics, True, settings)
         if metrics["psnr"] > best[0]:
             best = (metrics["psnr"], excluded)
     quantize(fp32_path, out_path, cfg, reader, cache_path, exclude=best[1])
     _, metrics = evaluate(out_path, best[1])
-    result = Int8Result(out_path, best[1], len(nodes) - len(best[1]), sensitivity, trace, metrics, False)
+    result = Int8Result(out_path, best[1], len(nodes) - len(best[1]), sensitivity, trace, metrics, False, settings)
     raise Int8SearchError(result, f"int8: no set of up to {budget} float layers passes the gate "
                                   f"(best PSNR {best[0]:.2f} dB with {len(best[1])} layers in float)")
 

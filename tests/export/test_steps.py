@@ -75,6 +75,8 @@ def test_fp16_keeps_io_float32_and_norms_in_fp32(tmp_path, tiny_checkpoints):
 def test_int8_pieces(tmp_path):
     with pytest.raises(InputError, match="calibration method"):
         Int8Config(method="mse")
+    with pytest.raises(InputError, match="bins"):
+        Int8Config(hist_bins=128)
     tiles = [np.full((16, 16), v, np.uint8) for v in (0, 255, 128)]
     reader = TileReader(tiles, "input")
     first = [b["input"] for b in reader]
@@ -115,10 +117,13 @@ def test_int8_calibration_methods(tmp_path, tiny_checkpoints, speckle_dir, metho
     frames = frames_mod.collect_frames(speckle_dir, 10, (32, 32))
     tiles = frames_mod.calibration_tiles(frames, (32, 32), info["stride"])
     search = [pad_to_stride(normalise(t), info["stride"])[0] for t in tiles[-2:]]
-    result = search_int8(fp32, tmp_path / "q.onnx", tiles[:-2], search, Int8Config(method=method),
+    result = search_int8(fp32, tmp_path / "q.onnx", tiles[:-2], search, Int8Config(method=method, hist_bins=256),
                          tmp_path / "ranges.json", progress=lambda s: None)
     assert result.passed_search and result.quantized + len(result.excluded) == 8  # stem, 2 down, 2 block, 2 up, head
     assert (tmp_path / "ranges.json").is_file() and (tmp_path / "q.onnx").is_file()
+    assert result.calibrator["symmetric"] is True
+    if method == "entropy":
+        assert result.calibrator["num_bins"] == 256 and result.calibrator["num_quantized_bins"] == 128
     import onnx
 
     ops = {n.op_type for n in onnx.load(str(tmp_path / "q.onnx")).graph.node}
