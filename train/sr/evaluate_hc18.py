@@ -204,20 +204,26 @@ def _timing(meta: dict) -> dict:
     return keep
 
 
+def _wins(rows: dict, base: dict) -> str:
+    """'p/n, s/n': on how many frames (of those both scored) PSNR and SSIM are higher than ``base``."""
+    common = [n for n in sorted(rows) if n in base]
+    if not common:
+        return ""
+    p = sum(rows[n]["psnr"] > base[n]["psnr"] for n in common)
+    s = sum(rows[n]["ssim"] > base[n]["ssim"] for n in common)
+    return f"{p}/{len(common)}, {s}/{len(common)}"
+
+
 def markdown_table(results: dict, total: int) -> str:
-    lines = ["| method | frames | PSNR dB | SSIM | IFC | beats bicubic (PSNR, SSIM) |", "|---|---|---|---|---|---|"]
-    base = results.get("bicubic", {})
+    lines = ["| method | frames | PSNR dB | SSIM | IFC | beats bicubic (PSNR, SSIM) | beats bicubic-bp (PSNR, SSIM) |",
+             "|---|---|---|---|---|---|---|"]
     for method, rows in results.items():
         names = sorted(rows)
         stats = {m: np.array([rows[n][m] for n in names]) for m in ("psnr", "ssim", "ifc")}
-        wins = ""
-        if method != "bicubic" and base:
-            common = [n for n in names if n in base]
-            p = sum(rows[n]["psnr"] > base[n]["psnr"] for n in common)
-            s = sum(rows[n]["ssim"] > base[n]["ssim"] for n in common)
-            wins = f"{p}/{len(common)}, {s}/{len(common)}"
+        wins = [_wins(rows, results.get(base, {})) if method != base else "" for base in ("bicubic", "bicubic-bp")]
         lines.append(f"| {method} | {len(names)}/{total} | {stats['psnr'].mean():.3f} ± {stats['psnr'].std():.3f} | "
-                     f"{stats['ssim'].mean():.4f} ± {stats['ssim'].std():.4f} | {stats['ifc'].mean():.3f} ± {stats['ifc'].std():.3f} | {wins} |")
+                     f"{stats['ssim'].mean():.4f} ± {stats['ssim'].std():.4f} | {stats['ifc'].mean():.3f} ± {stats['ifc'].std():.3f} | "
+                     f"{wins[0]} | {wins[1]} |")
     lines += ["", "Per frame (PSNR / SSIM / IFC):", "", "| frame | " + " | ".join(results) + " |",
               "|---|" + "---|" * len(results)]
     for name in sorted({n for rows in results.values() for n in rows}):
