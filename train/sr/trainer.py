@@ -56,7 +56,7 @@ class SRTrainer:
     def __init__(self, cfg: SRConfig, sources: list, probe: tuple | None = None):
         import torch
 
-        from .fathers import FatherSet, default_scales, make_son
+        from .fathers import FatherSet, default_scales
         from .losses import HistoryBuffer
         from .networks import DegradationGenerator, LiuSRGenerator, PatchDiscriminator
         from .schedule import ZSSRPolicy
@@ -80,7 +80,6 @@ class SRTrainer:
             son, father = self.fathers.sample(16, np.random.default_rng(cfg.seed + 7))
             probe = (son, father)
         self.probe = probe
-        self._make_son = make_son
 
     def _perceptual(self):
         if self.cfg.weights.perceptual == 0:
@@ -92,8 +91,6 @@ class SRTrainer:
 
     def step(self) -> dict[str, float]:
         """One iteration of Eq. 7 for G and F, then the discriminators; returns the loss terms."""
-        import torch
-
         from . import losses as L
         from .resize import resize
 

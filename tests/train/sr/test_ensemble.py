@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from sonoedge.train.sr.ensemble import back_project, self_ensemble
-from sonoedge.train.sr.fathers import dihedral, dihedral_inverse
+from sonoedge.train.sr.fathers import dihedral
 from sonoedge.train.sr.resize import resize
 
 
