@@ -174,3 +174,41 @@ def test_without_frames_parity_runs_on_phantom_frames(tmp_path, tiny_checkpoints
     cfg = _cfg(None, (48, 48), precisions=("fp32",), target="cpu", reference_frames=1)
     manifest = export_bundle(tiny_checkpoints["unet"], tmp_path / "b", cfg, _quiet)
     assert "phantom" in manifest["reference"]["source"] and manifest["precisions"]["fp32"]["passed"]
+
+
+def test_build_engine_caches_under_the_backend_key(small_bundle, tmp_path, monkeypatch, capsys):
+    """build-engine with a stand-in tensorrt module (dispatch and caching only, NOT a TensorRT test):
+    the plan lands in the cache under the key the TensorRT backend computes, and a rerun reuses it."""
+    import sys
+    import types
+
+    from sonoedge.runtime import engine_cache
+    from sonoedge.runtime.manifest import sha256_file
+
+    built = []
+
+    class Builder:
+        def __init__(self, logger): pass
+        def create_network(self, flags): return object()
+        def create_builder_config(self):
+            return types.SimpleNamespace(set_memory_pool_limit=lambda *a: None, add_optimization_profile=lambda p: None,
+                                         set_flag=lambda f: None, create_timing_cache=lambda b: types.SimpleNamespace(serialize=lambda: b"T"),
+                                         set_timing_cache=lambda c, ignore_mismatch: None)
+        def create_optimization_profile(self): return types.SimpleNamespace(set_shape=lambda *a: None)
+        def build_serialized_network(self, network, config): built.append(1); return b"FAKEPLAN"
+
+    fake = types.SimpleNamespace(
+        __version__="10.3.0", Logger=type("Logger", (), {"WARNING": 2, "__init__": lambda self, level: None}),
+        Builder=Builder, OnnxParser=lambda network, logger: types.SimpleNamespace(parse_from_file=lambda p: True, num_errors=0),
+        NetworkDefinitionCreationFlag=types.SimpleNamespace(EXPLICIT_BATCH=0, STRONGLY_TYPED=5),
+        MemoryPoolType=types.SimpleNamespace(WORKSPACE=0), BuilderFlag=types.SimpleNamespace())
+    monkeypatch.setitem(sys.modules, "tensorrt", fake)
+    gpu = engine_cache.GpuDescription("Orin (nvgpu)", "8.7", 8, "10.3.0")
+    monkeypatch.setattr(engine_cache, "describe_current_gpu", lambda *a, **k: gpu)
+    args = ["build-engine", str(small_bundle), "--profile", "jetson-orin-nano-8gb", "--cache", str(tmp_path)]
+    assert main(args) == 0 and built == [1]
+    key = gpu.key("int8", None, sha256_file(small_bundle / "model.int8.qdq.onnx"))  # what the backend looks up
+    plan = engine_cache.EngineCache(tmp_path).lookup(key)
+    assert plan is not None and plan.read_bytes() == b"FAKEPLAN"
+    assert main(args) == 0 and built == [1]  # cached: no second build
+    assert "up to date" in capsys.readouterr().out
