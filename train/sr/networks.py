@@ -105,16 +105,16 @@ class LiuSRGenerator(nn.Module):
         return torch.clamp(self.fuse(recon), -1.0, 1.0)
 
 
-@GENERATORS.register("liu_degrade")
 class DegradationGenerator(nn.Module):
     """F of Fig. 2: (N, 1, H, W) in [-1, 1] -> (N, 1, H/4, W/4) in [-1, 1]; H, W multiples of 4.
 
     Fed the image and one channel of N(0, ``noise_std``^2) noise (Sec. III-C). ``noise=None`` draws
-    fresh noise; pass a tensor (N, 1, H, W) to make it deterministic.
+    fresh noise; pass a tensor (N, 1, H, W) to make it deterministic. A training-only network: it is
+    not in ``GENERATORS`` (whose entries are deployable, ``scale`` = output/input size).
     """
 
     stride = SCALE
-    scale = SCALE
+    factor = SCALE  # down-scaling factor
 
     def __init__(self, channels: int = 64, blocks: int = 4, noise_std: float = 1.0):
         super().__init__()
@@ -131,7 +131,7 @@ class DegradationGenerator(nn.Module):
         if noise is None:
             noise = torch.randn_like(x) * self.noise_std
         residual = self.out(self.body(torch.cat([x, noise], dim=1)))
-        return torch.clamp(resize(x, scale=1.0 / self.scale) + residual, -1.0, 1.0)
+        return torch.clamp(resize(x, scale=1.0 / self.factor) + residual, -1.0, 1.0)
 
 
 @DISCRIMINATORS.register("liu_patch")
