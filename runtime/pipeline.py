@@ -218,6 +218,7 @@ class Pipeline:
         self.threads: list[threading.Thread] = []
         self.queues: list[FrameQueue] = []
         self.say = _Throttle()
+        self.source: Source | None = None  # the one capture reads now (replaced on restart)
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
@@ -261,6 +262,8 @@ class Pipeline:
         still waiting in the queues are stale, so they are dropped (counted as ``shutdown``) and only
         the frames already inside a stage finish, which bounds the stop time by one frame per stage."""
         self.stop_event.set()
+        if self.source is not None:
+            self.source.interrupt()  # an idle live source (a probe that sends nothing) returns now
         if self.live:
             for q in self.queues:
                 q.clear(lambda item: self.stats.drop("shutdown"))
@@ -283,6 +286,7 @@ class Pipeline:
         backoff = self.cfg.restart_backoff_s
         try:
             while not self.stop_event.is_set():
+                self.source = source
                 try:
                     for frame in self._frames(source):
                         if self.stop_event.is_set():

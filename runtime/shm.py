@@ -212,6 +212,10 @@ class ShmSource(Source):
                 image = np.ascontiguousarray(image[:, :, ::-1])
             yield Frame(image, int(frame_id), timestamp_ns / 1e9, self.uri, meta={"shm_flags": int(flags)})
 
+    def interrupt(self) -> None:
+        """A blocked read returns within ``timeout_ms`` and the iteration ends (any thread)."""
+        self._closing.set()
+
     def stats(self) -> dict[str, Any]:
         """The native ring counters: frames read and dropped on the ring this side reads, ..."""
         return self.attachment.channel.stats() if self.attachment else {}

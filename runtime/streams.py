@@ -36,6 +36,10 @@ class Source(abc.ABC):
     def close(self) -> None:  # noqa: B027
         pass
 
+    def interrupt(self) -> None:  # noqa: B027
+        """Ask an ``__iter__`` blocked waiting for a frame to return soon. Called from another
+        thread when a stream stops; sources whose reads never block for long need nothing."""
+
     def __enter__(self) -> "Source":
         self.open()
         return self

@@ -141,6 +141,36 @@ def test_stop_drains_within_a_second(model, realus):
     assert stats["frames_out"] > 5
 
 
+class Idle(Source):
+    """A live source whose device sends nothing: its read blocks until ``interrupt``."""
+
+    live = True
+
+    def __init__(self):
+        super().__init__("idle://")
+        self.woken = threading.Event()
+
+    def __iter__(self):
+        self.woken.wait(30.0)
+        return iter(())
+
+    def interrupt(self):
+        self.woken.set()
+
+
+def test_stop_interrupts_a_source_blocked_waiting_for_frames(model):
+    source = Idle()
+    p = Pipeline(lambda: source, Enhancer(model, EnhancerConfig(region="full")), NullSink(),
+                 PipelineConfig(mode="live", on_end="restart"))
+    p.start()
+    time.sleep(0.2)
+    t0 = time.monotonic()
+    p.stop()
+    assert p.join(timeout=2.0), "capture still blocked in the idle source"
+    assert time.monotonic() - t0 < 1.0 and source.woken.is_set()
+    _assert_accounting(p.stats.snapshot())
+
+
 def test_failed_live_source_is_restarted_with_backoff(model):
     opened = []
 
