@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", metavar="CKPT", help="a sonoedge checkpoint: run its generator on the test split of DATA")
     parser.add_argument("data", nargs="?", metavar="DATA", help="with --checkpoint: the dataset folder (split as in training)")
     parser.add_argument("--split", default="test", choices=("train", "val", "test"), help="with --checkpoint: which split (default test)")
+    parser.add_argument("--as-deployed", action="store_true",
+                        help="with --checkpoint: add a row scored as the runtime shows it, the model output inside the "
+                             "imaging region detected on the low image and the low image unchanged outside it")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=DIR",
                         help="a method's outputs, repeatable: --method cyclegan=out/cyclegan")
     parser.add_argument("--out", required=True, help="folder for table.md, table.csv, scores_per_image.csv, figure.png")
@@ -148,4 +151,18 @@ def checkpoint_inputs(args: argparse.Namespace) -> tuple[dict, dict, dict]:
             y = crop(model(torch.from_numpy(x)).numpy(), size, info["scale"])
             low[name], reference[name], outputs[name] = (denormalise(item["low"].numpy()), denormalise(item["high"].numpy()),
                                                          denormalise(y))
-    return reference, low, {method: outputs}
+    methods = {method: outputs}
+    if args.as_deployed:
+        methods[f"{method}, as deployed"] = {name: as_deployed(low[name], out) for name, out in outputs.items()}
+    return reference, low, methods
+
+
+def as_deployed(low: "np.ndarray", enhanced: "np.ndarray") -> "np.ndarray":
+    """What the device shows (runtime/enhancer.py): the enhanced imaging region pasted into the
+    untouched input frame; everything outside the region detected on ``low`` is ``low`` itself."""
+    import numpy as np
+
+    from sonoedge.runtime.region import detect_region
+
+    mask = detect_region(low).mask  # (H, W) bool
+    return np.where(mask, enhanced, low)

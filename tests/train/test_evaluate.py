@@ -153,3 +153,26 @@ def test_cli_errors_are_one_line(folders, capsys, monkeypatch, tmp_path):
     assert len(err) == 4 and all(line.startswith("sonoedge evaluate: error:") for line in err)
     assert "does not exist" in err[0] and "NAME=DIR" in err[1] and "no images" in err[2]
     assert "vgg16-397923af.pth" in err[3]
+
+
+def test_as_deployed_pastes_the_region_into_the_untouched_low_frame():
+    """The --as-deployed row scores what the runtime shows: model inside the region, input outside."""
+    import cv2
+
+    from sonoedge.train.evaluate_cli import as_deployed
+
+    rng = np.random.default_rng(0)
+    low = np.zeros((200, 240), np.uint8)
+    fan = np.zeros_like(low)
+    cv2.ellipse(fan, (120, 10), (180, 180), 0, 55, 125, 255, -1)  # a convex-probe sector on black
+    low[fan > 0] = rng.integers(40, 200, int((fan > 0).sum()), dtype=np.uint8)
+    enhanced = np.full_like(low, 77)  # a model that also paints the black surround grey
+    shown = as_deployed(low, enhanced)
+    from sonoedge.runtime.region import detect_region
+
+    mask = detect_region(low).mask
+    assert np.array_equal(shown[~mask], low[~mask]), "outside the region the input must pass unchanged"
+    assert np.array_equal(shown[mask], enhanced[mask]), "inside the region the model output is shown"
+    inside = fan > 0
+    assert (shown[~inside] == 0).mean() > 0.9, "most of the black surround stays black"
+    assert (shown[inside] == 77).mean() > 0.97, "the imaging region comes from the model"
