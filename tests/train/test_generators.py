@@ -9,15 +9,6 @@ import sonoedge.train.discriminators  # noqa: E402,F401  (registers its entries)
 import sonoedge.train.generators  # noqa: E402,F401
 from sonoedge.train.registries import DISCRIMINATORS, GENERATORS  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on a shared CPU: one intra-op thread is far faster (no OpenMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 # small constructor arguments per registered enhancement generator, so every entry is tested
 SMALL = {"resnet": {"ngf": 8, "n_blocks": 2, "n_down": 2}, "unet": {"ngf": 8, "depth": 4}}
 

@@ -9,15 +9,6 @@ from sonoedge.train import losses  # noqa: E402
 from sonoedge.train.pool import ImagePool  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on a shared CPU: one intra-op thread is far faster (no OpenMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
 def t(*values):
     return torch.tensor(values, dtype=torch.float32).view(1, 1, 1, -1)
 

@@ -17,15 +17,6 @@ from sonoedge.runtime.config import load_config  # noqa: E402
 from sonoedge.runtime.errors import InputError, UnknownNameError  # noqa: E402
 from sonoedge.train.checkpoint import load_checkpoint, load_generator  # noqa: E402
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny networks on a shared CPU: one intra-op thread is far faster (no OpenMP spinning)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
 TINY = ["model.generator_kwargs={ngf=4, depth=3, dropout=0.5, dropout_layers=1}", "model.discriminator_kwargs={ndf=4}",
         "train.batch_size=2", "train.log_every=1", "train.val_max_items=3"]
 
