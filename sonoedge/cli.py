@@ -37,6 +37,13 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
+# optional packages and the extra that installs each: a command that needs one it cannot import
+# ends in one sentence saying how to install it, wherever the import happens
+EXTRAS = {"torch": "train", "torchvision": "train", "lpips": "train", "tensorboard": "train",
+          "matplotlib": "train", "skimage": "train", "onnx": "export", "onnxconverter_common": "export",
+          "onnxslim": "export", "tensorrt": "tensorrt", "pycuda": "tensorrt"}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sonoedge", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"sonoedge {__version__}")
@@ -77,6 +84,13 @@ def main(argv: list[str] | None = None) -> int:
     except SonoedgeError as exc:
         print(f"sonoedge {args.command}: error: {exc}", file=sys.stderr)
         return exc.exit_code
+    except ModuleNotFoundError as exc:
+        package = (exc.name or "").split(".")[0]
+        if package not in EXTRAS:
+            raise
+        print(f"sonoedge {args.command}: error: this command needs the Python package '{package}', which is not "
+              f"installed; install it with: pip install 'sonoedge[{EXTRAS[package]}]'", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print(f"sonoedge {args.command}: interrupted", file=sys.stderr)
         return 130

@@ -33,3 +33,20 @@ def test_every_command_has_help(capsys):
             assert exc.code == 0
         out = capsys.readouterr().out
         assert "usage:" in out
+
+
+def test_a_missing_optional_package_is_one_sentence_naming_the_extra(monkeypatch, capsys):
+    """`sonoedge train` on a base install (no torch): no traceback, the extra to install."""
+    import sonoedge.cli as cli
+
+    def needs_torch(args):
+        raise ModuleNotFoundError("No module named 'torch'", name="torch")
+
+    parser = build_parser()
+    monkeypatch.setattr(cli, "build_parser", lambda: parser)
+    for action in parser._subparsers._group_actions:
+        for sub in action.choices.values():
+            sub.set_defaults(_run=needs_torch)
+    assert cli.main(["devices"]) == 2
+    err = capsys.readouterr().err
+    assert "'torch'" in err and "sonoedge[train]" in err and "Traceback" not in err
