@@ -44,7 +44,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--simplify", action="store_true", help="simplify the ONNX graph with onnxslim")
     parser.add_argument("--stable-instance-norm", action="store_true",
                         help="rewrite InstanceNormalization as its two-pass form (exact on every runtime; see onnx_export.py)")
-    parser.add_argument("--lpips-trunk", help="VGG16 trunk weights for LPIPS (default: search; random trunk, flagged, if none)")
+    parser.add_argument("--lpips-trunk", help="VGG16 trunk weights file for LPIPS, or 'random' (flagged; default: $SONOEDGE_LPIPS_TRUNK, then the torchvision cache; none found is an error)")
     parser.add_argument("--no-lpips", action="store_true", help="skip LPIPS (reported only, never gated; saves the VGG16 cost)")
     parser.add_argument("--int8-quantize-outputs", action="store_true",
                         help="also quantize conv outputs (faster ONNX Runtime CPU int8; TensorRT prefers inputs only)")

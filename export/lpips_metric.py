@@ -2,8 +2,9 @@
 
 LPIPS is reported, not thresholded. It needs the VGG16 trunk weights file; without one
 (``--lpips-trunk`` / ``SONOEDGE_LPIPS_TRUNK`` / the torchvision cache, see
-``sonoedge.train.lpips_offline``) the export uses an explicitly named random trunk and the manifest
-says so (``lpips_trunk``): such values rank outputs but are not comparable with published LPIPS.
+``sonoedge.train.lpips_offline``) the export stops and says so, unless the user names the random
+trunk (``--lpips-trunk random``; the manifest records it in ``lpips_trunk``: such values rank
+outputs but are not comparable with published LPIPS) or skips LPIPS (``--no-lpips``).
 """
 from __future__ import annotations
 
@@ -17,7 +18,11 @@ from sonoedge.runtime.frames import denormalise
 
 
 def build_metric(trunk: str | None, progress=print) -> Any:
-    """An LPIPSMetric: the given/located trunk, or the seeded random trunk when none exists (flagged)."""
+    """An LPIPSMetric on the given or located trunk; ``"random"`` only when named (issue 2, item 8).
+
+    With no trunk file found and none named, the export stops with lpips_offline's sentence naming
+    the missing file, plus the two other ways on: name ``random`` or skip LPIPS.
+    """
     from sonoedge.train.lpips_offline import resolve_trunk
 
     try:
@@ -25,9 +30,9 @@ def build_metric(trunk: str | None, progress=print) -> Any:
     except InputError as exc:
         if trunk is not None:
             raise
-        progress(f"export: LPIPS trunk weights not found ({str(exc).split(';')[0]}); "
-                 "reporting LPIPS with a random seeded trunk (flagged in the manifest)")
-        resolved = "random"
+        raise InputError(f"{exc}; or pass --lpips-trunk random (values not comparable with published LPIPS) "
+                         "or --no-lpips (LPIPS is reported, never gated)") from None
+    progress(f"export: LPIPS trunk {resolved}")
     return _cached_lpips(resolved)
 
 

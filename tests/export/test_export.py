@@ -56,10 +56,21 @@ def test_export_parity_and_gates_on_real_frames(tmp_path, tiny_checkpoints, real
     assert [c.precision for c in checks] == ["fp32", "fp16", "int8"] and all(c.ok for c in checks)
 
 
+def test_a_missing_lpips_trunk_stops_the_export_unless_random_is_named(tmp_path, monkeypatch):
+    """No trunk file and none named: one sentence naming the file and the ways on, never a silent random."""
+    from sonoedge.export.lpips_metric import build_metric
+
+    monkeypatch.delenv("SONOEDGE_LPIPS_TRUNK", raising=False)
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty-torch-home"))
+    with pytest.raises(InputError) as err:
+        build_metric(None)
+    assert "vgg16-397923af.pth" in str(err.value) and "--lpips-trunk random" in str(err.value)
+
+
 @pytest.mark.slow
 def test_lpips_is_reported_with_its_trunk_named(tmp_path, tiny_checkpoints, speckle_dir):
     """LPIPS (VGG16 on the CPU, seconds) is reported for every precision, never gated."""
-    cfg = _cfg(speckle_dir, (48, 48), precisions=("fp32", "int8"), lpips=True)
+    cfg = _cfg(speckle_dir, (48, 48), precisions=("fp32", "int8"), lpips=True, lpips_trunk="random")
     manifest = export_bundle(tiny_checkpoints["resnet"], tmp_path / "b", cfg, _quiet)
     for entry in manifest["precisions"].values():
         assert entry["results"]["lpips"] >= 0 and np.isfinite(entry["results"]["lpips"])
