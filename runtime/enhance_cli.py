@@ -66,7 +66,7 @@ def enhance_file(input_path: str | Path, output: Path, cfg, side_by_side: bool =
     """Run ``input_path`` through the pipeline (blocking) into ``output``; returns the stats snapshot."""
     from sonoedge.runtime.enhancer import Enhancer, load_model
     from sonoedge.runtime.pipeline import Pipeline, PipelineConfig, load_plugins
-    from sonoedge.runtime.streams import open_source
+    from sonoedge.runtime.streams import TappedSource, open_source
 
     load_plugins()
     own = model is None
@@ -74,7 +74,9 @@ def enhance_file(input_path: str | Path, output: Path, cfg, side_by_side: bool =
     try:
         enhancer = Enhancer(model, cfg)
         sink = open_output(output, fps, scale=model.scale, side_by_side=side_by_side)
-        source = _Recording(open_source(str(input_path)), sink if side_by_side else None)
+        source = open_source(str(input_path))
+        if side_by_side:  # the sink pairs each output with its input
+            source = TappedSource(source, lambda frame: sink.inputs.__setitem__(frame.frame_id, frame.image))
         with sink:
             stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking")).run()
         return stats
@@ -88,26 +90,6 @@ def open_output(output: Path, fps: float | None, scale: int = 1, side_by_side: b
 
     sink = _ImageSink(output) if output.suffix.lower() in IMAGE_OUTPUTS else open_sink(str(output), fps=fps)
     return SideBySide(sink, scale) if side_by_side else sink
-
-
-class _Recording:
-    """Wraps a source and hands each input image to a SideBySide sink (so it can pair them)."""
-
-    def __init__(self, source, pairer):
-        self.source, self.pairer = source, pairer
-        self.uri, self.live, self.fps = source.uri, getattr(source, "live", False), source.fps
-
-    def open(self) -> None:
-        self.source.open()
-
-    def close(self) -> None:
-        self.source.close()
-
-    def __iter__(self):
-        for frame in self.source:
-            if self.pairer is not None:
-                self.pairer.inputs[frame.frame_id] = frame.image
-            yield frame
 
 
 class SideBySide:

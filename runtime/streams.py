@@ -8,7 +8,7 @@ path means ``file://``.
 from __future__ import annotations
 
 import abc
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 from urllib.parse import urlsplit
 
 from .frames import Frame
@@ -68,6 +68,30 @@ class Sink(abc.ABC):
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+class TappedSource(Source):
+    """Another source's frames, each shown to ``tap`` on its way through (to keep inputs for a
+    side-by-side or a quality report). Opening, closing, ``fps`` and ``live`` are the inner source's."""
+
+    def __init__(self, inner: Source, tap: Callable[[Frame], None]):
+        super().__init__(inner.uri)
+        self.inner, self.tap = inner, tap
+        self.fps, self.live = inner.fps, getattr(inner, "live", False)
+
+    def open(self) -> None:
+        self.inner.open()
+
+    def __iter__(self) -> Iterator[Frame]:
+        for frame in self.inner:
+            self.tap(frame)
+            yield frame
+
+    def interrupt(self) -> None:
+        self.inner.interrupt()
+
+    def close(self) -> None:
+        self.inner.close()
 
 
 def scheme_of(uri: str) -> str:

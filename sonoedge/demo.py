@@ -69,6 +69,7 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0,
     from sonoedge.runtime.pipeline import Pipeline, PipelineConfig, load_plugins
     from sonoedge.runtime.sinks import FileSink
     from sonoedge.runtime.sources import FramesSource
+    from sonoedge.runtime.streams import TappedSource
 
     load_plugins()
     cfg = EnhancerConfig(bundle=bundle, precision=precision)
@@ -87,11 +88,12 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0,
             high, fps = None, probe(input_path).fps
             source = open_source(str(input_path))
             label = str(input_path)
-        keep = _Keeper(source, frames if input_path is None else (probe(input_path).frames or 0))
+        keep = _Keeper(frames if input_path is None else (probe(input_path).frames or 0))
+        source = TappedSource(source, keep.tap)
         sink = FileSink(str(out / "enhanced.mp4"), fps=fps)
         enhancer = Enhancer(model, cfg)
         with sink:
-            stats = Pipeline(lambda: keep, enhancer, sink, PipelineConfig(mode="blocking"), on_frame=keep.output).run()
+            stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking"), on_frame=keep.output).run()
         if not keep.outputs:
             from sonoedge.runtime.errors import InputError
 
@@ -124,27 +126,17 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0,
 
 
 class _Keeper:
-    """Wraps the source: remembers the input of a bounded sample of frames and their outputs."""
+    """Remembers the input of a bounded sample of frames (``tap``) and their outputs (``output``)."""
 
-    def __init__(self, source, total: int):
-        self.source, self.uri = source, source.uri
-        self.live, self.fps = False, source.fps
+    def __init__(self, total: int):
         self.step = max(1, total // QUALITY_SAMPLES) if total > QUALITY_SAMPLES * 4 else 1
         self.cap = QUALITY_SAMPLES * 4  # frames kept at most, whatever the input's length
         self.inputs: dict[int, Any] = {}
         self.outputs: dict[int, Any] = {}
 
-    def open(self) -> None:
-        self.source.open()
-
-    def close(self) -> None:
-        self.source.close()
-
-    def __iter__(self):
-        for frame in self.source:
-            if frame.frame_id % self.step == 0 and len(self.inputs) < self.cap:
-                self.inputs[frame.frame_id] = frame.image
-            yield frame
+    def tap(self, frame) -> None:
+        if frame.frame_id % self.step == 0 and len(self.inputs) < self.cap:
+            self.inputs[frame.frame_id] = frame.image
 
     def output(self, frame) -> None:
         if frame.frame_id in self.inputs:
