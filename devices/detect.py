@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 from typing import Callable, Sequence
 
-from .profiles import PROFILE_DIR, DeviceProfile, load_profiles
+from sonoedge.devices.profiles import PROFILE_DIR, DeviceProfile, load_profiles
 
 Runner = Callable[[Sequence[str]], str]
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from sonoedge.runtime.config import from_dict
+from sonoedge.runtime.precision import PRECISIONS
 from sonoedge.runtime.errors import InputError, UnknownNameError
 
 if sys.version_info >= (3, 11):
@@ -24,7 +25,6 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 PROFILE_DIR = Path(__file__).resolve().parent
-KNOWN_PRECISIONS = ("fp32", "fp16", "int8")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,10 +75,10 @@ class DeviceProfile:
     input: InputRange = InputRange()
 
     def __post_init__(self) -> None:
-        bad = [p for p in self.precisions if p not in KNOWN_PRECISIONS]
+        bad = [p for p in self.precisions if p not in PRECISIONS]
         if bad or not self.precisions:
             raise InputError(f"profile {self.name}: precisions {list(self.precisions)} must be a non-empty "
-                             f"subset of {', '.join(KNOWN_PRECISIONS)}")
+                             f"subset of {', '.join(PRECISIONS)}")
 
     @property
     def has_tensorrt(self) -> bool:
@@ -110,7 +110,7 @@ class Target:
     def precisions(self) -> tuple[str, ...]:
         """Union of the profiles' preferred precisions, in the canonical order fp32, fp16, int8."""
         have = {p for prof in self.profiles for p in prof.precisions}
-        return tuple(p for p in KNOWN_PRECISIONS if p in have)
+        return tuple(p for p in PRECISIONS if p in have)
 
     @property
     def input(self) -> InputRange:

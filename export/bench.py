@@ -1,6 +1,6 @@
 """ONNX Runtime CPU latency of each precision of a bundle beside PyTorch eager, same frames, same run.
 
-    python -m sonoedge.export.bench BUNDLE CKPT [--rounds 20] [--threads 2] [--size 256]
+    sonoedge bench-export BUNDLE CKPT [--rounds 20] [--threads 2] [--size 256]
 
 The frames are the bundle's reference frames (real crops), reflect-padded to the stride (or tiled
 up to ``--size`` when given). Backends run interleaved round by round (torch, fp32, fp16, int8,
@@ -9,11 +9,9 @@ frame and the speed ratio against PyTorch eager. Prints a Markdown table plus th
 """
 from __future__ import annotations
 
-import argparse
 import platform
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -33,7 +31,7 @@ def _cpu_name() -> str:
 
 def _inputs(root: Path, manifest: dict, size: int | None) -> list[np.ndarray]:
     from sonoedge.runtime.frames import normalise, pad_to_stride
-    from sonoedge.runtime.verify import read_reference_frame
+    from sonoedge.runtime.bundle.verify import read_reference_frame
 
     stride = int(manifest["model"]["stride"])
     frames = [read_reference_frame(root / rel) for rel in manifest["reference"]["inputs"]]
@@ -43,11 +41,12 @@ def _inputs(root: Path, manifest: dict, size: int | None) -> list[np.ndarray]:
     return [pad_to_stride(normalise(f), stride)[0] for f in frames]
 
 
-def run_bench(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 2, size: int | None = None) -> str:
+def bench_bundle(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 2, size: int | None = None) -> str:
+    """The Markdown latency table (plus machine and model lines) of every precision of ``bundle``."""
     import onnxruntime as ort
     import torch
 
-    from sonoedge.runtime.manifest import load_manifest, model_file
+    from sonoedge.runtime.bundle.manifest import load_manifest, model_file
     from sonoedge.train.checkpoint import load_generator
 
     root, manifest = load_manifest(bundle)
@@ -88,19 +87,3 @@ def run_bench(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 2, 
         p90 = float(np.percentile(values, 90))
         lines.append(f"| {name} | {med:.2f} | {p90:.2f} | {base / med:.2f}x |")
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sonoedge.export.bench", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bundle")
-    parser.add_argument("checkpoint")
-    parser.add_argument("--rounds", type=int, default=20)
-    parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--size", type=int, help="tile the reference frames up to SIZE x SIZE")
-    args = parser.parse_args(argv)
-    print(run_bench(args.bundle, args.checkpoint, args.rounds, args.threads, args.size))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

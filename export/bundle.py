@@ -1,4 +1,4 @@
-"""Checkpoint -> device bundle (DESIGN.md, Contracts: Bundle; issue 7, item 8).
+"""Checkpoint -> device bundle (DESIGN.md, Contracts: Bundle).
 
     cfg = ExportConfig(target="jetson", precisions=("fp32", "fp16", "int8"), frames="recordings/")
     manifest = export_bundle("best.pt", "bundle/", cfg)
@@ -32,59 +32,38 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from sonoedge.devices.profiles import KNOWN_PRECISIONS, PROFILE_DIR, Target, resolve_target
+from sonoedge.devices.profiles import PROFILE_DIR, Target, resolve_target
+from sonoedge.runtime.precision import PRECISIONS
 from sonoedge.runtime.atomic import atomic_dir, atomic_path
 from sonoedge.runtime.errors import GateError, InputError
 from sonoedge.runtime.frames import pad_to_stride, normalise
-from sonoedge.runtime.gates import check_gate, compare_outputs
-from sonoedge.runtime.manifest import PRECISION_FILES, sha256_file, write_manifest
-from sonoedge.runtime.trt_build import CALIBRATION_TILES, engine_plan
-from sonoedge.runtime.verify import run_frame
+from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
+from sonoedge.runtime.bundle.manifest import PRECISION_FILES, sha256_file, write_manifest
+from sonoedge.runtime.bundle.engine import CALIBRATION_TILES, engine_plan
+from sonoedge.runtime.bundle.verify import run_frame
 
-from . import fp16 as fp16_mod
-from . import int8 as int8_mod
-from .frames import FrameSet, calibration_tiles, collect_frames, phantom_frames
-from .onnx_export import (DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx,
+from sonoedge.export import fp16 as fp16_mod
+from sonoedge.export import int8 as int8_mod
+from sonoedge.export.config import ExportConfig
+from sonoedge.export.frames import FrameSet, calibration_tiles, collect_frames, phantom_frames
+from sonoedge.export.onnx_export import (DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx,
                           stable_instance_norm)
 
 Progress = Callable[[str], None]
 TOOLS = ("sonoedge", "torch", "onnx", "onnxruntime", "onnxconverter-common", "onnxslim", "numpy", "opencv-python-headless")
 
 
-@dataclasses.dataclass(frozen=True)
-class ExportConfig:
-    target: str = "jetson"
-    precisions: tuple[str, ...] = ("fp32", "fp16", "int8")
-    frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = phantom
-    calib: str | None = None  # calibration source; default: the reference source
-    calib_method: str = "entropy"
-    calib_bins: int = 2048  # histogram bins for entropy/percentile (TensorRT's 2048)
-    calib_frames: int = 300  # "several hundred frames" (issue 7, item 3)
-    calib_size: tuple[int, int] | None = None  # default: the target's opt size, at most 256 x 256
-    search_frames: int = 8  # held out from calibration, drive the int8 sensitivity search
-    reference_frames: int = 4
-    reference_size: tuple[int, int] = (256, 256)  # output crops of at most this size keep the bundle small
-    bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
-    allow_degraded: bool = False
-    simplify: bool = False
-    stable_instance_norm: bool = False  # two-pass InstanceNorm graph (onnx_export.stable_instance_norm)
-    lpips: bool = True  # LPIPS is reported (not gated); off only to save the VGG16 cost
-    lpips_trunk: str | None = None
-    int8_quantize_outputs: bool = False
-    tar: bool = False
-
-
 def check_precisions(target: Target, precisions: tuple[str, ...]) -> tuple[str, ...]:
-    unknown = [p for p in precisions if p not in KNOWN_PRECISIONS]
+    unknown = [p for p in precisions if p not in PRECISIONS]
     if unknown or not precisions:
-        raise InputError(f"unknown precision(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(KNOWN_PRECISIONS)}")
+        raise InputError(f"unknown precision(s) {', '.join(unknown) or '(none)'}; choose from {', '.join(PRECISIONS)}")
     unsupported = [p for p in precisions if p not in target.precisions]
     if unsupported:
         raise InputError(f"target '{target.name}' does not run {', '.join(unsupported)} "
                          f"(its profiles list {', '.join(target.precisions)}); drop it from --precisions")
     if "fp32" not in precisions:
         precisions = ("fp32", *precisions)  # the fp32 graph is the parity anchor and the legacy TRT input
-    return tuple(p for p in KNOWN_PRECISIONS if p in precisions)
+    return tuple(p for p in PRECISIONS if p in precisions)
 
 
 def _tool_versions() -> dict[str, str]:
@@ -163,7 +142,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
     """Write the bundle at ``out`` (and ``out.tar`` when cfg.tar); returns the manifest."""
     from sonoedge.train.checkpoint import load_generator
 
-    from .lpips_metric import build_metric, mean_lpips
+    from sonoedge.export.lpips_metric import build_metric, mean_lpips
 
     target = resolve_target(cfg.target)
     precisions = check_precisions(target, tuple(cfg.precisions))

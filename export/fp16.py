@@ -1,4 +1,4 @@
-"""fp32 ONNX -> portable fp16 ONNX with fp32 inputs and outputs (issue 7, item 2).
+"""fp32 ONNX -> portable fp16 ONNX with fp32 inputs and outputs (DESIGN.md, Contracts: Bundle).
 
 onnxconverter-common's ``convert_float_to_float16`` (keep_io_types=True) casts weights and
 activations to half and inserts Cast nodes at the graph boundary, so callers keep feeding float32

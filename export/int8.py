@@ -1,4 +1,4 @@
-"""fp32 ONNX -> calibrated INT8 explicit Q/DQ ONNX with a per-layer sensitivity search (issue 7, item 3).
+"""fp32 ONNX -> calibrated INT8 explicit Q/DQ ONNX with a per-layer sensitivity search (DESIGN.md, Contracts: Bundle).
 
 The Q/DQ model is the form TensorRT 11 requires (no BuilderFlag.INT8, no calibrators: "Explicit
 quantization with Q/DQ nodes", TensorRT 10.x-to-11.x migration guide) and TensorRT 10 and ONNX
@@ -42,7 +42,7 @@ import numpy as np
 from sonoedge.runtime.atomic import atomic_path
 from sonoedge.runtime.errors import GateError, InputError, require
 from sonoedge.runtime.frames import normalise
-from sonoedge.runtime.gates import check_gate, compare_outputs
+from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
 
 METHODS = ("entropy", "percentile", "minmax")
 PERCENTILE = 99.999  # percentile calibration clips the top 0.001 % (ORT's and TensorRT's usual value)

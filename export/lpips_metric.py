@@ -18,7 +18,7 @@ from sonoedge.runtime.frames import denormalise
 
 
 def build_metric(trunk: str | None, progress=print) -> Any:
-    """An LPIPSMetric on the given or located trunk; ``"random"`` only when named (issue 2, item 8).
+    """An LPIPSMetric on the given or located trunk; ``"random"`` only when named (a random trunk is not comparable to published LPIPS).
 
     With no trunk file found and none named, the export stops with lpips_offline's sentence naming
     the missing file, plus the two other ways on: name ``random`` or skip LPIPS.

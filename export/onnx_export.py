@@ -1,4 +1,4 @@
-"""PyTorch generator -> ONNX fp32 (issue 7, item 1). One function per step, plain arguments.
+"""PyTorch generator -> ONNX fp32 (DESIGN.md, Contracts: Bundle). One function per step, plain arguments.
 
     export_onnx(generator, "model.onnx", channels=1, stride=4)   # eval mode, opset 17, dynamic N/H/W
     check_onnx("model.onnx")                                      # checker + strict shape inference

@@ -1,6 +1,6 @@
 """The accuracy table of a bundle (docs/results/export.md), straight from its manifest.
 
-    python -m sonoedge.export.report BUNDLE
+    sonoedge report BUNDLE
 
 Per precision: gate, pass/fail, max and p99 absolute error, PSNR, SSIM and LPIPS against the
 PyTorch fp32 reference on the bundle's reference frames; then the INT8 calibration set and the
@@ -8,12 +8,10 @@ layers the sensitivity search kept out of INT8.
 """
 from __future__ import annotations
 
-import argparse
-import sys
 
-
-def report(bundle: str) -> str:
-    from sonoedge.runtime.manifest import load_manifest
+def report_markdown(bundle: str) -> str:
+    """The Markdown accuracy table of ``bundle`` (a directory or .tar), read from its manifest."""
+    from sonoedge.runtime.bundle.manifest import load_manifest
 
     root, manifest = load_manifest(bundle)
     model, ref = manifest["model"], manifest["reference"]
@@ -46,14 +44,3 @@ def report(bundle: str) -> str:
             lines.append("Most sensitive layers (PSNR with that layer alone in INT8): "
                          + ", ".join(f"`{s['node']}` {s['psnr_alone']:.1f} dB" for s in e["search"]["most_sensitive"]))
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sonoedge.export.report", description=__doc__.split("\n\n")[0])
-    parser.add_argument("bundle")
-    print(report(parser.parse_args(argv).bundle))
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,22 +1,13 @@
 """sonoedge.runtime: what runs on the device. numpy, OpenCV and one inference engine; never torch.
 
-It also holds the conventions every stage shares (the frame contract in ``frames``, the bundle
-manifest in ``manifest``, registries, typed config, errors), so train and export import them from
-here and the device needs nothing heavier.
+The root of this package is the kernel every stage imports: ``errors``, ``atomic``, ``registry``,
+``config``, ``precision``, ``frames`` (the frame contract), ``metrics``, ``readers`` and ``region``.
+The wings stand on the kernel in one direction (DESIGN.md, Layout; tests/test_layout.py):
+
+    backends/   ONNX Runtime and, in backends/tensorrt/, everything TensorRT
+    bundle/     the bundle contract: manifest, gates, verify, model loading, engine plans and builds
+    stream/     sources, sinks, shm, the pipeline and the enhancer
+    service/    the daemon, health and metrics, logging, the runtime benchmark, unit and example config
+
+A wing imports the kernel and the wings listed above it, never one below.
 """
-
-
-def default_bundle_path():
-    """The embedded default bundle shipped inside the package (``runtime/default_bundle/``).
-
-    Raises BundleError when this install has none (a checkout before the default was exported).
-    """
-    from pathlib import Path
-
-    from .errors import BundleError
-    from .manifest import MANIFEST
-
-    path = Path(__file__).resolve().parent / "default_bundle"
-    if not (path / MANIFEST).is_file():
-        raise BundleError(f"no embedded default bundle at {path}; pass --bundle PATH (a bundle made by `sonoedge export`)")
-    return path

@@ -16,7 +16,7 @@ import typing
 from pathlib import Path
 from typing import Any, TypeVar
 
-from .errors import InputError
+from sonoedge.runtime.errors import InputError
 
 if sys.version_info >= (3, 11):
     import tomllib

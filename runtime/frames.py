@@ -12,7 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import InputError
+from sonoedge.runtime.errors import InputError
 
 
 @dataclasses.dataclass

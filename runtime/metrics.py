@@ -32,7 +32,7 @@ import math
 import numpy as np
 from scipy import ndimage
 
-from .errors import InputError
+from sonoedge.runtime.errors import InputError
 
 # Wang et al. 2004, Section III-C: Gaussian weighting, sigma = 1.5 samples, 11 x 11 window,
 # K1 = 0.01, K2 = 0.03.

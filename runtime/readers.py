@@ -49,8 +49,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
-from .errors import InputError
-from .frames import to_grey
+from sonoedge.runtime.errors import InputError
+from sonoedge.runtime.frames import to_grey
 
 VIDEO_COUNT_SLACK = 0.01  # containers may overstate their frame count by a frame or 1%; more is truncation
 MIN_SIDE = 16  # pixels: the smallest frame height or width accepted anywhere (a 1x1 image is an error)
@@ -285,7 +285,7 @@ def _probe_folder(path: Path) -> MediaInfo:
 
 
 def _dicom_dataset(path: Path, pixels: bool):
-    from .errors import require
+    from sonoedge.runtime.errors import require
 
     pydicom = require("pydicom", "runtime")
     try:
@@ -445,7 +445,7 @@ _NRRD_CHANNEL_KINDS = {"rgb-color", "rgba-color", "3-color", "4-color", "vector"
 
 
 def _nrrd_read(path: Path, header_only: bool) -> tuple[np.ndarray | None, dict]:
-    from .errors import require
+    from sonoedge.runtime.errors import require
 
     nrrd = require("nrrd", "runtime")
     try:

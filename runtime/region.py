@@ -35,10 +35,11 @@ result is drawn back at full size as a polygon or box):
 from __future__ import annotations
 
 import dataclasses
+import os
 
 import numpy as np
 
-from .errors import InputError
+from sonoedge.runtime.errors import InputError
 
 WORK_SIDE = 320  # px: the search runs at about this longer side (integer shrink factor), for speed
 BLACK_LEVEL = 6  # grey levels: block means at most this above the screen level are screen (codec noise < ~3)
@@ -65,6 +66,8 @@ EDGE_BAND = 2.0  # working pixels: outline points this close to a fan edge estim
 FAN_MIN_COVER = 0.97  # the fitted fan must contain this share of the evidence of the hull
 STALE_SHARE = 0.02  # new image evidence outside a cached region over 2% of the frame: re-detect
 KINDS = ("sector", "rectangle", "full")
+REGION_MODES = ("auto", "full")  # what a bundle's preprocess.region may say: detect the region, or the whole frame
+REGION_CHOICES = ("bundle", *REGION_MODES)  # what a user may choose: "bundle" = as the bundle says
 
 
 @dataclasses.dataclass(frozen=True)
@@ -576,3 +579,44 @@ def working_inside(region: Region) -> np.ndarray:
     sample = np.ascontiguousarray(region.mask[factor // 2 :: factor, factor // 2 :: factor][:hs, :ws]).view(np.uint8)
     kernel = cv2.getStructuringElement(cv2.MORPH_RECT, (_kernel_side((hs, ws)),) * 2)
     return cv2.dilate(sample, kernel)
+
+
+def bench_region(frame, repeats: int) -> str:
+    """One line: detection ms (median, p90 over ``repeats``) and a cached RegionTracker lookup."""
+    import time
+
+    import numpy as np
+
+    detect_region(frame)  # warm up (imports, allocator)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        detect_region(frame)
+        times.append(time.perf_counter() - start)
+    tracker = RegionTracker()  # defaults: cached, staleness check every 10 frames
+    tracker.region_for(frame)
+    start = time.perf_counter()
+    for _ in range(repeats):
+        tracker.region_for(frame)
+    per_frame = (time.perf_counter() - start) / repeats
+    ms = np.array(times) * 1000
+    return (f"bench:    detect_region {np.median(ms):.2f} ms median, {np.percentile(ms, 90):.2f} ms p90 "
+            f"({repeats} runs, {frame.shape[1]}x{frame.shape[0]}); RegionTracker per frame {per_frame * 1e3:.3f} ms "
+            f"on average with its check every {tracker.check_every} frames ({np.median(ms) / 1000 / per_frame:.0f}x less)")
+
+
+def write_overlay(path: str | os.PathLike, frame: np.ndarray, region: Region) -> None:
+    """Atomically write ``frame`` (uint8 (H, W)) with the region outline (red) and bbox (green)."""
+    import cv2
+
+    from sonoedge.runtime.atomic import atomic_path
+
+    canvas = cv2.cvtColor(frame, cv2.COLOR_GRAY2BGR)
+    thickness = max(1, round(max(frame.shape) / 400))
+    x0, y0, x1, y1 = region.bbox
+    cv2.rectangle(canvas, (x0, y0), (x1 - 1, y1 - 1), (0, 200, 0), thickness)
+    contours, _ = cv2.findContours(region.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    cv2.drawContours(canvas, contours, -1, (0, 0, 255), thickness)
+    with atomic_path(path) as tmp:
+        if not cv2.imwrite(str(tmp), canvas):
+            raise InputError(f"could not write the overlay {path}; check the folder is writable.")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterator, TypeVar
 
-from .errors import UnknownNameError
+from sonoedge.runtime.errors import UnknownNameError
 
 T = TypeVar("T")
 

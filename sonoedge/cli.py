@@ -1,12 +1,14 @@
 """The ``sonoedge`` command line.
 
-Every subcommand lives in the module that owns it and exposes two functions:
+Every subcommand is one module ``sonoedge/commands/<name>.py`` that exposes two functions:
 
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace) -> int | None
 
-Command modules import only light things at module level, so ``sonoedge --help`` stays fast and
-works on a device with the base install; heavy imports happen inside ``run``. A
+A command is thin: it parses, calls one library function and reports; shared argument groups are
+in ``commands/_args.py``, built from the library's config dataclasses. Command modules import only
+light things at module level, so ``sonoedge --help`` stays fast and works on a device with the
+base install; heavy imports happen inside ``run``. Nothing outside ``sonoedge/`` imports a command. A
 :class:`~sonoedge.runtime.errors.SonoedgeError` ends in one line on stderr and a non-zero exit.
 """
 from __future__ import annotations
@@ -20,20 +22,26 @@ from sonoedge.runtime.errors import SonoedgeError
 
 # "group command" names nest: `sonoedge data phantom`. Value: (module, one-line help).
 COMMANDS: dict[str, tuple[str, str]] = {
-    "data phantom": ("sonoedge.train.phantom_cli", "simulate paired handheld/high-end B-mode images and clips"),
-    "data inspect": ("sonoedge.train.data_cli", "read any ultrasound file and show its frames and imaging region"),
-    "data split": ("sonoedge.train.data_cli_split", "write the deterministic train/val/test split of a dataset"),
-    "evaluate": ("sonoedge.train.evaluate_cli", "score outputs (or a checkpoint) against references: Table 2 layout"),
-    "train": ("sonoedge.train.train_cli", "train a generator from a preset (CycleGAN+PL, SR)"),
-    "sr": ("sonoedge.train.sr.cli", "4x self-supervised super-resolution of an image (Liu et al.)"),
-    "export": ("sonoedge.export.cli", "export a checkpoint to a device bundle with accuracy gates"),
-    "verify": ("sonoedge.runtime.verify_cli", "re-run a bundle's reference frames here and check its gates"),
-    "build-engine": ("sonoedge.runtime.build_engine_cli", "build (and cache) the TensorRT engine of a bundle on this device"),
-    "devices": ("sonoedge.devices.cli", "list device profiles and detect the current device"),
-    "enhance": ("sonoedge.runtime.enhance_cli", "enhance a file (image, clip, DICOM, sequence) with a bundle"),
-    "serve": ("sonoedge.runtime.serve_cli", "run the enhancer daemon from a config file"),
-    "bench": ("sonoedge.runtime.bench_cli", "benchmark a bundle: pure backend vs full pipeline fps"),
-    "demo": ("sonoedge.demo", "enhance a phantom clip (or a file) with the embedded default bundle"),
+    "data phantom": ("sonoedge.commands.data_phantom", "simulate paired handheld/high-end B-mode images and clips"),
+    "data inspect": ("sonoedge.commands.data_inspect", "read any ultrasound file and show its frames and imaging region"),
+    "data split": ("sonoedge.commands.data_split", "write the deterministic train/val/test split of a dataset"),
+    "evaluate": ("sonoedge.commands.evaluate", "score outputs (or a checkpoint) against references: Table 2 layout"),
+    "train": ("sonoedge.commands.train", "train a generator from a preset (CycleGAN+PL, SR)"),
+    "sr": ("sonoedge.commands.sr", "4x self-supervised super-resolution of an image (Liu et al.)"),
+    "export": ("sonoedge.commands.export", "export a checkpoint to a device bundle with accuracy gates"),
+    "verify": ("sonoedge.commands.verify", "re-run a bundle's reference frames here and check its gates"),
+    "build-engine": ("sonoedge.commands.build_engine", "build (and cache) the TensorRT engine of a bundle on this device"),
+    "devices": ("sonoedge.commands.devices", "list device profiles and detect the current device"),
+    "enhance": ("sonoedge.commands.enhance", "enhance a file (image, clip, DICOM, sequence) with a bundle"),
+    "serve": ("sonoedge.commands.serve", "run the enhancer daemon from a config file"),
+    "bench": ("sonoedge.commands.bench", "benchmark a bundle: pure backend vs full pipeline fps"),
+    "demo": ("sonoedge.commands.demo", "enhance a phantom clip (or a file) with the embedded default bundle"),
+    "report": ("sonoedge.commands.report", "print a bundle's accuracy table (gates, errors, calibration) from its manifest"),
+    "bench-export": ("sonoedge.commands.bench_export", "ONNX Runtime latency of each precision of a bundle beside PyTorch"),
+    "bench-train": ("sonoedge.commands.bench_train", "training speed of presets: iterations/s and the LPIPS share"),
+    "bench-sr": ("sonoedge.commands.bench_sr", "CPU cost of SR inference and zero-shot training"),
+    "sr-eval": ("sonoedge.commands.sr_eval", "Liu et al.'s SR evaluation on the real HC18 frames (bicubic, zero-shot, dataset)"),
+    "curves": ("sonoedge.commands.curves", "plot a training run's validation curves (Figure 3 layout)"),
 }
 
 
@@ -50,9 +58,7 @@ def build_parser() -> argparse.ArgumentParser:
     top = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {}
     for name, (module_name, help_text) in COMMANDS.items():
-        module = _import_command(module_name)
-        if module is None:
-            continue
+        module = importlib.import_module(module_name)
         words = name.split()
         subparsers = top
         if len(words) == 2:
@@ -64,16 +70,6 @@ def build_parser() -> argparse.ArgumentParser:
         module.add_arguments(sub)
         sub.set_defaults(_run=module.run)
     return parser
-
-
-def _import_command(module_name: str):
-    """The command module, or None while a module is not written yet (never for an import error inside it)."""
-    try:
-        return importlib.import_module(module_name)
-    except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
-            return None
-        raise
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,6 +1,6 @@
 """Training speed of the CycleGAN presets: iterations/s and the share of time the LPIPS term costs.
 
-    python -m sonoedge.train.bench_train --size 256 --batch 1 --steps 2 --threads 1 \
+    sonoedge bench-train --size 256 --batch 1 --steps 2 --threads 1 \
         --preset athreya2024-conference --preset athreya2024-journal
 
 For each preset (its paper widths) the same in-memory random pairs train ``--steps`` timed
@@ -11,11 +11,10 @@ Speeds are machine-dependent; compare within one run.
 """
 from __future__ import annotations
 
-import argparse
 import dataclasses
-import json
 import tempfile
 import time
+from collections.abc import Iterator, Sequence
 
 
 def _pairs(n: int, size: int):
@@ -41,7 +40,7 @@ def time_steps(cfg, steps: int, size: int, warmup: int = 1) -> float:
 
     import torch
 
-    from .trainer import Trainer, split_batch
+    from sonoedge.train.trainer import Trainer, split_batch
 
     data = _pairs(cfg.train.batch_size * (steps + warmup), size)
     with tempfile.TemporaryDirectory() as tmp:
@@ -62,26 +61,21 @@ def time_steps(cfg, steps: int, size: int, warmup: int = 1) -> float:
     return statistics.median(times)
 
 
-def main(argv: list[str] | None = None) -> int:
+def bench_presets(presets: Sequence[str], size: int = 256, batch: int = 1, steps: int = 2, warmup: int = 1,
+                  threads: int = 0, device: str = "auto") -> Iterator[dict]:
+    """One row per preset and training mode (fp32; on CUDA also AMP + channels_last), yielded as each is timed.
+
+    ``threads`` 0 keeps torch's default; ``warmup`` iterations run untimed first.
+    """
     import torch
 
-    from .registries import PRESETS, load_all
+    from sonoedge.train.registries import PRESETS, load_all
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--preset", action="append", required=True)
-    parser.add_argument("--size", type=int, default=256)
-    parser.add_argument("--batch", type=int, default=1)
-    parser.add_argument("--steps", type=int, default=2)
-    parser.add_argument("--warmup", type=int, default=1, help="untimed iterations first")
-    parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch default)")
-    parser.add_argument("--device", default="auto")
-    args = parser.parse_args(argv)
     load_all()
-    rows = []
-    for name in args.preset:
+    for name in presets:
         base = PRESETS.get(name).config
         variants = {"fp32": dict(amp=False, channels_last=False)}
-        if torch.cuda.is_available() and args.device != "cpu":
+        if torch.cuda.is_available() and device != "cpu":
             variants["amp+channels_last"] = dict(amp=True, channels_last=True)
         for label, loop in variants.items():
             per = {}
@@ -89,15 +83,8 @@ def main(argv: list[str] | None = None) -> int:
                 cfg = dataclasses.replace(
                     base,
                     loss=dataclasses.replace(base.loss, lpips_trunk="random", perceptual="translated" if lpips_on else "none"),
-                    train=dataclasses.replace(base.train, batch_size=args.batch, device=args.device, threads=args.threads, **loop))
-                per[lpips_on] = time_steps(cfg, args.steps, args.size, args.warmup)
-            row = {"preset": name, "mode": label, "size": args.size, "batch": args.batch, "threads": torch.get_num_threads(),
+                    train=dataclasses.replace(base.train, batch_size=batch, device=device, threads=threads, **loop))
+                per[lpips_on] = time_steps(cfg, steps, size, warmup)
+            yield {"preset": name, "mode": label, "size": size, "batch": batch, "threads": torch.get_num_threads(),
                    "s_per_iter": per[True], "iters_per_s": 1 / per[True], "s_per_iter_no_lpips": per[False],
                    "lpips_share": 1 - per[False] / per[True]}
-            rows.append(row)
-            print(json.dumps(row), flush=True)
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

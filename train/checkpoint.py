@@ -111,7 +111,7 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
 
 def build_generator(model_info: dict[str, Any]):
     """An untrained generator as ``model_info`` describes it (registry name + constructor kwargs)."""
-    from .registries import GENERATORS, load_all
+    from sonoedge.train.registries import GENERATORS, load_all
 
     load_all()
     return GENERATORS.create(model_info["generator"], **model_info.get("kwargs", {}))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from .datasets import DataConfig
+from sonoedge.train.datasets import DataConfig
 
 
 @dataclasses.dataclass

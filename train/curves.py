@@ -1,13 +1,12 @@
 """Validation curves of a training run, like Figure 3 of Athreya et al. 2024 (conference, seed 000).
 
-    python -m sonoedge.train.curves runs/journal docs/img/training_curves.png
+    sonoedge curves runs/journal docs/img/training_curves.png
 
 Reads ``RUN_DIR/log.jsonl`` (the trainer's epoch records) and draws val LNCC, SSIM and PSNR per
 epoch (and LPIPS when recorded) side by side; the PNG is written atomically.
 """
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
@@ -36,8 +35,8 @@ def plot_curves(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
 
     epochs = epoch_records(run_dir)
     shown = [(k, label) for k, label in METRICS if all(k in r for r in epochs)]
-    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.0))
-    for ax, (key, label) in zip(axes, shown):
+    fig, axes = plt.subplots(1, len(shown), figsize=(3.6 * len(shown), 3.0), squeeze=False)
+    for ax, (key, label) in zip(axes[0], shown):
         ax.plot([r["epoch"] for r in epochs], [r[key] for r in epochs], marker="o", ms=3)
         ax.set_xlabel("epoch")
         ax.set_title(label)
@@ -49,17 +48,3 @@ def plot_curves(run_dir: str | Path, out: str | Path, title: str = "") -> Path:
         fig.savefig(tmp, dpi=110)
     plt.close(fig)
     return Path(out)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_dir")
-    parser.add_argument("out")
-    parser.add_argument("--title", default="")
-    args = parser.parse_args(argv)
-    print(plot_curves(args.run_dir, args.out, args.title))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

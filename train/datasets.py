@@ -42,7 +42,7 @@ import numpy as np
 
 from sonoedge.runtime.errors import InputError
 
-from .augment import AugmentConfig, augment_images, crop_to_stride, prepare_eval
+from sonoedge.train.augment import AugmentConfig, augment_images, crop_to_stride, prepare_eval
 
 LAYOUTS = {"paired": ("low", "high"), "unpaired": ("A", "B"), "single": ()}
 SPLITS = ("train", "val", "test")

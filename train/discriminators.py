@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .registries import DISCRIMINATORS
+from sonoedge.train.registries import DISCRIMINATORS
 
 
 @DISCRIMINATORS.register("patchgan")

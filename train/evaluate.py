@@ -30,7 +30,9 @@ import numpy as np
 
 from sonoedge.runtime import metrics
 from sonoedge.runtime.atomic import atomic_path
+from sonoedge.runtime.config import from_dict
 from sonoedge.runtime.errors import InputError
+from sonoedge.runtime.frames import crop, denormalise, pad_to_stride
 
 BASELINE = "reference low"
 METRICS = ("LNCC", "SSIM", "PSNR", "LPIPS")  # column order of Table 2
@@ -358,3 +360,48 @@ def _p_text(p: float | None) -> str:
 
 def _num(value: float) -> str:
     return "nan" if math.isnan(value) else ("inf" if math.isinf(value) else f"{value:.6g}")
+
+
+def checkpoint_inputs(checkpoint: str | Path, data: str | Path, split_name: str = "test",
+                      deployed: bool = False) -> tuple[dict, dict, dict]:
+    """(reference, low, {method: outputs}) for a checkpoint on a dataset folder: the checkpoint's data
+    config (root replaced by ``data``, same split seed and ratios) gives the split; each low image is
+    reflect-padded to the generator's stride, enhanced, cropped back, and kept as uint8. With
+    ``deployed`` a second method scores the outputs :func:`as_deployed`."""
+    import torch
+
+    from sonoedge.train.checkpoint import load_checkpoint, load_generator
+    from sonoedge.train.datasets import DataConfig, build_datasets
+
+    ckpt = load_checkpoint(checkpoint)
+    if ckpt["model"]["task"] != "enhance" or "data" not in ckpt.get("config", {}):
+        raise InputError(f"checkpoint {checkpoint} is not an enhancement checkpoint with a data config")
+    data_cfg = from_dict(DataConfig, ckpt["config"]["data"], where=f"{checkpoint} data config")
+    data_cfg = dataclasses.replace(data_cfg, root=str(data))
+    split = build_datasets(data_cfg)[split_name]
+    if len(split) == 0 or data_cfg.layout != "paired":
+        raise InputError(f"the {split_name} split of {data} has no paired images; choose --split or another folder")
+    model, info = load_generator(checkpoint)
+    method = f"{info['generator']} ({ckpt['config'].get('preset') or Path(checkpoint).name})"
+    reference, low, outputs = {}, {}, {}
+    with torch.no_grad():
+        for i in range(len(split)):
+            item = split[i]
+            name = Path(item["name"]).stem
+            x, size = pad_to_stride(item["low"][None].numpy(), info["stride"])
+            y = crop(model(torch.from_numpy(x)).numpy(), size, info["scale"])
+            low[name], reference[name], outputs[name] = (denormalise(item["low"].numpy()), denormalise(item["high"].numpy()),
+                                                         denormalise(y))
+    methods = {method: outputs}
+    if deployed:
+        methods[f"{method}, as deployed"] = {name: as_deployed(low[name], out) for name, out in outputs.items()}
+    return reference, low, methods
+
+
+def as_deployed(low: np.ndarray, enhanced: np.ndarray) -> np.ndarray:
+    """What the device shows (runtime/stream/enhancer.py): the enhanced imaging region pasted into the
+    untouched input frame; everything outside the region detected on ``low`` is ``low`` itself."""
+    from sonoedge.runtime.region import detect_region
+
+    mask = detect_region(low).mask  # (H, W) bool
+    return np.where(mask, enhanced, low)

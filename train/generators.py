@@ -18,7 +18,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .registries import GENERATORS
+from sonoedge.train.registries import GENERATORS
 
 
 def _norm(channels: int) -> nn.Module:

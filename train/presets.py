@@ -16,7 +16,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any, Callable
 
-from .registries import PRESETS
+from sonoedge.train.registries import PRESETS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,15 +29,15 @@ class Preset:
 
 
 def _run_cyclegan(cfg, out_dir: Path, resume: Path | None) -> Path:
-    from .trainer import train
+    from sonoedge.train.trainer import train
 
     return train(cfg, out_dir, resume)
 
 
 def conference() -> Any:
     """Athreya et al. 2024, conference version (seed 000), Sec. 2.2 and 2.5."""
-    from .config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
-    from .datasets import DataConfig
+    from sonoedge.train.config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from sonoedge.train.datasets import DataConfig
 
     return TrainConfig(
         preset="athreya2024-conference",
@@ -51,8 +51,8 @@ def conference() -> Any:
 
 def journal() -> Any:
     """Athreya et al. 2024, JMIR Biomed Eng (seed 001), "Generator" and "Implementation Details"."""
-    from .config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
-    from .datasets import DataConfig
+    from sonoedge.train.config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from sonoedge.train.datasets import DataConfig
 
     return TrainConfig(
         preset="athreya2024-journal",

@@ -45,11 +45,11 @@ from torch import nn
 from sonoedge.runtime.config import save_config, to_dict
 from sonoedge.runtime.errors import InputError
 
-from . import losses
-from .checkpoint import load_checkpoint, model_info, rng_state, save_checkpoint, set_rng_state
-from .config import TrainConfig
-from .pool import ImagePool
-from .registries import DISCRIMINATORS, GENERATORS, load_all
+from sonoedge.train import losses
+from sonoedge.train.checkpoint import load_checkpoint, model_info, rng_state, save_checkpoint, set_rng_state
+from sonoedge.train.config import TrainConfig
+from sonoedge.train.pool import ImagePool
+from sonoedge.train.registries import DISCRIMINATORS, GENERATORS, load_all
 
 NETS = ("G_H", "G_L", "D_H", "D_L")
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lncc": True, "lpips": False}
@@ -106,7 +106,7 @@ def needs_lpips(cfg: TrainConfig) -> bool:
 
 def build_phi(cfg: TrainConfig, device: torch.device):
     """LPIPS (VGG trunk) for the loss and the validation metric; the trunk must exist or be named."""
-    from .lpips_offline import build_lpips
+    from sonoedge.train.lpips_offline import build_lpips
 
     return build_lpips(net=cfg.loss.lpips_net, trunk=cfg.loss.lpips_trunk, seed=cfg.train.seed).to(device)
 
@@ -149,7 +149,7 @@ class Trainer:
         seed_everything(cfg.train.seed)
 
         if datasets is None:
-            from .datasets import build_datasets, data_hash
+            from sonoedge.train.datasets import build_datasets, data_hash
 
             self.data, self.data_hash = build_datasets(cfg.data), data_hash(cfg.data)
         else:

@@ -26,8 +26,8 @@ run_py_echo() {  # $1: frames in flight
     name="bench-py-$$-$1"
     "$python" - "$name" <<'PY' &
 import sys
-import sonoedge.runtime.shm  # registers shm://
-from sonoedge.runtime.streams import open_sink, open_source
+import sonoedge.runtime.stream.shm  # registers shm://
+from sonoedge.runtime.stream.base import open_sink, open_source
 uri = f"shm://{sys.argv[1]}"
 with open_source(uri) as source, open_sink(uri) as sink:
     for frame in source:  # ends at the client's end of stream; the sink then acknowledges it

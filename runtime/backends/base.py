@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from ..registry import Registry
+from sonoedge.runtime.registry import Registry
 
 BACKENDS = Registry("backend")
 

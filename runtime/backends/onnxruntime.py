@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from ..errors import BundleError, SonoedgeError
-from .base import BACKENDS, Backend
+from sonoedge.runtime.errors import BundleError, SonoedgeError
+from sonoedge.runtime.backends.base import BACKENDS, Backend
 
 log = logging.getLogger("sonoedge.runtime.backends.onnxruntime")
 
@@ -75,7 +75,7 @@ class OnnxRuntimeBackend(Backend):
     def _provider(self, name: str) -> Any:
         if name != "TensorrtExecutionProvider":
             return name
-        from ..engine_cache import default_cache_root
+        from sonoedge.runtime.backends.tensorrt.cache import default_cache_root
 
         cache = Path(self.cache_root) if self.cache_root else default_cache_root().parent / "ort-trt"
         return (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),

@@ -31,9 +31,9 @@ HEADER = re.compile(rb"P5\n# frame_id=(\d+) flags=(\d+)\n(\d+) (\d+)\n255\n")
 
 
 def _tiny_bundle(root: Path) -> Path:
-    """The runtime tests' small real ONNX bundle (tests/runtime/conftest.py), fast on any CPU."""
+    """The runtime tests' small real ONNX bundle (tests/conftest.py), fast on any CPU."""
     pytest.importorskip("onnx", reason="the test bundle is written with onnx (the [export] extra)")
-    path = Path(__file__).resolve().parents[1] / "runtime" / "conftest.py"
+    path = Path(__file__).resolve().parents[1] / "conftest.py"
     spec = importlib.util.spec_from_file_location("runtime_test_bundles", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)

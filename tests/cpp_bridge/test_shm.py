@@ -10,10 +10,10 @@ import time
 import numpy as np
 import pytest
 
-from sonoedge.runtime import shm
+from sonoedge.runtime.stream import shm
 from sonoedge.runtime.errors import InputError, MissingDependencyError
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.streams import SINKS, SOURCES, open_sink, open_source
+from sonoedge.runtime.stream.base import SINKS, SOURCES, open_sink, open_source
 
 
 @pytest.fixture
@@ -131,8 +131,8 @@ def test_device_process_killed_and_restarted_while_the_source_waits(bridge, chan
     device.write_text(textwrap.dedent(f"""
         import sys, time, numpy as np
         from sonoedge.runtime.frames import Frame
-        import sonoedge.runtime.shm  # registers shm://
-        from sonoedge.runtime.streams import open_sink
+        import sonoedge.runtime.stream.shm  # registers shm://
+        from sonoedge.runtime.stream.base import open_sink
         first = int(sys.argv[1])
         with open_sink("{uri}&role=client") as out:
             for i in range(first, first + 100000):
@@ -187,8 +187,8 @@ def test_a_second_enhancer_on_a_served_channel_is_refused(bridge, channel_name, 
     uri = f"shm://{channel_name}?slots=2&max_bytes=1024"
     holder = subprocess.Popen([sys.executable, "-c", textwrap.dedent(f"""
         import sys, time
-        import sonoedge.runtime.shm  # registers shm://
-        from sonoedge.runtime.streams import open_source
+        import sonoedge.runtime.stream.shm  # registers shm://
+        from sonoedge.runtime.stream.base import open_source
         with open_source("{uri}") as s:
             print("attached", flush=True)
             time.sleep(30)

@@ -5,7 +5,8 @@ import pytest
 
 from sonoedge.cli import main
 from sonoedge.devices.detect import detect_device, match_model
-from sonoedge.devices.profiles import (KNOWN_PRECISIONS, DeviceProfile, InputRange, load_profile_file,
+from sonoedge.runtime.precision import PRECISIONS
+from sonoedge.devices.profiles import (DeviceProfile, InputRange, load_profile_file,
                                        load_profiles, resolve_target)
 from sonoedge.runtime.errors import InputError, UnknownNameError
 
@@ -19,7 +20,7 @@ def test_every_required_profile_loads_typed():
     for name, prof in profiles.items():
         assert isinstance(prof, DeviceProfile) and prof.name == name
         assert isinstance(prof.input, InputRange)
-        assert set(prof.precisions) <= set(KNOWN_PRECISIONS)
+        assert set(prof.precisions) <= set(PRECISIONS)
         assert prof.sources, f"{name} cites no source for its numbers"
         if prof.family == "jetson":
             assert prof.compute_capability and prof.tensorrt and prof.jetpack and prof.device_tree_models
@@ -103,4 +104,4 @@ def test_devices_cli(capsys, tmp_path):
 
 def test_all_target_holds_every_profile():
     target = resolve_target("all")
-    assert set(target.profile_names()) == set(load_profiles()) and target.precisions == KNOWN_PRECISIONS
+    assert set(target.profile_names()) == set(load_profiles()) and target.precisions == PRECISIONS

@@ -10,10 +10,10 @@ import pytest
 
 from sonoedge.cli import main
 from sonoedge.export.bundle import ExportConfig, export_bundle
-from sonoedge.runtime import gates
+from sonoedge.runtime.bundle import gates
 from sonoedge.runtime.errors import BundleError, GateError, InputError, UnknownNameError
-from sonoedge.runtime.manifest import PRECISION_FILES, load_manifest
-from sonoedge.runtime.verify import verify_bundle
+from sonoedge.runtime.bundle.manifest import PRECISION_FILES, load_manifest
+from sonoedge.runtime.bundle.verify import verify_bundle
 
 
 def _cfg(frames, size, **over):
@@ -156,7 +156,7 @@ def test_build_engine_dry_run_on_a_bundle(small_bundle, capsys):
 
 
 def test_sr_generator_exports_at_scale_4(tmp_path, speckle_dir):
-    """liu_sr (4x SR, H4) when registered: reference outputs are 4x the input, all gates checked."""
+    """liu_sr (4x SR, Liu et al.) when registered: reference outputs are 4x the input, all gates checked."""
     from sonoedge.train.checkpoint import model_info, save_checkpoint
     from sonoedge.train.registries import GENERATORS, load_all
 
@@ -193,8 +193,8 @@ def test_build_engine_caches_under_the_backend_key(small_bundle, tmp_path, monke
     import sys
     import types
 
-    from sonoedge.runtime import engine_cache
-    from sonoedge.runtime.manifest import sha256_file
+    from sonoedge.runtime.backends.tensorrt import cache as engine_cache
+    from sonoedge.runtime.bundle.manifest import sha256_file
 
     built = []
 

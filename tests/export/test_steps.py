@@ -137,7 +137,7 @@ def test_int8_search_keeps_the_most_sensitive_layers_in_float(tmp_path, speckle_
     them most-sensitive first, either passing or failing with the best candidate reported."""
     import torch
 
-    from sonoedge.runtime import gates
+    from sonoedge.runtime.bundle import gates
 
     monkeypatch.setitem(gates.GATES, "int8", gates.Gate(psnr_min=47.0, ssim_min=0.97))  # above full-int8 (~38-40 dB)
 

@@ -93,7 +93,7 @@ def _save_overlay(key: str, frame: np.ndarray, region: Region) -> None:
     """With SONOEDGE_REGION_OVERLAYS=DIR, write the frame with its region drawn, to look at."""
     folder = os.environ.get("SONOEDGE_REGION_OVERLAYS")
     if folder:
-        from sonoedge.train.data_cli import write_overlay
+        from sonoedge.runtime.region import write_overlay
 
         write_overlay(Path(folder) / (key.replace("/", "__").replace("@", "_f") + ".png"), frame, region)
 

@@ -50,7 +50,7 @@ def test_rng_state_roundtrip(tmp_path):
     expected = (torch.rand(3), np.random.rand(3), random.random())
     _save(tmp_path / "c.pt", rng=state)  # _save draws from the RNGs too
     torch.manual_seed(9); np.random.seed(9); random.seed(9)
-    unused = (torch.rand(3), np.random.rand(3), random.random())
+    (torch.rand(3), np.random.rand(3), random.random())  # draws that the restored state must undo
     set_rng_state(load_checkpoint(tmp_path / "c.pt")["rng"])
     got = (torch.rand(3), np.random.rand(3), random.random())
     assert torch.equal(expected[0], got[0]) and np.array_equal(expected[1], got[1]) and expected[2] == got[2]

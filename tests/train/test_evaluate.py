@@ -159,7 +159,7 @@ def test_as_deployed_pastes_the_region_into_the_untouched_low_frame():
     """The --as-deployed row scores what the runtime shows: model inside the region, input outside."""
     import cv2
 
-    from sonoedge.train.evaluate_cli import as_deployed
+    from sonoedge.train.evaluate import as_deployed
 
     rng = np.random.default_rng(0)
     low = np.zeros((200, 240), np.uint8)

@@ -220,7 +220,7 @@ def test_cli_pairs_and_errors(tmp_path, capsys):
 
 
 def test_phantom_does_not_import_torch():
-    code = "import sys, sonoedge.train.phantom, sonoedge.train.phantom_cli; assert 'torch' not in sys.modules"
+    code = "import sys, sonoedge.train.phantom, sonoedge.commands.data_phantom; assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

@@ -6,7 +6,6 @@ goes through ``sonoedge train`` and is marked slow.
 """
 from __future__ import annotations
 
-import dataclasses
 import json
 
 import pytest
@@ -14,7 +13,7 @@ import pytest
 torch = pytest.importorskip("torch")
 
 from sonoedge.runtime.config import load_config  # noqa: E402
-from sonoedge.runtime.errors import InputError, UnknownNameError  # noqa: E402
+from sonoedge.runtime.errors import InputError  # noqa: E402
 from sonoedge.train.checkpoint import load_checkpoint, load_generator  # noqa: E402
 
 TINY = ["model.generator_kwargs={ngf=4, depth=3, dropout=0.5, dropout_layers=1}", "model.discriminator_kwargs={ndf=4}",

@@ -11,7 +11,7 @@
     config.py    typed configs with the paper's defaults
     trainer.py   zero-shot and dataset modes
     presets.py   the `liu2021-sr` preset for `sonoedge train`
-    cli.py       `sonoedge sr`
+    (the `sonoedge sr` command is sonoedge/commands/sr.py)
     evaluate_hc18.py  the paper's evaluation on the realus/hc18 frames
     bench.py     CPU timings (inference per 600 x 448 output, training iteration, ONNX Runtime)
 """

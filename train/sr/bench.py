@@ -1,16 +1,14 @@
 """CPU benchmark of the SR model: dataset-mode inference per 600 x 448 output (the size of Liu et al.
 Table IV, 176 ms on their GPU) and the zero-shot cost (training iteration, whole image).
 
-    python -m sonoedge.train.sr.bench [--threads 1] [--repeats 5] [--iters 10]
-    python -m sonoedge.train.sr.bench --onnx BUNDLE/model.onnx     # the exported generator, ONNX Runtime
+    sonoedge bench-sr [--threads 1] [--repeats 5] [--iters 10]
+    sonoedge bench-sr --onnx BUNDLE/model.onnx     # the exported generator, ONNX Runtime
 
 Reports wall time and process CPU time (the machine is shared: CPU time is what the work costs,
 wall time what a user waits under the load of the moment), medians over ``--repeats``.
 """
 from __future__ import annotations
 
-import argparse
-import json
 import statistics
 import time
 
@@ -27,13 +25,14 @@ def _timed(fn, repeats: int) -> dict[str, float]:
     return {"wall_ms": 1000 * statistics.median(walls), "cpu_ms": 1000 * statistics.median(cpus)}
 
 
-def run(threads: int, repeats: int, iters: int) -> dict:
+def bench_pytorch(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
+    """PyTorch CPU timings of G (single pass, back-projection, 8-way ensemble) and of one training iteration."""
     import numpy as np
     import torch
 
-    from .config import SRConfig
-    from .ensemble import self_ensemble
-    from .trainer import SRTrainer, image_probe, to_tensor
+    from sonoedge.train.sr.config import SRConfig
+    from sonoedge.train.sr.ensemble import self_ensemble
+    from sonoedge.train.sr.trainer import SRTrainer, image_probe, to_tensor
 
     torch.set_num_threads(threads)
     torch.manual_seed(0)
@@ -56,7 +55,7 @@ def run(threads: int, repeats: int, iters: int) -> dict:
             "parameters": sum(p.numel() for p in G.parameters())}
 
 
-def run_onnx(path: str, threads: int, repeats: int) -> dict:
+def bench_onnx(path: str, threads: int = 1, repeats: int = 5) -> dict:
     """ONNX Runtime (CPU) on the exported generator: one 150 x 112 -> 600 x 448 pass."""
     import numpy as np
     import onnxruntime as ort
@@ -69,19 +68,3 @@ def run_onnx(path: str, threads: int, repeats: int) -> dict:
     out = session.run(None, {name: x})[0]  # warm-up
     return {"threads": threads, "onnx": path, "output": f"{out.shape[-1]}x{out.shape[-2]}",
             "onnxruntime_single_pass": _timed(lambda: session.run(None, {name: x}), repeats)}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--iters", type=int, default=10)
-    parser.add_argument("--onnx", help="time this exported model.onnx with ONNX Runtime instead")
-    args = parser.parse_args(argv)
-    result = run_onnx(args.onnx, args.threads, args.repeats) if args.onnx else run(args.threads, args.repeats, args.iters)
-    print(json.dumps(result, indent=2))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from .losses import LossWeights
-from .schedule import ZSSRPolicyConfig
+from sonoedge.train.sr.losses import LossWeights
+from sonoedge.train.sr.schedule import ZSSRPolicyConfig
 
 MODES = ("zero-shot", "dataset")
 

@@ -12,8 +12,8 @@ from typing import Callable
 
 import torch
 
-from .fathers import dihedral, dihedral_inverse
-from .resize import resize
+from sonoedge.train.sr.fathers import dihedral, dihedral_inverse
+from sonoedge.train.sr.resize import resize
 
 Model = Callable[[torch.Tensor], torch.Tensor]  # (N, 1, h, w) in [-1, 1] -> (N, 1, 4h, 4w)
 

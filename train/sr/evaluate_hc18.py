@@ -17,22 +17,21 @@ input is the 4x bicubic down-scaling (resize.py, 200 x 135). Methods, each writi
 against the originals and writes ``OUT/results.json`` and ``OUT/results.md``. Outputs that exist are
 not recomputed, so a run can be split across processes (one per method) and resumed.
 
-    python -m sonoedge.train.sr.evaluate_hc18 --realus ../shared/data/realus --out runs/sr-hc18 \\
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-hc18 \\
         --methods bicubic,bicubic-bp,zero-shot --threads 1
-    python -m sonoedge.train.sr.evaluate_hc18 --realus ../shared/data/realus --out runs/sr-hc18 --report
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-hc18 --report
 """
 from __future__ import annotations
 
-import argparse
 import json
-import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
 from sonoedge.runtime.atomic import atomic_path
-from sonoedge.runtime.errors import InputError, SonoedgeError
+from sonoedge.runtime.errors import InputError
 
 METHODS = ("bicubic", "bicubic-bp", "zero-shot", "dataset")
 # CPU budget of this evaluation (2 cores shared by seven engineers' jobs; ours got 10-20 % of a core:
@@ -68,7 +67,7 @@ def load_frames(realus: Path) -> dict[str, np.ndarray]:
 def make_config(method: str, config_path: str | None, overrides: list[str]):
     from sonoedge.runtime.config import load_config
 
-    from .config import SRConfig
+    from sonoedge.train.sr.config import SRConfig
 
     mode = "dataset" if method == "dataset" else "zero-shot"
     extra = [f"mode='{mode}'", *COMMON_OVERRIDES, *EVAL_OVERRIDES.get(method, [])]
@@ -88,19 +87,22 @@ def _write_json(path: Path, data: dict) -> None:
         tmp.write_text(json.dumps(data, indent=2, default=str))
 
 
-def run_method(method: str, frames: dict[str, np.ndarray], out: Path, args, only: set[str] | None = None) -> None:
+def run_method(method: str, frames: dict[str, np.ndarray], out: Path, only: set[str] | None = None, *,
+               config: str | None = None, overrides: Sequence[str] = (), tag: str = "",
+               artifacts: str | Path = "runs/sr-artifacts") -> None:
+    """Write ``OUT/<method><tag>/<frame>.png`` and ``.json`` for each frame that has none yet."""
     import torch
 
-    from . import trainer as T
-    from .ensemble import back_project
-    from .resize import resize, resize_image
+    from sonoedge.train.sr import trainer as T
+    from sonoedge.train.sr.ensemble import back_project
+    from sonoedge.train.sr.resize import resize, resize_image
 
-    folder = out / f"{method}{args.tag}"
+    folder = out / f"{method}{tag}"
     folder.mkdir(parents=True, exist_ok=True)
-    cfg = make_config(method, args.config, args.set)
+    cfg = make_config(method, config, list(overrides))
     names = sorted(frames)
     if method == "dataset":
-        return _run_dataset(frames, folder, cfg, args, only)
+        return _run_dataset(frames, folder, cfg, Path(artifacts), only)
     for name in names:
         target = folder / f"{name}.png"
         if target.exists():
@@ -134,13 +136,12 @@ def _log_dict(log) -> dict:
             "last_terms": log.last_terms, "perceptual_trunk": log.perceptual_trunk}
 
 
-def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, args, only: set[str] | None = None) -> None:
-    from . import trainer as T
+def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, artifacts: Path, only: set[str] | None = None) -> None:
+    from sonoedge.train.sr import trainer as T
 
     names = sorted(frames)
     half = len(names) // 2
     splits = {"A": names[:half], "B": names[half:]}
-    artifacts = Path(args.artifacts)
     for train_split, test_split in (("A", "B"), ("B", "A")):
         todo = [n for n in splits[test_split] if not (folder / f"{n}.png").exists() and (only is None or n in only)]
         if not todo:
@@ -155,7 +156,7 @@ def _run_dataset(frames: dict[str, np.ndarray], folder: Path, cfg, args, only: s
             _write_json(artifacts / f"liu2021-sr-hc18-{train_split}.json", train_info)
             print(f"dataset: trained on {splits[train_split]} in {train_info['train_seconds']:.0f} s -> {ckpt}", flush=True)
         G, _ = T.load_sr_generator(ckpt)
-        from .resize import resize_image
+        from sonoedge.train.sr.resize import resize_image
 
         for name in todo:
             lr = resize_image(frames[name], 0.25)
@@ -173,7 +174,7 @@ def report(frames: dict[str, np.ndarray], out: Path) -> dict:
 
     from sonoedge.runtime.metrics import psnr, ssim
 
-    from .ifc import ifc
+    from sonoedge.train.sr.ifc import ifc
 
     results: dict = {}
     variants = sorted(p.name for p in out.iterdir() if p.is_dir() and p.name not in METHODS) if out.is_dir() else []
@@ -235,45 +236,33 @@ def markdown_table(results: dict, total: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--realus", required=True, help="the realus folder (holds hc18/)")
-    parser.add_argument("--out", required=True, help="output folder for SR images and results")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
-    parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
-    parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (1 is fastest on a busy 2-core machine)")
-    parser.add_argument("--report", action="store_true", help="only score the outputs that exist")
-    parser.add_argument("--tag", default="", help="suffix of the output folders (a variant, e.g. '-8way')")
-    parser.add_argument("--frames", default="", help="comma-separated frame names (default: all)")
-    args = parser.parse_args(argv)
-    try:
-        import torch
+def evaluate_hc18(realus: str | Path, out: str | Path, methods: Sequence[str] = METHODS,
+                  artifacts: str | Path = "runs/sr-artifacts", config: str | None = None,
+                  overrides: Sequence[str] = (), threads: int = 1, report_only: bool = False, tag: str = "",
+                  frames: Sequence[str] | None = None) -> str:
+    """Run ``methods`` on the hc18 frames of ``realus`` (only ``frames`` when given), score every output
+    under ``out`` and return the Markdown table (also written to ``OUT/results.md``).
 
-        torch.set_num_threads(args.threads)
-        frames = load_frames(Path(args.realus))
-        if args.frames:
-            wanted = [f.strip() for f in args.frames.split(",") if f.strip()]
-            missing = sorted(set(wanted) - set(frames))
-            if missing:
-                raise InputError(f"unknown frame(s) {', '.join(missing)}; hc18 has {', '.join(sorted(frames))}")
-            run_frames = {k: frames[k] for k in wanted}
-        else:
-            run_frames = frames
-        out = Path(args.out)
-        if not args.report:
-            for method in [m.strip() for m in args.methods.split(",") if m.strip()]:
-                if method not in METHODS:
-                    raise InputError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
-                run_method(method, run_frames if method != "dataset" else frames, out, args, set(run_frames))
-        results = report(frames, out)
-        print(markdown_table(results, len(frames)))
-    except SonoedgeError as exc:
-        print(f"evaluate_hc18: error: {exc}", file=sys.stderr)
-        return exc.exit_code
-    return 0
+    ``report_only`` skips the methods and scores what exists; ``tag`` suffixes the output folders;
+    SRConfig is ``config`` (TOML), then the evaluation budget (EVAL_OVERRIDES), then ``overrides``.
+    """
+    import torch
 
-
-if __name__ == "__main__":
-    sys.exit(main())
+    torch.set_num_threads(threads)
+    all_frames = load_frames(Path(realus))
+    if frames:
+        missing = sorted(set(frames) - set(all_frames))
+        if missing:
+            raise InputError(f"unknown frame(s) {', '.join(missing)}; hc18 has {', '.join(sorted(all_frames))}")
+        run_frames = {k: all_frames[k] for k in frames}
+    else:
+        run_frames = all_frames
+    out = Path(out)
+    if not report_only:
+        for method in methods:
+            if method not in METHODS:
+                raise InputError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
+            run_method(method, run_frames if method != "dataset" else all_frames, out, set(run_frames),
+                       config=config, overrides=overrides, tag=tag, artifacts=artifacts)
+    results = report(all_frames, out)
+    return markdown_table(results, len(all_frames))

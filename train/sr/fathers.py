@@ -16,7 +16,7 @@ import dataclasses
 import numpy as np
 import torch
 
-from .resize import resize
+from sonoedge.train.sr.resize import resize
 
 SCALE = 4
 

@@ -27,7 +27,7 @@ from torch import nn
 
 from sonoedge.train.registries import DISCRIMINATORS, GENERATORS
 
-from .resize import resize
+from sonoedge.train.sr.resize import resize
 
 SCALE = 4  # 4x SR, the paper's only setting (Sec. IV-C)
 

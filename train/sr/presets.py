@@ -13,7 +13,7 @@ from pathlib import Path
 from sonoedge.train.presets import Preset
 from sonoedge.train.registries import PRESETS
 
-from .config import SRConfig
+from sonoedge.train.sr.config import SRConfig
 
 NAME = "liu2021-sr"
 
@@ -43,7 +43,7 @@ def run(cfg: SRConfig, out_dir: Path, resume: Path | None) -> Path:
     from sonoedge.runtime.config import save_config
     from sonoedge.runtime.errors import InputError
 
-    from .trainer import train_dataset
+    from sonoedge.train.sr.trainer import train_dataset
 
     if resume is not None:
         raise InputError(f"{NAME} does not resume (its ZSSR schedule restarts cheaply); run it again without --resume")

@@ -21,7 +21,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from .config import SRConfig
+from sonoedge.train.sr.config import SRConfig
 
 
 @dataclasses.dataclass
@@ -56,10 +56,10 @@ class SRTrainer:
     def __init__(self, cfg: SRConfig, sources: list, probe: tuple | None = None):
         import torch
 
-        from .fathers import FatherSet, default_scales
-        from .losses import HistoryBuffer
-        from .networks import DegradationGenerator, LiuSRGenerator, PatchDiscriminator
-        from .schedule import ZSSRPolicy
+        from sonoedge.train.sr.fathers import FatherSet, default_scales
+        from sonoedge.train.sr.losses import HistoryBuffer
+        from sonoedge.train.sr.networks import DegradationGenerator, LiuSRGenerator, PatchDiscriminator
+        from sonoedge.train.sr.schedule import ZSSRPolicy
 
         self.cfg = cfg.validate()
         torch.manual_seed(cfg.seed)
@@ -91,8 +91,8 @@ class SRTrainer:
 
     def step(self) -> dict[str, float]:
         """One iteration of Eq. 7 for G and F, then the discriminators; returns the loss terms."""
-        from . import losses as L
-        from .resize import resize
+        from sonoedge.train.sr import losses as L
+        from sonoedge.train.sr.resize import resize
 
         x, y = self.fathers.sample(self.cfg.data.batch, self.rng)  # (B,1,c/4,c/4), (B,1,c,c)
         w = self.cfg.weights
@@ -176,7 +176,7 @@ class SRTrainer:
 
 def image_probe(image: np.ndarray) -> tuple:
     """The zero-shot probe: (son of the image, the image), both cropped to multiples of 4."""
-    from .fathers import make_son
+    from sonoedge.train.sr.fathers import make_son
 
     h, w = (image.shape[0] // 4) * 4, (image.shape[1] // 4) * 4
     father = to_tensor(np.ascontiguousarray(image[:h, :w]))
@@ -185,7 +185,7 @@ def image_probe(image: np.ndarray) -> tuple:
 
 def super_resolve(G, image: np.ndarray, cfg: SRConfig, progress: Callable[[int], None] | None = None) -> np.ndarray:
     """uint8 (H, W) -> uint8 (4H, 4W) with the self-ensemble and back-projection of ``cfg.ensemble``."""
-    from .ensemble import self_ensemble
+    from sonoedge.train.sr.ensemble import self_ensemble
 
     G.eval()
     out = self_ensemble(G, to_tensor(image), cfg.ensemble.transforms, cfg.ensemble.back_projection,
@@ -208,7 +208,7 @@ def train_dataset(images: list[np.ndarray], cfg: SRConfig, checkpoint: str | Pat
     from sonoedge.runtime.config import to_dict
     from sonoedge.train.checkpoint import model_info, save_checkpoint
 
-    from .networks import LiuSRGenerator
+    from sonoedge.train.sr.networks import LiuSRGenerator
 
     if not images:
         raise ValueError("no images to train on")
@@ -232,7 +232,7 @@ def load_sr_generator(path: str | Path):
     from sonoedge.train.checkpoint import load_checkpoint
     from sonoedge.train.registries import GENERATORS
 
-    from . import networks  # noqa: F401  (registers liu_sr)
+    from sonoedge.train.sr import networks  # noqa: F401  (registers liu_sr)
 
     data = load_checkpoint(path)
     info = data["model"]

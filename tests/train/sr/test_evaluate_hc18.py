@@ -3,7 +3,9 @@ import json
 
 import cv2
 import numpy as np
+import pytest
 
+from sonoedge.runtime.errors import InputError
 from sonoedge.train.sr import evaluate_hc18
 
 
@@ -14,8 +16,8 @@ def test_bicubic_methods_and_report(tmp_path):
     for i in range(2):
         cv2.imwrite(str(folder / f"{i:03d}_HC.png"), (128 + 100 * np.sin(x / (4.0 + i)) * np.cos(y / 7.0)).astype(np.uint8))
     out = tmp_path / "out"
-    assert evaluate_hc18.main(["--realus", str(tmp_path / "realus"), "--out", str(out),
-                               "--methods", "bicubic,bicubic-bp"]) == 0
+    table = evaluate_hc18.evaluate_hc18(tmp_path / "realus", out, methods=["bicubic", "bicubic-bp"])
+    assert table == (out / "results.md").read_text()
     assert cv2.imread(str(out / "bicubic" / "000_HC.png"), cv2.IMREAD_GRAYSCALE).shape == (64, 96)
     results = json.loads((out / "results.json").read_text())
     assert set(results) == {"bicubic", "bicubic-bp"}
@@ -23,7 +25,8 @@ def test_bicubic_methods_and_report(tmp_path):
         assert all(r["psnr"] > 15 and 0 < r["ssim"] <= 1 and r["ifc"] > 0 for r in rows.values())
     table = (out / "results.md").read_text()
     assert "| bicubic-bp | 2/2 |" in table
-    assert evaluate_hc18.main(["--realus", str(tmp_path), "--out", str(out)]) == 2  # no hc18 there
+    with pytest.raises(InputError, match="no PNG frames"):  # no hc18 there
+        evaluate_hc18.evaluate_hc18(tmp_path, out)
 
 
 def test_eval_config_budget_is_explicit():

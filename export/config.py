@@ -1,0 +1,33 @@
+"""The export configuration: one dataclass, the single source of ``sonoedge export``'s defaults."""
+from __future__ import annotations
+
+import dataclasses
+
+from sonoedge.runtime.precision import PRECISIONS
+
+CALIB_METHODS = ("entropy", "percentile", "minmax")  # ONNX Runtime's CalibrationMethod names, lower case
+
+
+@dataclasses.dataclass(frozen=True)
+class ExportConfig:
+    """What ``sonoedge export`` builds; every default of its command line is here."""
+
+    target: str = "jetson"
+    precisions: tuple[str, ...] = PRECISIONS
+    frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = phantom
+    calib: str | None = None  # calibration source; default: the reference source
+    calib_method: str = "entropy"
+    calib_bins: int = 2048  # histogram bins for entropy/percentile (TensorRT's 2048)
+    calib_frames: int = 300  # "several hundred frames", as TensorRT's INT8 calibration guidance asks
+    calib_size: tuple[int, int] | None = None  # default: the target's opt size, at most 256 x 256
+    search_frames: int = 8  # held out from calibration, drive the int8 sensitivity search
+    reference_frames: int = 4
+    reference_size: tuple[int, int] = (256, 256)  # output crops of at most this size keep the bundle small
+    bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
+    allow_degraded: bool = False
+    simplify: bool = False
+    stable_instance_norm: bool = False  # two-pass InstanceNorm graph (onnx_export.stable_instance_norm)
+    lpips: bool = True  # LPIPS is reported (not gated); off only to save the VGG16 cost
+    lpips_trunk: str | None = None
+    int8_quantize_outputs: bool = False
+    tar: bool = False

@@ -1,0 +1,181 @@
+"""Loading a bundle's model (DESIGN.md, Contracts: Bundle): verified, loaded, warmed up, re-checked.
+
+    model = load_model(ModelConfig(bundle="bundle/", precision="fp16"))
+    y = model.backend.infer(x)       # (1, C, H, W) float32 in [-1, 1]
+
+:func:`load_model` checks every hash of the bundle, picks the backend (``auto`` asks the device
+profile), builds a missing TensorRT engine first when asked (:func:`.engine.build_engine`, with
+its progress), warms the backend up and re-runs the bundle's reference frames against the stored
+PyTorch outputs under the precision's gate. Nothing half-loaded is ever returned.
+"""
+from __future__ import annotations
+
+import dataclasses
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any
+
+from sonoedge.runtime.backends import BACKENDS, Backend
+from sonoedge.runtime.bundle.manifest import load_manifest, model_file, sha256_file
+from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
+
+log = logging.getLogger("sonoedge.runtime.bundle.model")
+
+
+@dataclasses.dataclass
+class ModelConfig:
+    """Which model to run, on which backend, and how it is checked at load."""
+
+    bundle: str = ""  # bundle directory or .tar; "" = the embedded default bundle
+    precision: str = "fp32"  # fp32 | fp16 | int8, never changed silently
+    backend: str = "auto"  # auto | onnxruntime | tensorrt
+    providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
+    threads: int = 0  # onnxruntime intra-op threads; 0 = one per physical core
+    spin: bool = False  # onnxruntime: idle intra-op workers spin (see docs/benchmarks/runtime.md)
+    verify_reference: bool = True  # re-run the bundle's reference frames on load and check the gate
+    warmup_size: tuple[int, int] = (0, 0)  # (H, W) of warm-up runs; (0, 0) = the manifest's opt size
+    build_engine: bool = False  # tensorrt: build a missing engine at load (announced) instead of failing
+
+
+@dataclasses.dataclass
+class LoadedModel:
+    """A verified bundle with its backend loaded and warmed up."""
+
+    root: Path
+    manifest: dict[str, Any]
+    precision: str
+    backend: Backend
+    backend_name: str
+    model_sha256: str
+
+    @property
+    def stride(self) -> int:
+        return int(self.manifest["model"].get("stride", 1))
+
+    @property
+    def scale(self) -> int:
+        model = self.manifest["model"]
+        return int(model.get("scale", 1)) if model.get("task", "enhance") == "sr" else 1
+
+    @property
+    def name(self) -> str:
+        return str(self.manifest["model"].get("name", self.root.name))
+
+    def size_range(self) -> tuple[tuple[int, int], tuple[int, int]]:
+        rng = self.manifest["model"].get("size_range") or {}
+        lo = tuple(rng.get("min", (1, 1)))
+        hi = tuple(rng.get("max", (1 << 16, 1 << 16)))
+        return (int(lo[0]), int(lo[1])), (int(hi[0]), int(hi[1]))
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def resolve_bundle(bundle: str) -> Path:
+    """The bundle path, or the embedded default for ""."""
+    if bundle:
+        return Path(bundle)
+    from sonoedge.runtime.bundle import default_bundle_path
+
+    return default_bundle_path()
+
+
+def choose_backend(requested: str, precision: str) -> str:
+    """The backend to run: ``requested`` unless it is ``auto``.
+
+    ``auto`` asks the device profile (:func:`sonoedge.devices.detect.detect_device`): a profile with
+    TensorRT on a machine where tensorrt and pycuda import gets the native TensorRT backend,
+    everything else ONNX Runtime. The choice and its reason are logged, never silent.
+    """
+    if requested != "auto":
+        BACKENDS.get(requested)  # unknown names fail with the valid ones
+        return requested
+    from sonoedge.devices.detect import detect_device
+
+    detected = detect_device()
+    importable = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+    name = "tensorrt" if detected.profile.has_tensorrt and importable else "onnxruntime"
+    reason = (f"device profile {detected.profile.name} ({detected.reason}); "
+              f"tensorrt+pycuda {'importable' if importable else 'not importable'}")
+    log.info("backend chosen", extra={"event": "backend_chosen", "backend": name, "precision": precision, "reason": reason})
+    return name
+
+
+def _backend_options(name: str, cfg: ModelConfig) -> dict[str, Any]:
+    if name == "onnxruntime":
+        return {"providers": cfg.providers or None, "intra_op_threads": cfg.threads, "allow_spinning": cfg.spin}
+    return {}
+
+
+def load_model(cfg: ModelConfig) -> LoadedModel:
+    """Verify the bundle's hashes, load the backend, warm it up and re-check the reference frames.
+
+    Raises BundleError (naming the file and the reason) for a bundle that fails any of it; nothing
+    half-loaded is returned.
+    """
+    root, manifest = load_manifest(resolve_bundle(cfg.bundle))
+    path = model_file(root, manifest, cfg.precision)
+    name = choose_backend(cfg.backend, cfg.precision)
+    options = _backend_options(name, cfg)
+    if name == "tensorrt":
+        options.update(precision=cfg.precision, bundle=root)
+        if cfg.build_engine:  # announced with its progress, at load, never on the first frame
+            from sonoedge.runtime.bundle.engine import build_engine
+
+            log.warning("building the TensorRT engine if it is not cached (minutes; progress follows)",
+                        extra={"event": "engine_build", "bundle": str(root), "precision": cfg.precision})
+            build_engine(root, cfg.precision)
+    backend = BACKENDS.create(name, path, **options)
+    backend.load()
+    model = LoadedModel(root, manifest, cfg.precision, backend, name, sha256_file(path))
+    try:
+        model.backend.warmup(_warmup_shape(model, cfg), runs=1)
+        if cfg.verify_reference:
+            check_reference(model)
+    except BaseException:
+        model.close()
+        raise
+    return model
+
+
+def _warmup_shape(model: LoadedModel, cfg: ModelConfig) -> tuple[int, int, int, int]:
+    h, w = cfg.warmup_size
+    if not (h and w):
+        opt = (model.manifest["model"].get("size_range") or {}).get("opt", (256, 256))
+        h, w = int(opt[0]), int(opt[1])
+    s = model.stride
+    return (1, int(model.manifest["model"].get("channels", 1)), -(-h // s) * s, -(-w // s) * s)
+
+
+def check_reference(model: LoadedModel) -> dict[str, float]:
+    """Run the bundle's reference inputs here and compare with the stored PyTorch outputs.
+
+    Uses the gates written down once in :mod:`.gates` (fp32 max-abs, fp16 PSNR, int8 PSNR+SSIM) and
+    the same pre/post-processing as ``sonoedge verify`` (:func:`.verify.run_frame`). Returns the
+    metrics; raises BundleError when the gate fails, unless the bundle marks the precision
+    ``degraded`` (kept on purpose at export), which is logged as a warning instead.
+    """
+    from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
+    from sonoedge.runtime.bundle.verify import load_references, run_frame
+
+    pairs = load_references(model.root, model.manifest)
+    outputs = []
+    for image, _ in pairs:
+        try:
+            outputs.append(run_frame(model.backend.infer, image, model.stride, model.scale))
+        except SonoedgeError as exc:
+            raise BundleError(f"bundle {model.root}: reference frame failed on {model.backend_name}: {exc}") from None
+    try:
+        metrics = compare_outputs(outputs, [expected for _, expected in pairs])
+    except InputError as exc:  # NaN/Inf or a shape mismatch: the gate cannot pass
+        raise BundleError(f"bundle {model.root}: {model.precision} reference outputs cannot be compared ({exc})") from None
+    result = check_gate(model.precision, metrics)
+    if not result.passed:
+        if model.manifest["precisions"][model.precision].get("degraded", False):
+            log.warning("serving a degraded precision", extra={"event": "degraded_precision", "precision": model.precision,
+                                                              "failures": list(result.failures)})
+        else:
+            raise BundleError(f"bundle {model.root}: on backend {model.backend_name} here, "
+                              + "; ".join(result.failures) + " against the PyTorch reference")
+    return metrics

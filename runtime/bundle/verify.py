@@ -1,0 +1,108 @@
+"""Re-run a bundle's reference frames on this machine and check every precision against its gate.
+
+The same :func:`run_frame` is used by export (with the PyTorch generator) and here (with any
+backend), so the reference and the device see exactly the same pre- and post-processing:
+
+    uint8 (H, W) -> normalise -> (1, 1, H, W) in [-1, 1] -> reflect-pad to the stride -> model
+                 -> (1, C, sHp, sWp) -> crop to (1, C, sH, sW)
+
+    results = verify_bundle("bundle/", backend="onnxruntime", precisions=["fp32", "int8"])
+    all(r.passed for r in results)
+
+Loading the bundle checks every file's sha256 first, so a tampered bundle is refused with the
+file named before anything runs (runtime/manifest.py).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import cv2
+import numpy as np
+
+from sonoedge.runtime.errors import BundleError, InputError
+from sonoedge.runtime.frames import crop, normalise, pad_to_stride
+from sonoedge.runtime.bundle.gates import GateResult, check_gate, compare_outputs
+from sonoedge.runtime.bundle.manifest import load_manifest, model_file
+
+Infer = Callable[[np.ndarray], np.ndarray]
+
+
+def run_frame(infer: Infer, image: np.ndarray, stride: int, scale: int = 1) -> np.ndarray:
+    """uint8 (H, W) -> float32 (1, C, scale*H, scale*W) in [-1, 1], through ``infer`` on the padded input."""
+    x = normalise(image)
+    padded, size = pad_to_stride(x, stride)
+    y = np.asarray(infer(padded), dtype=np.float32)
+    want = (padded.shape[-2] * scale, padded.shape[-1] * scale)
+    if y.ndim != 4 or y.shape[0] != 1 or tuple(y.shape[-2:]) != want:
+        raise InputError(f"model output shape {y.shape} does not match input {padded.shape} at scale {scale}")
+    return np.ascontiguousarray(crop(y, size, scale))
+
+
+def read_reference_frame(path: Path) -> np.ndarray:
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None or image.dtype != np.uint8 or image.ndim != 2:
+        raise BundleError(f"reference frame {path} is not an 8-bit grey PNG")
+    return image
+
+
+def load_references(root: Path, manifest: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(uint8 input (H, W), PyTorch output (1, C, sH, sW) float32) for every reference frame."""
+    ref = manifest.get("reference") or {}
+    inputs, outputs = ref.get("inputs") or [], ref.get("torch_outputs") or []
+    if not inputs or len(inputs) != len(outputs):
+        raise BundleError(f"bundle {root}: manifest 'reference' needs as many inputs as torch_outputs (>= 1)")
+    pairs = []
+    for rel_in, rel_out in zip(inputs, outputs):
+        try:
+            expected = np.load(root / rel_out, allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise BundleError(f"bundle {root}: cannot read reference output {rel_out} ({exc})") from None
+        pairs.append((read_reference_frame(root / rel_in), expected.astype(np.float32)))
+    return pairs
+
+
+@dataclasses.dataclass
+class PrecisionCheck:
+    """The outcome of one precision on this machine."""
+
+    precision: str
+    result: GateResult
+    degraded: bool  # the bundle kept it although it failed at export (--allow-degraded)
+    backend: str
+
+    @property
+    def ok(self) -> bool:
+        return self.result.passed
+
+
+def check_precision(root: Path, manifest: dict[str, Any], precision: str, backend: str = "onnxruntime",
+                    backend_options: dict[str, Any] | None = None) -> PrecisionCheck:
+    from sonoedge.runtime.backends import create_backend
+
+    model = manifest["model"]
+    stride, scale = int(model["stride"]), int(model.get("scale", 1))
+    path = model_file(root, manifest, precision)
+    pairs = load_references(root, manifest)
+    options = dict(backend_options or {})
+    if backend != "onnxruntime":
+        options.setdefault("precision", precision)
+        options.setdefault("bundle", root)
+    with create_backend(backend, path, **options) as engine:
+        outputs = [run_frame(engine.infer, image, stride, scale) for image, _ in pairs]
+    metrics = compare_outputs(outputs, [expected for _, expected in pairs])
+    degraded = bool(manifest["precisions"][precision].get("degraded", False))
+    return PrecisionCheck(precision, check_gate(precision, metrics), degraded, backend)
+
+
+def verify_bundle(path: str | Path, backend: str = "onnxruntime", precisions: Sequence[str] | None = None,
+                  backend_options: dict[str, Any] | None = None) -> list[PrecisionCheck]:
+    """Check the hashes, then run the references through each requested precision (default: all kept)."""
+    root, manifest = load_manifest(path)
+    have = list(manifest["precisions"])
+    wanted = list(precisions) if precisions else have
+    missing = [p for p in wanted if p not in have]
+    if missing:
+        raise BundleError(f"bundle {root} has no {', '.join(missing)} model (it has: {', '.join(have) or 'none'})")
+    return [check_precision(root, manifest, p, backend, backend_options) for p in wanted]

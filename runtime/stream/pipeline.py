@@ -1,0 +1,435 @@
+"""The pipelined stream: capture -> prepare -> infer -> finish -> sink.
+
+Each stage is a thread; stages hand frames on through small bounded queues, so capture,
+pre-processing, inference, post-processing and the sink overlap. Two queue policies:
+
+- ``live`` (a probe, a replayed clip, a camera): under overload the newest frame wins: a full queue
+  drops its OLDEST frame and counts the drop, so the display never lags behind the probe.
+- ``blocking`` (enhancing a file): a full queue makes the producer wait; nothing is dropped.
+
+Frame accounting holds at every moment the pipeline is idle, and always after :meth:`Pipeline.run`
+returns: ``frames_in == frames_out + dropped`` where ``dropped`` sums the reasons (``overload``,
+``malformed``, ``sink_error``, ``error`` for a bug in a stage, ``shutdown`` for stale frames of a live
+stream at stop). A malformed frame is counted and skipped, never fatal; a failure
+elsewhere in pre/post-processing sends the input frame on unenhanced (passthrough), so the
+clinician never gets a black or frozen image.
+
+Latency per stage and end to end (capture to sink written) is kept in fixed-size rings (no growth
+over days of running) and summarised as p50/p95/p99/max in milliseconds.
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
+from sonoedge.runtime.frames import Frame
+from sonoedge.runtime.stream.base import Sink, Source
+
+log = logging.getLogger("sonoedge.runtime.stream.pipeline")
+
+STAGES = ("capture", "prepare", "infer", "finish", "sink")
+_END = object()  # end-of-stream marker, never dropped
+LATENCY_WINDOW = 4096  # samples kept per stage for the percentiles (fixed memory)
+# A source faster than the pipeline (an unpaced in-memory loop, a replay at 1000 fps) would spin
+# capture-and-drop under the GIL and starve the stages; after a drop the capture thread sleeps this
+# long, far below any probe's frame period (>= 10 ms), so it costs a real source nothing.
+OVERLOAD_YIELD_S = 0.001
+LOG_EVERY_S = 5.0  # per-frame problems (malformed frames, sink errors) are logged at most this often per kind
+
+
+class _Throttle:
+    """Logs a per-frame event at most once every ``period`` seconds per event name, with the
+    number of occurrences suppressed since the last line (a broken probe at 30 fps must not flood
+    the journal). The counters in :class:`Stats` still count every frame."""
+
+    def __init__(self, period: float = LOG_EVERY_S):
+        self.period = period
+        self.last: dict[str, float] = {}
+        self.suppressed: collections.Counter[str] = collections.Counter()
+        self.lock = threading.Lock()
+
+    def __call__(self, level: int, msg: str, event: str, **fields: Any) -> None:
+        now = time.monotonic()
+        with self.lock:
+            if now - self.last.get(event, -1e18) < self.period:
+                self.suppressed[event] += 1
+                return
+            self.last[event] = now
+            fields["suppressed"] = self.suppressed.pop(event, 0)
+        log.log(level, msg, extra={"event": event, **fields})
+
+
+@dataclasses.dataclass
+class PipelineConfig:
+    mode: str = "auto"  # auto (live sources drop, files block) | live | blocking
+    queue_size: int = 2  # frames per inter-stage queue: small keeps latency low
+    on_end: str = "stop"  # what the end of a source means: stop | restart (a probe that reconnects)
+    restart_backoff_s: float = 0.5  # first wait before reopening a failed source; doubles
+    restart_backoff_max_s: float = 10.0
+    max_restarts: int = 10  # restarts allowed within restart_window_s (rate limit) before giving up
+    restart_window_s: float = 60.0
+
+
+class Ring:
+    """The last ``size`` float samples (fixed memory)."""
+
+    def __init__(self, size: int = LATENCY_WINDOW):
+        self.data = np.zeros(size, np.float64)
+        self.n = 0
+
+    def add(self, value: float) -> None:
+        self.data[self.n % len(self.data)] = value
+        self.n += 1
+
+    def summary(self) -> dict[str, float]:
+        values = self.data[: min(self.n, len(self.data))]
+        if values.size == 0:
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0, "count": 0}
+        p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000
+        return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(values.max() * 1000),
+                "mean": float(values.mean() * 1000), "count": int(self.n)}
+
+
+class Stats:
+    """Counters and latency rings, safe to read from the health thread."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.started = time.monotonic()
+        self.frames_in = 0
+        self.frames_out = 0
+        self.enhanced = 0
+        self.passthrough = 0
+        self.dropped: collections.Counter[str] = collections.Counter()
+        self.source_restarts = 0
+        self.latency = {name: Ring() for name in (*STAGES[1:], "end_to_end")}
+        self.last_out = 0.0
+
+    def drop(self, reason: str, n: int = 1) -> None:
+        with self.lock:
+            self.dropped[reason] += n
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            elapsed = max(time.monotonic() - self.started, 1e-9)
+            dropped = sum(self.dropped.values())
+            return {
+                "frames_in": self.frames_in, "frames_out": self.frames_out, "frames_dropped": dropped,
+                "dropped": dict(self.dropped), "enhanced": self.enhanced, "passthrough": self.passthrough,
+                "in_flight": self.frames_in - self.frames_out - dropped, "source_restarts": self.source_restarts,
+                "elapsed_s": elapsed, "fps": self.frames_out / elapsed,
+                "latency_ms": {k: r.summary() for k, r in self.latency.items()},
+            }
+
+
+class FrameQueue:
+    """A bounded queue; ``put`` blocks (blocking) or drops the oldest (live) when full."""
+
+    def __init__(self, size: int, drop_oldest: bool, on_drop: Callable[[Any], None], stop: threading.Event):
+        self.items: collections.deque = collections.deque()
+        self.size = max(1, size)
+        self.drop_oldest = drop_oldest
+        self.on_drop = on_drop
+        self.stop = stop
+        self.cond = threading.Condition()
+
+    def put(self, item: Any, force: bool = False) -> bool:
+        """Enqueue; the end marker (``force``) always gets in, waiting for room if needed.
+        Returns True when an older frame was dropped to make room."""
+        dropped = False
+        with self.cond:
+            while len(self.items) >= self.size:
+                if self.drop_oldest and not force:
+                    dropped = self._drop_one() is not None
+                    if dropped:
+                        break
+                self.cond.wait(0.05)
+            self.items.append(item)
+            self.cond.notify_all()
+        return dropped
+
+    def _drop_one(self) -> Any:
+        for i, item in enumerate(self.items):
+            if item is not _END:
+                del self.items[i]
+                self.on_drop(item)
+                return item
+        return None
+
+    def clear(self, on_drop: Callable[[Any], None]) -> None:
+        """Drop every queued frame (the end marker stays)."""
+        with self.cond:
+            kept = [item for item in self.items if item is _END]
+            for item in self.items:
+                if item is not _END:
+                    on_drop(item)
+            self.items = collections.deque(kept)
+            self.cond.notify_all()
+
+    def get(self) -> Any:
+        with self.cond:
+            while not self.items:
+                self.cond.wait(0.05)
+            item = self.items.popleft()
+            self.cond.notify_all()
+            return item
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+@dataclasses.dataclass
+class _Item:
+    """What travels between stages: the job plus the pipeline's own timing."""
+
+    frame: Frame
+    t_in: float  # perf_counter at capture
+    job: Job | None = None
+    out: Frame | None = None
+
+
+class Pipeline:
+    """Runs a source through an enhancer into a sink until the source ends or :meth:`stop`.
+
+    ``source_factory`` makes (and may remake, after a failure) the source; the pipeline opens and
+    closes it. The sink is opened by the caller (so a daemon can keep one sink across restarts).
+    ``on_frame`` (optional) sees every output frame after the sink.
+    """
+
+    def __init__(self, source_factory: Callable[[], Source], enhancer: Enhancer, sink: Sink,
+                 cfg: PipelineConfig | None = None, stop: threading.Event | None = None,
+                 on_frame: Callable[[Frame], None] | None = None):
+        self.source_factory = source_factory
+        self.enhancer = enhancer
+        self.sink = sink
+        self.cfg = cfg or PipelineConfig()
+        self.stop_event = stop or threading.Event()
+        self.on_frame = on_frame
+        self.stats = Stats()
+        self.error: BaseException | None = None
+        self.live: bool | None = None
+        self.threads: list[threading.Thread] = []
+        self.queues: list[FrameQueue] = []
+        self.say = _Throttle()
+        self.source: Source | None = None  # the one capture reads now (replaced on restart)
+
+    # -- public ------------------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        """Run to the end (or stop) and return the stats snapshot. Raises what killed the source."""
+        self.start()
+        self.join()
+        if self.error is not None:
+            raise self.error
+        return self.stats.snapshot()
+
+    def start(self) -> None:
+        """Open the source and start the stages. A live source that cannot be opened yet (a probe
+        not plugged in, a stream not up) is retried by the supervisor like one that failed later;
+        a file that cannot be opened is an error now."""
+        source = self.source_factory()
+        try:
+            source.open()
+        except Exception as exc:
+            if not getattr(source, "live", False):
+                raise
+            log.error("source cannot be opened; retrying with backoff",
+                      extra={"event": "source_failed", "source": source.uri, "error": str(exc)})
+            source = _FailedSource(source.uri, exc)
+        mode = self.cfg.mode
+        self.live = getattr(source, "live", False) if mode == "auto" else mode == "live"
+        self.queues = [FrameQueue(self.cfg.queue_size, self.live, self._dropped, self.stop_event) for _ in range(4)]
+        q_prep, q_infer, q_finish, q_sink = self.queues
+        self.threads = [
+            threading.Thread(target=self._capture, args=(source, q_prep), name="capture", daemon=True),
+            threading.Thread(target=self._stage, args=(q_prep, q_infer, self._prepare, "prepare"), name="prepare", daemon=True),
+            threading.Thread(target=self._stage, args=(q_infer, q_finish, self._infer, "infer"), name="infer", daemon=True),
+            threading.Thread(target=self._stage, args=(q_finish, q_sink, self._finish, "finish"), name="finish", daemon=True),
+            threading.Thread(target=self._sink, args=(q_sink,), name="sink", daemon=True),
+        ]
+        self.stats.started = time.monotonic()
+        for t in self.threads:
+            t.start()
+
+    def stop(self) -> None:
+        """Stop capturing. Blocking mode: every frame inside drains to the sink. Live mode: frames
+        still waiting in the queues are stale, so they are dropped (counted as ``shutdown``) and only
+        the frames already inside a stage finish, which bounds the stop time by one frame per stage."""
+        self.stop_event.set()
+        if self.source is not None:
+            self.source.interrupt()  # an idle live source (a probe that sends nothing) returns now
+        if self.live:
+            for q in self.queues:
+                q.clear(lambda item: self.stats.drop("shutdown"))
+
+    def join(self, timeout: float | None = None) -> bool:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        for t in self.threads:
+            t.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
+        return not any(t.is_alive() for t in self.threads)
+
+    def running(self) -> bool:
+        return any(t.is_alive() for t in self.threads)
+
+    # -- stages ------------------------------------------------------------------------------
+    def _dropped(self, item: Any) -> None:
+        self.stats.drop("overload")
+
+    def _capture(self, source: Source, out: FrameQueue) -> None:
+        restarts: collections.deque[float] = collections.deque()
+        backoff = self.cfg.restart_backoff_s
+        try:
+            while not self.stop_event.is_set():
+                self.source = source
+                try:
+                    for frame in self._frames(source):
+                        if self.stop_event.is_set():
+                            break
+                        with self.stats.lock:
+                            self.stats.frames_in += 1
+                        if out.put(_Item(frame, time.perf_counter())):
+                            time.sleep(OVERLOAD_YIELD_S)  # overloaded: let the stages have the GIL
+                        backoff = self.cfg.restart_backoff_s
+                    ended = "end of stream"
+                except Exception as exc:  # a source that fails (a camera unplugged, a stream cut)
+                    ended = f"{type(exc).__name__}: {exc}"
+                    log.error("source failed", extra={"event": "source_failed", "source": source.uri, "error": ended})
+                    if self.cfg.on_end == "stop" and not getattr(source, "live", False):
+                        raise
+                finally:
+                    source.close()
+                if self.stop_event.is_set() or (self.cfg.on_end == "stop" and ended == "end of stream"):
+                    break
+                source = self._restart(source, restarts, backoff, ended)
+                backoff = min(backoff * 2, self.cfg.restart_backoff_max_s)
+                if source is None:
+                    break
+        except BaseException as exc:
+            self.error = exc
+        finally:
+            out.put(_END, force=True)
+
+    def _frames(self, source: Source) -> Iterator[Frame]:
+        return iter(source)
+
+    def _restart(self, old: Source, restarts: collections.deque, backoff: float, why: str) -> Source | None:
+        """Reopen the source after ``backoff`` seconds, at most ``max_restarts`` per window."""
+        now = time.monotonic()
+        while restarts and now - restarts[0] > self.cfg.restart_window_s:
+            restarts.popleft()
+        if len(restarts) >= self.cfg.max_restarts:
+            self.error = RuntimeError(f"source {old.uri} failed {len(restarts)} times within "
+                                      f"{self.cfg.restart_window_s:g} s (last: {why}); giving up")
+            log.error("source restart limit reached", extra={"event": "source_gave_up", "source": old.uri, "error": why})
+            return None
+        log.warning("restarting source", extra={"event": "source_restart", "source": old.uri, "in_s": backoff, "after": why})
+        if self.stop_event.wait(backoff):
+            return None
+        restarts.append(time.monotonic())
+        with self.stats.lock:
+            self.stats.source_restarts += 1
+        try:
+            source = self.source_factory()
+            source.open()
+            return source
+        except Exception as exc:
+            log.error("source reopen failed", extra={"event": "source_failed", "source": old.uri, "error": str(exc)})
+            return _FailedSource(old.uri, exc)
+
+    def _stage(self, inp: FrameQueue, out: FrameQueue, fn: Callable[[_Item], bool], name: str) -> None:
+        ring = self.stats.latency[name]
+        try:
+            while True:
+                item = inp.get()
+                if item is _END:
+                    break
+                t0 = time.perf_counter()
+                try:
+                    keep = fn(item)
+                except Exception as exc:  # a bug in a stage: count the frame, keep the stream alive
+                    self.stats.drop("error")
+                    self.say(logging.ERROR, "stage failed", "stage_error", stage=name,
+                             frame_id=item.frame.frame_id, error=repr(exc))
+                    continue
+                ring.add(time.perf_counter() - t0)
+                if keep:
+                    out.put(item)
+        finally:
+            out.put(_END, force=True)
+
+    def _prepare(self, item: _Item) -> bool:
+        try:
+            item.job = self.enhancer.prepare(item.frame)
+        except MalformedFrame as exc:
+            self.stats.drop("malformed")
+            self.say(logging.WARNING, "malformed frame skipped", "malformed_frame", frame_id=item.frame.frame_id,
+                     error=str(exc))
+            return False
+        except Exception as exc:  # anything else: this frame goes out as it came
+            item.out = self.enhancer.passthrough(item.frame, f"pre-processing failed: {type(exc).__name__}: {exc}")
+            self.say(logging.ERROR, "pre-processing failed; frame passed through", "preprocess_failed",
+                     frame_id=item.frame.frame_id, error=str(exc))
+        return True
+
+    def _infer(self, item: _Item) -> bool:
+        if item.job is not None:
+            self.enhancer.infer(item.job)
+        return True
+
+    def _finish(self, item: _Item) -> bool:
+        if item.out is None:
+            try:
+                item.out = self.enhancer.finish(item.job)
+            except Exception as exc:
+                item.out = self.enhancer.passthrough(item.frame, f"post-processing failed: {type(exc).__name__}: {exc}")
+                self.say(logging.ERROR, "post-processing failed; frame passed through", "postprocess_failed",
+                         frame_id=item.frame.frame_id, error=str(exc))
+        item.job = None  # release the tensors early
+        return True
+
+    def _sink(self, inp: FrameQueue) -> None:
+        ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
+        while True:
+            item = inp.get()
+            if item is _END:
+                break
+            t0 = time.perf_counter()
+            try:
+                self.sink.write(item.out)
+            except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
+                self.stats.drop("sink_error")
+                self.say(logging.ERROR, "sink write failed", "sink_error", frame_id=item.frame.frame_id, error=str(exc))
+                continue
+            t1 = time.perf_counter()
+            ring.add(t1 - t0)
+            e2e.add(t1 - item.t_in)
+            with self.stats.lock:
+                self.stats.frames_out += 1
+                if item.out.enhanced:
+                    self.stats.enhanced += 1
+                if item.out.passthrough:
+                    self.stats.passthrough += 1
+            if self.on_frame is not None:
+                self.on_frame(item.out)
+
+
+class _FailedSource(Source):
+    """Stands in for a source whose reopen failed, so the restart loop retries it with backoff."""
+
+    live = True
+
+    def __init__(self, uri: str, exc: Exception):
+        super().__init__(uri)
+        self.exc = exc
+
+    def __iter__(self) -> Iterator[Frame]:
+        raise self.exc
+
+
+__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "Ring"]

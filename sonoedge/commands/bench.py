@@ -1,0 +1,67 @@
+"""``sonoedge bench BUNDLE``: pure-backend fps and full-pipeline fps in ONE run, and the overhead.
+
+    sonoedge bench bundle/ --input clip.mp4 --frames 200 --repeats 3 --json bench.json
+
+What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
+"""
+from __future__ import annotations
+
+import argparse
+
+from sonoedge.commands._args import add_model_arguments, enhancer_config
+import json
+from pathlib import Path
+from typing import Any
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", help="bundle directory or .tar ('default' = the embedded default bundle)")
+    parser.add_argument("--input", help="clip or image folder to run (default: a generated phantom clip)")
+    parser.add_argument("--frames", type=int, default=100, help="frames per measurement (the input loops; default 100)")
+    parser.add_argument("--repeats", type=int, default=3, help="alternating backend/pipeline runs (default 3)")
+    parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
+    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--daemon", metavar="N1,N2,...",
+                        help="instead: run `sonoedge serve` on --input (replayed in a loop) and report the cold start "
+                             "to the first frame and the daemon's resident memory after N1, N2, ... frames")
+    parser.add_argument("--fps", type=float, default=0.0, help="with --daemon: replay rate (default: the file's own)")
+    add_model_arguments(parser)
+
+
+def run(args: argparse.Namespace) -> int:
+    from sonoedge.runtime.service.logs import setup_logging
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.service.bench import bench, daemon_memory, format_result, load_frames, loop_frames
+
+    setup_logging("warning", json_lines=False)
+    if args.frames < 1 or args.repeats < 1:
+        raise InputError("--frames and --repeats must be at least 1")
+    cfg = enhancer_config(args)
+    cfg.bundle = "" if args.bundle == "default" else args.bundle
+    if args.daemon:
+        if not args.input:
+            raise InputError("--daemon needs --input (the clip the daemon replays)")
+        marks = [int(v) for v in args.daemon.split(",") if v.strip()]
+        result = daemon_memory(cfg, args.input, marks, args.fps)
+        print(json.dumps(result, indent=1))
+        _write_json(args.json, result)
+        return 0
+    if args.input:
+        images, label = load_frames(args.input, args.frames), str(args.input)
+    else:
+        from sonoedge.train.demo import phantom_frames
+
+        images, label = loop_frames(phantom_frames(min(args.frames, 32), seed=0)[0], args.frames), "generated phantom clip"
+    result = bench(cfg, images, args.repeats, args.queue_size)
+    result["input"] = label
+    print(format_result(result))
+    _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path: str | None, result: dict[str, Any]) -> None:
+    if path:
+        from sonoedge.runtime.atomic import atomic_path
+
+        with atomic_path(Path(path)) as tmp:
+            tmp.write_text(json.dumps(result, indent=2) + "\n")

@@ -1,0 +1,52 @@
+"""``sonoedge export CKPT --target jetson -o BUNDLE``: checkpoint -> device bundle with accuracy gates.
+
+Exit 0: every requested precision passed its gate. Exit 3 (GateError): one failed and
+``--allow-degraded`` was not given (no bundle is written). Exit 2: a user error (unknown target,
+missing file, ...), one line naming the thing.
+"""
+from __future__ import annotations
+
+import argparse
+
+from sonoedge.commands._args import add_config_arguments, config_from_args, csv_list, size
+from sonoedge.export.config import CALIB_METHODS
+from sonoedge.runtime.precision import PRECISIONS
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from sonoedge.export.config import ExportConfig
+
+    parser.add_argument("checkpoint", help="checkpoint .pt written by 'sonoedge train'")
+    parser.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    add_config_arguments(parser, ExportConfig, {
+        "target": "device profile, family or 'all' (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')",
+        "precisions": f"comma-separated subset of {','.join(PRECISIONS)}",
+        "frames": "real ultrasound frames for the parity references (folder, video, DICOM, ...); "
+                  "none: phantom simulator frames (said so in the manifest)",
+        "calib": "INT8 calibration frames (folder, video, dataset); none: --frames",
+        "calib_method": "INT8 calibration method",
+        "calib_bins": "histogram bins for entropy/percentile calibration (2048 as TensorRT)",
+        "calib_frames": "calibration frames",
+        "calib_size": "calibration tile HxW (none: the target's opt size, at most 256)",
+        "reference_frames": "reference frames stored in the bundle",
+        "reference_size": "largest reference crop HxW",
+        "bundle_calib_tiles": "calibration tiles carried in the bundle for the legacy TensorRT calibrator",
+        "allow_degraded": "keep precisions that fail their gate, flagged degraded",
+        "simplify": "simplify the ONNX graph with onnxslim",
+        "stable_instance_norm": "rewrite InstanceNormalization as its two-pass form (exact on every runtime; see onnx_export.py)",
+        "lpips_trunk": "VGG16 trunk weights file for LPIPS, or 'random' (flagged; none: $SONOEDGE_LPIPS_TRUNK, then the "
+                       "torchvision cache; none found is an error)",
+        "lpips": "skip LPIPS (reported only, never gated; saves the VGG16 cost)",
+        "int8_quantize_outputs": "also quantize conv outputs (faster ONNX Runtime CPU int8; TensorRT prefers inputs only)",
+        "tar": "also write BUNDLE.tar",
+    }, types={"precisions": csv_list, "calib_size": size, "reference_size": size},
+       choices={"calib_method": CALIB_METHODS})
+
+
+def run(args: argparse.Namespace) -> int:
+    from sonoedge.export.bundle import export_bundle
+    from sonoedge.export.config import ExportConfig
+
+    cfg = config_from_args(ExportConfig, args)
+    export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True))
+    return 0
