@@ -167,7 +167,7 @@ def test_write_pairs_is_atomic_and_refuses_foreign_folders(tmp_path, monkeypatch
             raise RuntimeError("disk on fire")
         return real(seed, cfg)
 
-    monkeypatch.setattr(phantom.scene, "simulate_pair", failing)  # write_pairs looks it up there
+    monkeypatch.setattr(phantom.writers, "simulate_pair", failing)  # write_pairs looks it up there
     with pytest.raises(RuntimeError):
         write_pairs(tmp_path / "half", 3, SMALL)
     assert not (tmp_path / "half").exists()
