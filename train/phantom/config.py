@@ -37,7 +37,7 @@ class DeviceModel:
     clutter_db: float = -55.0  # broad off-axis clutter plateau (peak relative to the main lobe)
     clutter_width_mm: float = 3.0  # standard deviation of that plateau
     noise_db: float = -75.0  # electronic noise RMS before TGC (grows with depth after TGC)
-    dynamic_range_db: float = 60.0  # issue 2: high-end 60 dB
+    dynamic_range_db: float = 60.0  # dB of echo amplitude mapped to 0-255: consoles show 60 dB
     compounding_deg: tuple[float, ...] = (-10.0, 0.0, 10.0)  # steering angles averaged
     line_density: float = 1.0  # scan lines per output column
     axial_density: float = 2.0  # beam-grid samples per output row
@@ -66,7 +66,7 @@ class DeviceModel:
             clutter_db=-18.0,
             clutter_width_mm=6.0,
             noise_db=-48.0,
-            dynamic_range_db=42.0,  # issue 2: handheld 40-45 dB
+            dynamic_range_db=42.0,  # handheld scanners show 40-45 dB: weak echoes fall to black
             compounding_deg=(0.0,),
             line_density=0.5,  # coarser sampling: half the scan lines
             axial_density=1.25,
