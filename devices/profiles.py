@@ -16,8 +16,8 @@ from pathlib import Path
 from typing import Any
 
 from sonoedge.runtime.config import from_dict
-from sonoedge.runtime.precision import PRECISIONS
 from sonoedge.runtime.errors import InputError, UnknownNameError
+from sonoedge.runtime.precision import PRECISIONS
 
 if sys.version_info >= (3, 11):
     import tomllib

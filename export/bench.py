@@ -30,8 +30,8 @@ def _cpu_name() -> str:
 
 
 def _inputs(root: Path, manifest: dict, size: int | None) -> list[np.ndarray]:
-    from sonoedge.runtime.frames import normalise, pad_to_stride
     from sonoedge.runtime.bundle.verify import read_reference_frame
+    from sonoedge.runtime.frames import normalise, pad_to_stride
 
     stride = int(manifest["model"]["stride"])
     frames = [read_reference_frame(root / rel) for rel in manifest["reference"]["inputs"]]

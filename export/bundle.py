@@ -10,7 +10,7 @@ Steps, each reported on ``progress``:
 3. reference frames (real frames from ``frames``; imaging regions cropped, padded to the stride on
    the fly) and the PyTorch outputs for them -> reference/;
 4. per precision: build the model (fp16 conversion; int8 calibration + sensitivity search), run the
-   references with ONNX Runtime and apply the gate of runtime/gates.py (plus LPIPS, reported);
+   references with ONNX Runtime and apply the gate of runtime/bundle/gates.py (plus LPIPS, reported);
 5. device profiles, calibration artefacts, engine_plan.json (TensorRT 10/11 builds and trtexec
    lines), manifest.json with the sha256 of every file.
 
@@ -33,21 +33,27 @@ import cv2
 import numpy as np
 
 from sonoedge.devices.profiles import PROFILE_DIR, Target, resolve_target
-from sonoedge.runtime.precision import PRECISIONS
-from sonoedge.runtime.atomic import atomic_dir, atomic_path
-from sonoedge.runtime.errors import GateError, InputError
-from sonoedge.runtime.frames import pad_to_stride, normalise
-from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
-from sonoedge.runtime.bundle.manifest import PRECISION_FILES, sha256_file, write_manifest
-from sonoedge.runtime.bundle.engine import CALIBRATION_TILES, engine_plan
-from sonoedge.runtime.bundle.verify import run_frame
-
 from sonoedge.export import fp16 as fp16_mod
 from sonoedge.export import int8 as int8_mod
 from sonoedge.export.config import ExportConfig
 from sonoedge.export.frames import FrameSet, calibration_tiles, collect_frames, phantom_frames
-from sonoedge.export.onnx_export import (DYNAMIC_AXES, INPUT_NAME, OUTPUT_NAME, check_onnx, export_onnx, simplify_onnx,
-                          stable_instance_norm)
+from sonoedge.export.onnx_export import (
+    DYNAMIC_AXES,
+    INPUT_NAME,
+    OUTPUT_NAME,
+    check_onnx,
+    export_onnx,
+    simplify_onnx,
+    stable_instance_norm,
+)
+from sonoedge.runtime.atomic import atomic_dir, atomic_path
+from sonoedge.runtime.bundle.engine import CALIBRATION_TILES, engine_plan
+from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
+from sonoedge.runtime.bundle.manifest import PRECISION_FILES, sha256_file, write_manifest
+from sonoedge.runtime.bundle.verify import run_frame
+from sonoedge.runtime.errors import GateError, InputError
+from sonoedge.runtime.frames import normalise, pad_to_stride
+from sonoedge.runtime.precision import PRECISIONS
 
 Progress = Callable[[str], None]
 TOOLS = ("sonoedge", "torch", "onnx", "onnxruntime", "onnxconverter-common", "onnxslim", "numpy", "opencv-python-headless")
@@ -140,9 +146,8 @@ def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degr
 
 def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print) -> dict[str, Any]:
     """Write the bundle at ``out`` (and ``out.tar`` when cfg.tar); returns the manifest."""
-    from sonoedge.train.checkpoint import load_generator
-
     from sonoedge.export.lpips_metric import build_metric, mean_lpips
+    from sonoedge.train.checkpoint import load_generator
 
     target = resolve_target(cfg.target)
     precisions = check_precisions(target, tuple(cfg.precisions))

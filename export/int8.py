@@ -40,9 +40,9 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from sonoedge.runtime.atomic import atomic_path
+from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
 from sonoedge.runtime.errors import GateError, InputError, require
 from sonoedge.runtime.frames import normalise
-from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
 
 METHODS = ("entropy", "percentile", "minmax")
 PERCENTILE = 99.999  # percentile calibration clips the top 0.001 % (ORT's and TensorRT's usual value)

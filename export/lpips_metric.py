@@ -1,4 +1,4 @@
-"""LPIPS for the accuracy reports (the export side of the gates; runtime/gates.py has the thresholds).
+"""LPIPS for the accuracy reports (the export side of the gates; runtime/bundle/gates.py has the thresholds).
 
 LPIPS is reported, not thresholded. It needs the VGG16 trunk weights file; without one
 (``--lpips-trunk`` / ``SONOEDGE_LPIPS_TRUNK`` / the torchvision cache, see

@@ -41,7 +41,6 @@ from typing import Any
 import numpy as np
 
 from sonoedge.runtime.errors import InputError
-
 from sonoedge.train.augment import AugmentConfig, augment_images, crop_to_stride, prepare_eval
 
 LAYOUTS = {"paired": ("low", "high"), "unpaired": ("A", "B"), "single": ()}

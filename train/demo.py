@@ -37,11 +37,11 @@ def phantom_frames(n: int, seed: int = 0) -> tuple[list, list, float]:
 def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0, bundle: str = "",
              precision: str = "fp32") -> dict[str, Any]:
     from sonoedge.runtime.bundle.model import load_model
+    from sonoedge.runtime.stream.base import TappedSource
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
     from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
     from sonoedge.runtime.stream.sinks import FileSink
     from sonoedge.runtime.stream.sources import FramesSource
-    from sonoedge.runtime.stream.base import TappedSource
     cfg = EnhancerConfig(bundle=bundle, precision=precision)
     model = load_model(cfg)
     try:

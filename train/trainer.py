@@ -44,7 +44,6 @@ from torch import nn
 
 from sonoedge.runtime.config import save_config, to_dict
 from sonoedge.runtime.errors import InputError
-
 from sonoedge.train import losses
 from sonoedge.train.checkpoint import load_checkpoint, model_info, rng_state, save_checkpoint, set_rng_state
 from sonoedge.train.config import TrainConfig

@@ -1,4 +1,4 @@
-// pybind11 binding of the C ABI: `sonoedge.runtime._bridge`, used by runtime/shm.py.
+// pybind11 binding of the C ABI: `sonoedge.runtime._bridge`, used by runtime/stream/shm.py.
 //
 // Status codes become `BridgeError(status, message)` (STYLE.md rule 9), except a read timeout,
 // which returns None because it is the normal idle case of a live stream. The GIL is released

@@ -1,5 +1,5 @@
-// What the in-process enhancer needs from a bundle's manifest.json (schema v1, runtime/manifest.py)
-// and from an engine cache sidecar (runtime/engine_cache.py), with a small JSON reader for both.
+// What the in-process enhancer needs from a bundle's manifest.json (schema v1, runtime/bundle/manifest.py)
+// and from an engine cache sidecar (runtime/backends/tensorrt/cache.py), with a small JSON reader for both.
 #pragma once
 
 #include <cstdint>

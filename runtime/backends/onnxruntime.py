@@ -21,8 +21,8 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from sonoedge.runtime.errors import BundleError, SonoedgeError
 from sonoedge.runtime.backends.base import BACKENDS, Backend
+from sonoedge.runtime.errors import BundleError, SonoedgeError
 
 log = logging.getLogger("sonoedge.runtime.backends.onnxruntime")
 

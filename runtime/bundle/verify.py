@@ -10,7 +10,7 @@ backend), so the reference and the device see exactly the same pre- and post-pro
     all(r.passed for r in results)
 
 Loading the bundle checks every file's sha256 first, so a tampered bundle is refused with the
-file named before anything runs (runtime/manifest.py).
+file named before anything runs (runtime/bundle/manifest.py).
 """
 from __future__ import annotations
 
@@ -21,10 +21,10 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from sonoedge.runtime.errors import BundleError, InputError
-from sonoedge.runtime.frames import crop, normalise, pad_to_stride
 from sonoedge.runtime.bundle.gates import GateResult, check_gate, compare_outputs
 from sonoedge.runtime.bundle.manifest import load_manifest, model_file
+from sonoedge.runtime.errors import BundleError, InputError
+from sonoedge.runtime.frames import crop, normalise, pad_to_stride
 
 Infer = Callable[[np.ndarray], np.ndarray]
 

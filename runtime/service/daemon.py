@@ -27,17 +27,17 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sonoedge.runtime.config import load_config
+from sonoedge.runtime.bundle.manifest import load_manifest, model_file
 from sonoedge.runtime.bundle.model import LoadedModel, load_model, resolve_bundle
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+from sonoedge.runtime.config import load_config
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame
 from sonoedge.runtime.precision import PRECISIONS
 from sonoedge.runtime.region import REGION_CHOICES
 from sonoedge.runtime.service.health import HealthServer, check_loopback, prometheus_text
-from sonoedge.runtime.bundle.manifest import load_manifest, model_file
-from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig, Stats
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig, Stats
 
 log = logging.getLogger("sonoedge.runtime.service.daemon")
 

@@ -9,7 +9,6 @@ import logging
 import sys
 import time
 
-
 _STANDARD = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message", "asctime"}
 
 

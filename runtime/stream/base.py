@@ -27,16 +27,16 @@ class Source(abc.ABC):
         self.uri = uri
         self.options = options
 
-    def open(self) -> None:  # noqa: B027 - optional hook
+    def open(self) -> None:
         """Acquire the device or file; raise a SonoedgeError naming it on failure."""
 
     @abc.abstractmethod
     def __iter__(self) -> Iterator[Frame]: ...
 
-    def close(self) -> None:  # noqa: B027
+    def close(self) -> None:
         pass
 
-    def interrupt(self) -> None:  # noqa: B027
+    def interrupt(self) -> None:
         """Ask an ``__iter__`` blocked waiting for a frame to return soon. Called from another
         thread when a stream stops; sources whose reads never block for long need nothing."""
 
@@ -53,13 +53,13 @@ class Sink(abc.ABC):
         self.uri = uri
         self.options = options
 
-    def open(self) -> None:  # noqa: B027
+    def open(self) -> None:
         pass
 
     @abc.abstractmethod
     def write(self, frame: Frame) -> None: ...
 
-    def close(self) -> None:  # noqa: B027
+    def close(self) -> None:
         """Flush and finalise; must leave a complete file or nothing (never half-written)."""
 
     def __enter__(self) -> "Sink":

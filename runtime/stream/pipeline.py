@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
-from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
 from sonoedge.runtime.frames import Frame
 from sonoedge.runtime.stream.base import Sink, Source
+from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
 
 log = logging.getLogger("sonoedge.runtime.stream.pipeline")
 

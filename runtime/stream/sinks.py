@@ -26,8 +26,8 @@ import numpy as np
 from sonoedge.runtime.atomic import atomic_path
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame, to_grey
-from sonoedge.runtime.stream.sources import uri_path, uri_query
 from sonoedge.runtime.stream.base import SINKS, Sink
+from sonoedge.runtime.stream.sources import uri_path, uri_query
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}  # FOURCCs every OpenCV FFmpeg build writes
 DEFAULT_FPS = 25.0

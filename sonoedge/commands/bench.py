@@ -7,11 +7,11 @@ What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
 from __future__ import annotations
 
 import argparse
-
-from sonoedge.commands._args import add_model_arguments, enhancer_config
 import json
 from pathlib import Path
 from typing import Any
+
+from sonoedge.commands._args import add_model_arguments, enhancer_config
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,9 +29,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sonoedge.runtime.service.logs import setup_logging
     from sonoedge.runtime.errors import InputError
     from sonoedge.runtime.service.bench import bench, daemon_memory, format_result, load_frames, loop_frames
+    from sonoedge.runtime.service.logs import setup_logging
 
     setup_logging("warning", json_lines=False)
     if args.frames < 1 or args.repeats < 1:

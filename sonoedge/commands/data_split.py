@@ -29,7 +29,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError
-
     from sonoedge.train.datasets import DataConfig, compute_split, detect_layout, write_split
 
     if not args.dir.is_dir():

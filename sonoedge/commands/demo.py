@@ -19,10 +19,10 @@ Then prints a short summary.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sonoedge.commands._args import add_config_arguments
 from sonoedge.runtime.precision import PRECISIONS
-from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,8 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sonoedge.runtime.service.logs import setup_logging
     from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.service.logs import setup_logging
     from sonoedge.train.demo import run_demo, summary
 
     setup_logging("warning", json_lines=False)

@@ -12,9 +12,10 @@ dropped); the output appears whole or not at all.
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from sonoedge.commands._args import add_model_arguments, enhancer_config
-from pathlib import Path
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="image, clip, DICOM, NRRD, .mha sequence or folder of images")
@@ -26,9 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sonoedge.runtime.service.logs import setup_logging
     from sonoedge.runtime.errors import InputError
     from sonoedge.runtime.readers import probe
+    from sonoedge.runtime.service.logs import setup_logging
     from sonoedge.runtime.stream.files import IMAGE_OUTPUTS, enhance_file
 
     setup_logging("warning", json_lines=False)

@@ -44,7 +44,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _config(args):
     from sonoedge.runtime.config import load_config
-
     from sonoedge.train.sr.config import SRConfig
 
     mode = "zero-shot" if args.zero_shot else "dataset"

@@ -28,7 +28,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve(args: argparse.Namespace):
     """(preset, resolved config) from the arguments."""
     from sonoedge.runtime.config import load_config
-
     from sonoedge.train.registries import PRESETS, load_all
 
     load_all()

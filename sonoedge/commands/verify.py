@@ -21,8 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import json
 
-    from sonoedge.runtime.errors import GateError
     from sonoedge.runtime.bundle.verify import verify_bundle
+    from sonoedge.runtime.errors import GateError
 
     wanted = None if args.precision == "all" else [p.strip() for p in args.precision.split(",") if p.strip()]
     checks = verify_bundle(args.bundle, backend=args.backend, precisions=wanted)

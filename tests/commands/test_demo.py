@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from sonoedge.cli import main
-from sonoedge.train.demo import run_demo
 from sonoedge.runtime.readers import probe
+from sonoedge.train.demo import run_demo
 
 
 def test_demo_on_a_generated_phantom(tiny_bundle, tmp_path, capsys):

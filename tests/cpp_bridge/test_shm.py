@@ -1,4 +1,4 @@
-"""runtime/shm.py: the shm:// source and sink over the native channel, from Python."""
+"""runtime/stream/shm.py: the shm:// source and sink over the native channel, from Python."""
 from __future__ import annotations
 
 import subprocess
@@ -10,9 +10,9 @@ import time
 import numpy as np
 import pytest
 
-from sonoedge.runtime.stream import shm
 from sonoedge.runtime.errors import InputError, MissingDependencyError
 from sonoedge.runtime.frames import Frame
+from sonoedge.runtime.stream import shm
 from sonoedge.runtime.stream.base import SINKS, SOURCES, open_sink, open_source
 
 

@@ -5,10 +5,9 @@ import pytest
 
 from sonoedge.cli import main
 from sonoedge.devices.detect import detect_device, match_model
-from sonoedge.runtime.precision import PRECISIONS
-from sonoedge.devices.profiles import (DeviceProfile, InputRange, load_profile_file,
-                                       load_profiles, resolve_target)
+from sonoedge.devices.profiles import DeviceProfile, InputRange, load_profile_file, load_profiles, resolve_target
 from sonoedge.runtime.errors import InputError, UnknownNameError
+from sonoedge.runtime.precision import PRECISIONS
 
 REQUIRED = {"jetson-orin-nano-8gb", "jetson-orin-nx-16gb", "jetson-agx-orin-64gb", "jetson-xavier-nx",
             "jetson-agx-thor", "x86-cuda", "cpu"}

@@ -11,9 +11,9 @@ import pytest
 from sonoedge.cli import main
 from sonoedge.export.bundle import ExportConfig, export_bundle
 from sonoedge.runtime.bundle import gates
-from sonoedge.runtime.errors import BundleError, GateError, InputError, UnknownNameError
 from sonoedge.runtime.bundle.manifest import PRECISION_FILES, load_manifest
 from sonoedge.runtime.bundle.verify import verify_bundle
+from sonoedge.runtime.errors import BundleError, GateError, InputError, UnknownNameError
 
 
 def _cfg(frames, size, **over):

@@ -5,11 +5,16 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
+import sonoedge.train.generators  # noqa: E402,F401
 from sonoedge.runtime.errors import InputError  # noqa: E402
 from sonoedge.train.checkpoint import (  # noqa: E402
-    load_checkpoint, load_generator, model_info, rng_state, save_checkpoint, set_rng_state,
+    load_checkpoint,
+    load_generator,
+    model_info,
+    rng_state,
+    save_checkpoint,
+    set_rng_state,
 )
-import sonoedge.train.generators  # noqa: E402,F401
 from sonoedge.train.registries import GENERATORS  # noqa: E402
 
 KW = {"ngf": 4, "depth": 3}

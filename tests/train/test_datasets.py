@@ -14,8 +14,18 @@ import pytest
 from sonoedge.runtime.errors import InputError
 from sonoedge.train.augment import AugmentConfig, augment_images, crop_to_stride
 from sonoedge.train.datasets import (
-    DataConfig, build_datasets, compute_split, data_hash, detect_layout, list_images, match_pairs,
-    organ_of, patient_of, read_split, split_names, write_split,
+    DataConfig,
+    build_datasets,
+    compute_split,
+    data_hash,
+    detect_layout,
+    list_images,
+    match_pairs,
+    organ_of,
+    patient_of,
+    read_split,
+    split_names,
+    write_split,
 )
 
 

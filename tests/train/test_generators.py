@@ -5,7 +5,7 @@ import pytest
 
 torch = pytest.importorskip("torch")
 
-import sonoedge.train.discriminators  # noqa: E402,F401  (registers its entries)
+import sonoedge.train.discriminators  # noqa: E402  (registers its entries)
 import sonoedge.train.generators  # noqa: E402,F401
 from sonoedge.train.registries import DISCRIMINATORS, GENERATORS  # noqa: E402
 

@@ -24,8 +24,16 @@ misregistration (``misregistration_px``; 0 gives aligned structure). Everything 
 per seed.
 """
 from sonoedge.train.phantom.acquisition import C_MM_PER_US, GAUSS_FWHM, GAUSS_TBP, RAYLEIGH_MEAN_DB
-from sonoedge.train.phantom.config import (CONVEX_ORGANS, GEOMETRIES, LINEAR_ORGANS, ORGANS, DeviceModel,
-                                           MotionModel, PhantomConfig, TissueModel)
+from sonoedge.train.phantom.config import (
+                                           CONVEX_ORGANS,
+                                           GEOMETRIES,
+                                           LINEAR_ORGANS,
+                                           ORGANS,
+                                           DeviceModel,
+                                           MotionModel,
+                                           PhantomConfig,
+                                           TissueModel,
+)
 from sonoedge.train.phantom.simulate import simulate_clip, simulate_pair
 from sonoedge.train.phantom.writers import default_workers, write_clip, write_pairs
 

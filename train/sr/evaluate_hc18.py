@@ -66,7 +66,6 @@ def load_frames(realus: Path) -> dict[str, np.ndarray]:
 
 def make_config(method: str, config_path: str | None, overrides: list[str]):
     from sonoedge.runtime.config import load_config
-
     from sonoedge.train.sr.config import SRConfig
 
     mode = "dataset" if method == "dataset" else "zero-shot"
@@ -173,7 +172,6 @@ def report(frames: dict[str, np.ndarray], out: Path) -> dict:
     import cv2
 
     from sonoedge.runtime.metrics import psnr, ssim
-
     from sonoedge.train.sr.ifc import ifc
 
     results: dict = {}

@@ -26,7 +26,6 @@ import torch
 from torch import nn
 
 from sonoedge.train.registries import DISCRIMINATORS, GENERATORS
-
 from sonoedge.train.sr.resize import resize
 
 SCALE = 4  # 4x SR, the paper's only setting (Sec. IV-C)

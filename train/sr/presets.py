@@ -12,7 +12,6 @@ from pathlib import Path
 
 from sonoedge.train.presets import Preset
 from sonoedge.train.registries import PRESETS
-
 from sonoedge.train.sr.config import SRConfig
 
 NAME = "liu2021-sr"
@@ -42,7 +41,6 @@ def run(cfg: SRConfig, out_dir: Path, resume: Path | None) -> Path:
 
     from sonoedge.runtime.config import save_config
     from sonoedge.runtime.errors import InputError
-
     from sonoedge.train.sr.trainer import train_dataset
 
     if resume is not None:

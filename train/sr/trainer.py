@@ -207,7 +207,6 @@ def train_dataset(images: list[np.ndarray], cfg: SRConfig, checkpoint: str | Pat
     train/checkpoint.py; ``deploy`` = "G_SR", the LR -> SR generator)."""
     from sonoedge.runtime.config import to_dict
     from sonoedge.train.checkpoint import model_info, save_checkpoint
-
     from sonoedge.train.sr.networks import LiuSRGenerator
 
     if not images:
@@ -231,7 +230,6 @@ def load_sr_generator(path: str | Path):
     from sonoedge.runtime.errors import InputError
     from sonoedge.train.checkpoint import load_checkpoint
     from sonoedge.train.registries import GENERATORS
-
     from sonoedge.train.sr import networks  # noqa: F401  (registers liu_sr)
 
     data = load_checkpoint(path)

@@ -32,8 +32,8 @@ from typing import Any
 
 import numpy as np
 
-from sonoedge.runtime.errors import BundleError, SonoedgeError, require
 from sonoedge.runtime.backends.base import BACKENDS, Backend
+from sonoedge.runtime.errors import BundleError, SonoedgeError, require
 
 log = logging.getLogger("sonoedge.runtime.backends.tensorrt.backend")
 

@@ -130,7 +130,7 @@ def build_serialized(spec: BuildSpec, bundle_dir: str | Path, calibrator: Any = 
     """Parse the ONNX, configure per ``spec`` and return the serialized plan (bytes).
 
     ``trt`` is the tensorrt module (imported here when None). ``calibrator`` is required for an
-    int8 builder-flag build (runtime/trt_calibrator.py). The timing cache file is read when present
+    int8 builder-flag build (runtime/backends/tensorrt/calibrator.py). The timing cache file is read when present
     and rewritten after the build.
     """
     if trt is None:

@@ -37,7 +37,6 @@ from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.precision import PRECISIONS
 
 
-
 @dataclasses.dataclass(frozen=True)
 class EngineKey:
     """Everything that invalidates a serialized TensorRT engine."""
@@ -223,7 +222,7 @@ def parse_nvidia_smi(text: str, trt_version: str = "") -> GpuDescription:
 
 def _tensorrt_version() -> str:
     try:
-        import tensorrt  # noqa: PLC0415  (lazy: only on NVIDIA devices)
+        import tensorrt
     except ImportError:
         return ""
     return str(tensorrt.__version__)
@@ -231,7 +230,7 @@ def _tensorrt_version() -> str:
 
 def _describe_with_pycuda(trt_version: str) -> GpuDescription | None:
     try:
-        import pycuda.driver as cuda  # noqa: PLC0415
+        import pycuda.driver as cuda
     except ImportError:
         return None
     cuda.init()

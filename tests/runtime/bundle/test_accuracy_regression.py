@@ -7,13 +7,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from sonoedge.runtime.bundle.model import check_reference, load_model
-
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
-from sonoedge.runtime.frames import Frame, crop, denormalise
 from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
 from sonoedge.runtime.bundle.manifest import load_manifest
+from sonoedge.runtime.bundle.model import check_reference, load_model
 from sonoedge.runtime.bundle.verify import load_references
+from sonoedge.runtime.frames import Frame, crop, denormalise
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 
 
 def _default_bundle():

@@ -9,11 +9,17 @@ import numpy as np
 import pytest
 
 from sonoedge.devices.profiles import load_profile
-from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
-from sonoedge.runtime.backends.tensorrt.build import (BuildSpec, build_mode, build_serialized, parse_version,
-                                                     profile_shapes, trtexec_command)
-from sonoedge.runtime.bundle.engine import build_spec, engine_plan
+from sonoedge.runtime.backends.tensorrt.build import (
+    BuildSpec,
+    build_mode,
+    build_serialized,
+    parse_version,
+    profile_shapes,
+    trtexec_command,
+)
 from sonoedge.runtime.backends.tensorrt.calibrator import CalibrationBatches, load_tiles
+from sonoedge.runtime.bundle.engine import build_spec, engine_plan
+from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
 MANIFEST = {"model": {"stride": 8, "channels": 1, "input_name": "input"},
             "precisions": {"fp32": {"file": "model.onnx"}, "fp16": {"file": "model.fp16.onnx"},

@@ -6,9 +6,9 @@ import math
 import numpy as np
 import pytest
 
-from sonoedge.runtime.errors import InputError
 from sonoedge.runtime.bundle.gates import GATES, PSNR_CAP_DB, check_gate, compare_outputs
 from sonoedge.runtime.bundle.verify import run_frame
+from sonoedge.runtime.errors import InputError
 
 
 def test_thresholds_are_the_issue_values():

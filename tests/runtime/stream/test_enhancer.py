@@ -10,13 +10,12 @@ import cv2
 import numpy as np
 import pytest
 
+from sonoedge.runtime.bundle.manifest import write_manifest
 from sonoedge.runtime.bundle.model import load_model
-
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, MalformedFrame
 from sonoedge.runtime.errors import BundleError
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.bundle.manifest import write_manifest
 from sonoedge.runtime.readers import iter_frames, read_image
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, MalformedFrame
 
 
 def _frame(image: np.ndarray, fid: int = 7) -> Frame:
@@ -246,8 +245,8 @@ def test_realus_still_with_overlays_enhances(tiny_model, realus):
 
 
 def test_in_place_normalisation_is_bit_identical_to_the_contract():
-    from sonoedge.runtime.stream.enhancer import from_model, pad_uint8, to_model
     from sonoedge.runtime.frames import denormalise, normalise, pad_to_stride
+    from sonoedge.runtime.stream.enhancer import from_model, pad_uint8, to_model
 
     rng = np.random.default_rng(4)
     image = rng.integers(0, 256, (37, 53), dtype=np.uint8)

@@ -10,12 +10,11 @@ import numpy as np
 import pytest
 
 from sonoedge.runtime.bundle.model import load_model
-
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.frames import Frame
+from sonoedge.runtime.stream.base import Sink, Source, open_source
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig, Ring
 from sonoedge.runtime.stream.sinks import NullSink
-from sonoedge.runtime.stream.base import Sink, Source, open_source
 
 
 @pytest.fixture(scope="module")

@@ -4,8 +4,7 @@ import pytest
 import torch
 
 from sonoedge.train.sr.config import SRConfig
-from sonoedge.train.sr.trainer import (SRTrainer, image_probe, load_sr_generator, to_tensor, train_dataset,
-                                       zero_shot)
+from sonoedge.train.sr.trainer import SRTrainer, image_probe, load_sr_generator, to_tensor, train_dataset, zero_shot
 
 SMALL = ["net.width=0.25", "net.degrade_channels=8", "net.disc_channels=8", "data.crop=16", "data.batch=2",
          "weights.perceptual=0.0", "ensemble.transforms=1", "ensemble.back_projection=2"]

@@ -3,7 +3,13 @@ import json
 
 import pytest
 
-from sonoedge.runtime.backends.tensorrt.cache import EngineCache, EngineKey, GpuDescription, describe_current_gpu, parse_nvidia_smi
+from sonoedge.runtime.backends.tensorrt.cache import (
+    EngineCache,
+    EngineKey,
+    GpuDescription,
+    describe_current_gpu,
+    parse_nvidia_smi,
+)
 from sonoedge.runtime.errors import InputError, SonoedgeError
 
 
