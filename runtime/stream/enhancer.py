@@ -62,7 +62,7 @@ class Job:
 
     frame: Frame
     model: LoadedModel | None = None
-    bbox: tuple[int, int, int, int] = (0, 0, 0, 0)  # (y0, y1, x0, x1) of the region in the frame
+    bbox: tuple[int, int, int, int] = (0, 0, 0, 0)  # (x0, y0, x1, y1), end exclusive: the region in the frame
     mask: np.ndarray | None = None  # uint8 0/1 (y1-y0, x1-x0) region mask inside the bbox; None = all
     grey: np.ndarray | None = None  # uint8 (y1-y0, x1-x0)
     tensor: np.ndarray | None = None  # float32 (1, 1, Hp, Wp) in [-1, 1]
@@ -86,29 +86,29 @@ class _Region:
             self.tracker = RegionTracker(every=every)
 
     def find(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
-        """((y0, y1, x0, x1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4)."""
+        """((x0, y0, x1, y1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4)."""
         h, w = image.shape[:2]
         if self.tracker is None:
-            return (0, h, 0, w), None
+            return (0, 0, w, h), None
         region = self.tracker.region_for(image[:, :, :3] if image.ndim == 3 else image)
         if self._cached is not None and self._cached[0] is region:  # the tracker's cached region: reuse the crop
             return self._cached[1]
         if region.kind == "full":
-            found: tuple[tuple[int, int, int, int], np.ndarray | None] = ((0, h, 0, w), None)
+            found: tuple[tuple[int, int, int, int], np.ndarray | None] = ((0, 0, w, h), None)
         else:
             mask = np.asarray(region.mask, dtype=bool)
-            y0, y1, x0, x1 = _bbox_of(region, mask)
-            found = ((y0, y1, x0, x1), mask[y0:y1, x0:x1].astype(np.uint8))  # uint8: what cv2.copyTo takes
+            x0, y0, x1, y1 = _bbox_of(region, mask)
+            found = ((x0, y0, x1, y1), mask[y0:y1, x0:x1].astype(np.uint8))  # uint8: what cv2.copyTo takes
         self._cached = (region, found)
         return found
 
 
 def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
-    """(y0, y1, x0, x1) from the region's mask (exact, whatever convention its bbox uses)."""
+    """(x0, y0, x1, y1) of the region's mask, end exclusive (the whole frame for an empty mask)."""
     rows, cols = np.flatnonzero(mask.any(axis=1)), np.flatnonzero(mask.any(axis=0))
     if rows.size == 0:
-        return 0, mask.shape[0], 0, mask.shape[1]
-    return int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
+        return 0, 0, mask.shape[1], mask.shape[0]
+    return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
 class Enhancer:
@@ -159,16 +159,16 @@ class Enhancer:
         lo, hi = model.size_range()
         image = validate(frame, lo)
         grey = to_grey(image)
-        (y0, y1, x0, x1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
+        (x0, y0, x1, y1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
         sub = grey[y0:y1, x0:x1]
         if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
-            (y0, y1, x0, x1), mask, sub = (0, grey.shape[0], 0, grey.shape[1]), None, grey
+            (x0, y0, x1, y1), mask, sub = (0, 0, grey.shape[1], grey.shape[0]), None, grey
         if sub.shape[0] > hi[0] or sub.shape[1] > hi[1]:  # not malformed: the frame passes through
             raise SonoedgeError(f"frame {frame.frame_id}: imaging region {sub.shape[0]}x{sub.shape[1]} is larger than "
                                 f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
         padded, size = pad_uint8(sub, model.stride)  # reflect-pad the uint8 crop: 4x less memory than float
         tensor = to_model(padded)  # identical to pad(normalise(x)): reflection commutes with a pointwise map
-        return Job(frame, model, (y0, y1, x0, x1), mask, sub, tensor, size)
+        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, size)
 
     def infer(self, job: Job) -> Job:
         """Run the model unless the fail-safe says pass through; never raises for a model failure."""
@@ -212,7 +212,7 @@ class Enhancer:
             image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated
         else:
             image = image.copy()
-        y0, y1, x0, x1 = (v * s for v in job.bbox)
+        x0, y0, x1, y1 = (v * s for v in job.bbox)
         target = image[y0:y1, x0:x1]
         mask = job.mask
         if mask is not None and s > 1:
