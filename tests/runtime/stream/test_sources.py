@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 import time
 
+import cv2
 import numpy as np
 import pytest
 
@@ -123,3 +124,17 @@ def test_rtsp_unreachable_is_a_clear_error():
 def test_replay_rejects_negative_fps(tmp_path):
     with pytest.raises(InputError, match="fps must be positive"):
         open_source(f"replay://{tmp_path}?fps=-3")
+
+
+def test_sources_and_sinks_are_registered_on_import_of_the_stream_package(tmp_path):
+    """A fresh interpreter opens a file source and a sink with nothing to call first."""
+    import subprocess
+    import sys
+
+    image = tmp_path / "frame.png"
+    cv2.imwrite(str(image), np.full((32, 48), 90, np.uint8))
+    code = ("from sonoedge.runtime.stream.base import SINKS, SOURCES, open_sink, open_source\n"
+            f"source = open_source({str(image)!r})\n"
+            "sink = open_sink('null://')\n"
+            "assert {'file', 'replay', 'shm'} <= set(SOURCES.names()) and 'null' in SINKS.names()\n")
+    subprocess.run([sys.executable, "-c", code], check=True)
