@@ -1,4 +1,4 @@
-"""The ``sonoedge`` command line.
+"""sonoedge: GAN enhancement for portable ultrasound, from workstation training to the device.
 
 Every subcommand is one module ``sonoedge/commands/<name>.py`` that exposes two functions:
 
