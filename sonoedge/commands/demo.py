@@ -3,18 +3,9 @@
     sonoedge demo                               # a generated phantom clip -> ./sonoedge-demo/
     sonoedge demo --input my_clip.mp4 --out results/
 
-Generates a handheld-quality phantom clip with the project's simulator (``sonoedge.train.phantom``,
-numpy/OpenCV only) or reads the user's file, enhances it through the real runtime (the same
-pipeline the daemon runs, blocking mode), and writes into ``--out``:
-
-- ``enhanced.mp4``       the enhanced clip (``input.mp4`` too when the input was generated)
-- ``side_by_side.png``   the middle frame: input | enhanced (| high-end reference for a phantom)
-- ``report.json``        fps, latency percentiles per stage, frame accounting, the bundle, and quality:
-  for a phantom, PSNR/SSIM of input and output against the simulator's high-end frames, and gCNR /
-  speckle SNR on the simulator's ground-truth cyst and tissue masks (one extra pair, same scene
-  kind); for a user file, speckle SNR inside the detected imaging region before and after.
-
-Then prints a short summary.
+Enhances a generated phantom clip (or the user's file) through the real runtime and writes
+``enhanced.mp4``, ``side_by_side.png`` and ``report.json`` into ``--out`` (what each holds:
+:mod:`sonoedge.train.demo`), then prints a short summary.
 """
 from __future__ import annotations
 
