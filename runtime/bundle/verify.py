@@ -9,8 +9,8 @@ backend), so the reference and the device see exactly the same pre- and post-pro
     results = verify_bundle("bundle/", backend="onnxruntime", precisions=["fp32", "int8"])
     all(r.passed for r in results)
 
-Loading the bundle checks every file's sha256 first, so a tampered bundle is refused with the
-file named before anything runs (runtime/bundle/manifest.py).
+Loading the bundle checks bundle.sha256 first (manifest.json and every file), so a tampered bundle
+is refused with the file named before anything runs (runtime/bundle/manifest.py).
 """
 from __future__ import annotations
 
