@@ -14,8 +14,12 @@ import statistics
 import subprocess
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from sonoedge.runtime.bundle.manifest import Manifest
 
 
 def _cpu_name() -> str:
@@ -29,12 +33,15 @@ def _cpu_name() -> str:
     return platform.processor() or "unknown CPU"
 
 
-def _inputs(root: Path, manifest: dict, size: int | None) -> list[np.ndarray]:
+def _inputs(root: Path, manifest: "Manifest", size: int | None) -> list[np.ndarray]:
+    """The bundle's reference frames as padded model inputs (1, 1, H, W) in [-1, 1]."""
+    from sonoedge.runtime.bundle.manifest import bundle_file
     from sonoedge.runtime.bundle.verify import read_reference_frame
     from sonoedge.runtime.frames import normalise, pad_to_stride
 
-    stride = int(manifest["model"]["stride"])
-    frames = [read_reference_frame(root / rel) for rel in manifest["reference"]["inputs"]]
+    stride = manifest.model.stride
+    inputs = manifest.reference.inputs if manifest.reference else ()
+    frames = [read_reference_frame(bundle_file(root, manifest, rel)) for rel in inputs]
     if size:
         frames = [np.pad(f, ((0, max(0, size - f.shape[0])), (0, max(0, size - f.shape[1]))), mode="reflect")[:size, :size]
                   for f in frames]
@@ -60,7 +67,7 @@ def bench_bundle(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 
             return generator(torch.from_numpy(x)).numpy()
 
     runners["pytorch eager fp32"] = torch_run
-    for precision in manifest["precisions"]:
+    for precision in manifest.precisions:
         opts = ort.SessionOptions()
         opts.intra_op_num_threads = threads
         opts.log_severity_level = 3
@@ -79,7 +86,7 @@ def bench_bundle(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 
     shape = "x".join(str(v) for v in inputs[0].shape)
     lines = [f"Machine: {_cpu_name()}, {threads} thread(s); Python {platform.python_version()}, "
              f"torch {torch.__version__}, onnxruntime {ort.__version__}",
-             f"Model: {manifest['model']['generator']} {manifest['model'].get('kwargs', {})}; input {shape} "
+             f"Model: {manifest.model.generator} {manifest.model.kwargs or {}}; input {shape} "
              f"({len(inputs)} real reference frames x {rounds} rounds, interleaved)", "",
              "| backend | median ms/frame | p90 ms/frame | speed vs PyTorch eager |", "|---|---|---|---|"]
     for name, values in times.items():

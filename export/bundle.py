@@ -12,7 +12,8 @@ Steps, each reported on ``progress``:
 4. per precision: build the model (fp16 conversion; int8 calibration + sensitivity search), run the
    references with ONNX Runtime and apply the gate of runtime/bundle/gates.py (plus LPIPS, reported);
 5. device profiles, calibration artefacts, engine_plan.json (TensorRT 10/11 builds and trtexec
-   lines), manifest.json with the sha256 of every file.
+   lines), manifest.json with the sha256 of every file, and bundle.sha256 over all of them and the
+   manifest (runtime/bundle/manifest.py).
 
 The bundle is written into a temporary directory and moved into place only when every requested
 precision passed its gate (or ``allow_degraded`` keeps the failures, flagged ``degraded: true``);
@@ -49,7 +50,18 @@ from sonoedge.export.onnx_export import (
 from sonoedge.runtime.atomic import atomic_dir, atomic_path
 from sonoedge.runtime.bundle.engine import CALIBRATION_TILES, engine_plan
 from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
-from sonoedge.runtime.bundle.manifest import PRECISION_FILES, sha256_file, write_manifest
+from sonoedge.runtime.bundle.manifest import (
+    PRECISION_FILES,
+    Manifest,
+    ModelInfo,
+    PrecisionEntry,
+    Reference,
+    SizeRange,
+    SourceCheckpoint,
+    sha256_file,
+    write_manifest,
+)
+from sonoedge.runtime.bundle.manifest import Target as ManifestTarget
 from sonoedge.runtime.bundle.verify import run_frame
 from sonoedge.runtime.errors import GateError, InputError
 from sonoedge.runtime.frames import normalise, pad_to_stride
@@ -98,7 +110,7 @@ def _ort_infer(path: Path) -> Callable[[np.ndarray], np.ndarray]:
     return lambda x: sess.run(None, {name: np.ascontiguousarray(x, dtype=np.float32)})[0]
 
 
-def _write_references(root: Path, frames: FrameSet, outputs: list[np.ndarray]) -> dict[str, Any]:
+def _write_references(root: Path, frames: FrameSet, outputs: list[np.ndarray]) -> Reference:
     (root / "reference").mkdir()
     inputs, torch_outputs = [], []
     for i, (image, out) in enumerate(zip(frames.images, outputs)):
@@ -108,8 +120,8 @@ def _write_references(root: Path, frames: FrameSet, outputs: list[np.ndarray]) -
         np.save(root / npy, out.astype(np.float32), allow_pickle=False)
         inputs.append(png)
         torch_outputs.append(npy)
-    return {"inputs": inputs, "torch_outputs": torch_outputs, "outputs": {},
-            "source": frames.description, "sources": frames.sources, "sha256": frames.sha256}
+    return Reference(inputs=tuple(inputs), torch_outputs=tuple(torch_outputs), outputs={},
+                     source=frames.description, sources=tuple(frames.sources), sha256=frames.sha256)
 
 
 def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source: str,
@@ -135,16 +147,18 @@ def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source
 
 
 def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degraded: bool,
-                progress: Progress, extra: dict[str, Any]) -> dict[str, Any]:
+                progress: Progress, lpips_trunk: str, extra: dict[str, Any]) -> PrecisionEntry:
     result = check_gate(precision, metrics)
     degraded = not result.passed and allow_degraded
     status = "PASS" if result.passed else ("DEGRADED (kept by --allow-degraded)" if degraded else "FAIL")
     progress(f"export: {precision:5} {status}: max {metrics['max_abs']:.3g}, p99 {metrics['p99_abs']:.3g}, "
              f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.5f}, LPIPS {metrics.get('lpips', float('nan')):.4f}")
-    return {"file": file, **result.to_dict(), "degraded": degraded, "reference": "pytorch fp32", **extra}
+    return PrecisionEntry(file=file, passed=result.passed, failures=result.failures, gate=dict(result.thresholds),
+                          results=dict(result.metrics), degraded=degraded, reference="pytorch fp32",
+                          lpips_trunk=lpips_trunk, extra=extra)
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print) -> dict[str, Any]:
+def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print) -> Manifest:
     """Write the bundle at ``out`` (and ``out.tar`` when cfg.tar); returns the manifest."""
     from sonoedge.export.lpips_metric import build_metric, mean_lpips
     from sonoedge.train.checkpoint import load_generator
@@ -186,7 +200,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         progress(f"export: model.onnx opset {graph['opset']}, {graph['nodes']} nodes, ONNX checker and shape inference OK"
                  + (" (simplified with onnxslim)" if cfg.simplify else ""))
         reference = _write_references(root, refs, torch_out)
-        entries: dict[str, Any] = {}
+        entries: dict[str, PrecisionEntry] = {}
         failures: list[str] = []
 
         def gate(precision: str, path: Path, extra: dict[str, Any]) -> None:
@@ -196,10 +210,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
             if lpips is not None:
                 metrics["lpips"] = mean_lpips(lpips, outputs, torch_out)
             trunk = lpips.trunk_description if lpips is not None else "not computed (--no-lpips)"
-            entry = _gate_entry(precision, metrics, path.name, cfg.allow_degraded, progress,
-                                {"lpips_trunk": trunk, **extra})
+            entry = _gate_entry(precision, metrics, path.name, cfg.allow_degraded, progress, trunk, extra)
             entries[precision] = entry
-            failures.extend(entry["failures"])
+            failures.extend(entry.failures)
 
         gate("fp32", fp32_path, {"onnx": graph, "simplified": cfg.simplify,
                                  "stable_instance_norm": cfg.stable_instance_norm})
@@ -215,14 +228,14 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         manifest = _manifest(checkpoint, ckpt_sha, info, target, cfg, entries, reference, calibration)
         plan = engine_plan(manifest, target.profiles, list(entries))
         (root / "engine_plan.json").write_text(json.dumps(plan, indent=2) + "\n")
-        write_manifest(root, manifest)
+        manifest = write_manifest(root, manifest)
     progress(f"export: bundle written to {out} ({_size_mb(out):.2f} MB)")
     if cfg.tar:
         tar_path = out.with_name(out.name + ".tar")
         with atomic_path(tar_path) as tmp, tarfile.open(tmp, "w") as tar:
             tar.add(out, arcname=out.name)
         progress(f"export: tar written to {tar_path}")
-    return json.loads((out / "manifest.json").read_text())
+    return manifest
 
 
 def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride: int, gate: Callable,
@@ -266,28 +279,27 @@ def _copy_profiles(root: Path, target: Target) -> None:
         shutil.copyfile(PROFILE_DIR / f"{profile.name}.toml", root / "devices" / f"{profile.name}.toml")
 
 
-def _manifest(checkpoint: Path, ckpt_sha: str, info: dict[str, Any], target: Target, cfg: ExportConfig, entries: dict[str, Any],
-              reference: dict[str, Any], calibration: dict[str, Any] | None) -> dict[str, Any]:
+def _manifest(checkpoint: Path, ckpt_sha: str, info: dict[str, Any], target: Target, cfg: ExportConfig,
+              entries: dict[str, PrecisionEntry], reference: Reference, calibration: dict[str, Any] | None) -> Manifest:
+    """The manifest of the bundle (``files`` is filled by write_manifest); preprocess and postprocess
+    are the schema's defaults (minus1_1, reflect padding, grey, region auto; crop and paste back)."""
     size = target.input.aligned(int(info["stride"]))
-    return {
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "model": {"name": checkpoint.stem, "generator": info["generator"], "kwargs": info.get("kwargs", {}),
-                  "task": info["task"], "scale": int(info.get("scale", 1)), "channels": int(info.get("channels", 1)),
-                  "stride": int(info["stride"]), "input_name": INPUT_NAME, "output_name": OUTPUT_NAME,
-                  "dynamic_axes": sorted(DYNAMIC_AXES[INPUT_NAME].values()),
-                  "size_range": size.to_dict()},
-        "preprocess": {"normalisation": "minus1_1", "pad": "reflect", "grey": True, "region": "auto"},
-        "postprocess": {"denormalisation": "minus1_1", "crop": True, "paste_back": True},
-        "precisions": entries,
-        "reference": reference,
-        "calibration": calibration,
-        "source_checkpoint": {"sha256": ckpt_sha, "name": checkpoint.name},
-        "tools": _tool_versions(),
-        "target": {"name": target.name, "profiles": target.profile_names(),
-                   "files": [f"devices/{n}.toml" for n in target.profile_names()]},
-        "engine_plan": "engine_plan.json",
-        "export": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()},
-    }
+    model = ModelInfo(name=checkpoint.stem, generator=info["generator"], kwargs=info.get("kwargs", {}),
+                      task=info["task"], scale=int(info.get("scale", 1)), channels=int(info.get("channels", 1)),
+                      stride=int(info["stride"]), input_name=INPUT_NAME, output_name=OUTPUT_NAME,
+                      dynamic_axes=tuple(sorted(DYNAMIC_AXES[INPUT_NAME].values())),
+                      size_range=SizeRange(min=tuple(size.min), opt=tuple(size.opt), max=tuple(size.max)))
+    names = target.profile_names()
+    return Manifest(
+        created=datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        model=model, precisions=entries, reference=reference,
+        source_checkpoint=SourceCheckpoint(sha256=ckpt_sha, name=checkpoint.name),
+        tools=_tool_versions(),
+        target=ManifestTarget(name=target.name, profiles=tuple(names), files=tuple(f"devices/{n}.toml" for n in names)),
+        engine_plan="engine_plan.json",
+        extra={"calibration": calibration,
+               "export": {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}},
+    )
 
 
 def _size_mb(path: Path) -> float:

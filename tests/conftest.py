@@ -12,7 +12,16 @@ import cv2
 import numpy as np
 import pytest
 
-from sonoedge.runtime.bundle.manifest import write_manifest
+from sonoedge.runtime.bundle.manifest import (
+    Manifest,
+    ModelInfo,
+    PrecisionEntry,
+    Reference,
+    SizeRange,
+    SourceCheckpoint,
+    Target,
+    write_manifest,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -166,7 +175,7 @@ def _reference_frame(h: int, w: int, seed: int) -> np.ndarray:
 
 
 def make_bundle(root: Path, variant: str = "enhance", seed: int = 0, n_reference: int = 2) -> Path:
-    """Write a complete schema-v1 bundle into ``root``; returns ``root``."""
+    """Write a complete bundle (the current schema, through the typed writer) into ``root``; returns ``root``."""
     root.mkdir(parents=True, exist_ok=True)
     w = build_onnx(root / "model.onnx", variant, seed)
     scale = 4 if variant == "sr" else 1
@@ -181,22 +190,19 @@ def make_bundle(root: Path, variant: str = "enhance", seed: int = 0, n_reference
         np.save(ref / f"torch_{i}.npy", y.astype(np.float32))
         inputs.append(f"reference/input_{i}.png")
         outputs.append(f"reference/torch_{i}.npy")
-    manifest = {
-        "created": "2026-01-01T00:00:00Z",
-        "model": {"name": f"tiny-{variant}", "generator": "tiny", "task": "sr" if variant == "sr" else "enhance",
-                  "scale": scale, "channels": 1, "stride": STRIDE, "input_name": "input",
-                  "output_name": "output", "dynamic_axes": ["height", "width"],
-                  "size_range": {"min": [16, 16], "opt": [256, 256], "max": [2048, 2048]}},
-        "preprocess": {"normalisation": "minus1_1", "pad": "reflect", "grey": True, "region": "auto"},
-        "postprocess": {"denormalisation": "minus1_1", "crop": True, "paste_back": True},
-        "precisions": {"fp32": {"file": "model.onnx", "passed": True, "degraded": False,
-                                "gate": {"psnr_min": 40.0, "max_abs": 0.02, "p99_abs": 0.01},
-                                "results": {}}},
-        "reference": {"inputs": inputs, "outputs": {}, "torch_outputs": outputs},
-        "source_checkpoint": {"sha256": "0" * 64, "name": "tiny.pt"},
-        "tools": {"onnx": "test"},
-        "target": {"name": "generic", "profiles": []},
-    }
+    manifest = Manifest(
+        created="2026-01-01T00:00:00Z",
+        model=ModelInfo(name=f"tiny-{variant}", generator="tiny", task="sr" if variant == "sr" else "enhance",
+                        scale=scale, channels=1, stride=STRIDE, input_name="input", output_name="output",
+                        dynamic_axes=("height", "width"),
+                        size_range=SizeRange(min=(16, 16), opt=(256, 256), max=(2048, 2048))),
+        precisions={"fp32": PrecisionEntry(file="model.onnx", passed=True, degraded=False,
+                                           gate={"psnr_min": 40.0, "max_abs": 0.02, "p99_abs": 0.01})},
+        reference=Reference(inputs=tuple(inputs), torch_outputs=tuple(outputs)),
+        source_checkpoint=SourceCheckpoint(sha256="0" * 64, name="tiny.pt"),
+        tools={"onnx": "test"},
+        target=Target(name="generic"),
+    )
     write_manifest(root, manifest)
     return root
 

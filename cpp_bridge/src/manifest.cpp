@@ -1,5 +1,6 @@
 // A small strict JSON reader (RFC 8259 values; numbers as double) and the bundle manifest fields the
-// in-process enhancer needs. No exceptions escape; every failure is a sentence in `error`.
+// in-process enhancer needs, read only after bundle.sha256 vouches for manifest.json and the model
+// file matches the manifest's sha256. No exceptions escape; every failure is a sentence in `error`.
 #include "manifest.hpp"
 
 #include <cmath>
@@ -8,11 +9,16 @@
 #include <fstream>
 #include <sstream>
 
+#include "sha256.hpp"
+
 namespace sb {
 
 namespace {
 
 constexpr int kMaxDepth = 64;  // manifests nest 4 deep; this only stops a hostile file
+// runtime/bundle/manifest.py SCHEMA_VERSION: 2 added bundle.sha256, the hash over manifest.json.
+constexpr int kSchemaVersion = 2;
+const char *const kChecksums = "bundle.sha256";
 
 class Parser {
   public:
@@ -249,7 +255,58 @@ bool get_hw(const Json *node, int out[2]) {
     return true;
 }
 
+// A bundle-relative POSIX path that stays inside the bundle: not absolute, no empty, '.' or '..'
+// component, no backslash or control character (the rules of runtime/bundle/manifest.py).
+bool safe_relative(const std::string &p) {
+    if (p.empty() || p[0] == '/') return false;
+    for (char c : p)
+        if (c == '\\' || static_cast<unsigned char>(c) < 0x20) return false;
+    size_t start = 0;
+    while (start <= p.size()) {
+        size_t end = p.find('/', start);
+        if (end == std::string::npos) end = p.size();
+        std::string part = p.substr(start, end - start);
+        if (part.empty() || part == "." || part == "..") return false;
+        start = end + 1;
+    }
+    return true;
+}
+
+bool is_hex64(const std::string &s) {
+    if (s.size() != 64) return false;
+    for (char c : s)
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return false;
+    return true;
+}
+
+std::string short_hex(const std::string &hex) { return hex.substr(0, 12) + "..."; }
+
 }  // namespace
+
+bool read_checksums(const std::string &bundle_dir, std::map<std::string, std::string> *sums, std::string *error) {
+    const std::string file = bundle_dir + "/" + kChecksums;
+    std::string text;
+    if (!read_file(file, &text)) {
+        *error = file + " cannot be read; a schema-2 bundle lists every file's sha256 there, re-export the bundle "
+                        "with `sonoedge export`";
+        return false;
+    }
+    sums->clear();
+    std::istringstream lines(text);
+    std::string line;
+    for (int number = 1; std::getline(lines, line); ++number) {
+        // sha256sum format: 64 hex digits, a space, ' ' (text) or '*' (binary), the path
+        const bool shaped = line.size() > 66 && line[64] == ' ' && (line[65] == ' ' || line[65] == '*');
+        const std::string digest = line.substr(0, 64), rel = shaped ? line.substr(66) : std::string();
+        if (!shaped || !is_hex64(digest) || !safe_relative(rel) || sums->count(rel) != 0) {
+            *error = file + " line " + std::to_string(number) + " is not '<sha256>  <relative path>' of a file listed "
+                     "once; the bundle was modified or corrupted";
+            return false;
+        }
+        (*sums)[rel] = digest;
+    }
+    return true;
+}
 
 const Json *Json::get(const std::string &key) const {
     if (kind != Object) return nullptr;
@@ -275,9 +332,18 @@ bool load_bundle_model(const std::string &bundle_dir, const std::string &precisi
                        std::string *error) {
     const std::string file = bundle_dir + "/manifest.json";
     std::string text, why;
+    std::map<std::string, std::string> sums;
     Json m;
     if (!read_file(file, &text)) {
         *error = file + " cannot be read; pass a bundle directory made by `sonoedge export`";
+        return false;
+    }
+    if (!read_checksums(bundle_dir, &sums, error)) return false;
+    const std::string manifest_sha = sha256_hex(text);  // the bytes parsed below are the bytes hashed here
+    if (sums.count("manifest.json") == 0 || sums["manifest.json"] != manifest_sha) {
+        *error = file + " does not match " + kChecksums + " (expected " +
+                 short_hex(sums.count("manifest.json") ? sums["manifest.json"] : std::string("none")) + ", found " +
+                 short_hex(manifest_sha) + "); the bundle was modified or corrupted";
         return false;
     }
     if (!parse_json(text, &m, &why)) {
@@ -285,8 +351,12 @@ bool load_bundle_model(const std::string &bundle_dir, const std::string &precisi
         return false;
     }
     int schema = 0;
-    if (!get_int(m, {"schema_version"}, &schema) || schema != 1) {
-        *error = file + " is not a schema-version-1 manifest; re-export the bundle with this sonoedge";
+    if (!get_int(m, {"schema_version"}, &schema) || schema != kSchemaVersion) {
+        const Json *v = m.get("schema_version");
+        const std::string shown = v != nullptr && v->kind == Json::Number ? std::to_string(static_cast<long long>(v->number))
+                                                                          : std::string("(none)");
+        *error = file + ": schema_version " + shown + " is not supported by this enhancer (reads " +
+                 std::to_string(kSchemaVersion) + "); re-export the bundle with `sonoedge export`";
         return false;
     }
     BundleModel b;
@@ -321,9 +391,25 @@ bool load_bundle_model(const std::string &bundle_dir, const std::string &precisi
         *error = file + ": precision '" + precision + "' failed its accuracy gate at export; refusing to run it";
         return false;
     }
+    if (!safe_relative(b.model_file)) {
+        *error = file + ": precisions." + precision + ".file '" + b.model_file + "' is not a relative path inside the bundle";
+        return false;
+    }
     const Json *files = m.get("files");
-    if (files == nullptr || !get_string(*files, {b.model_file.c_str()}, &b.model_sha256)) {
+    if (files == nullptr || !get_string(*files, {b.model_file.c_str()}, &b.model_sha256) || !is_hex64(b.model_sha256)) {
         *error = file + " lists no sha256 for " + b.model_file;
+        return false;
+    }
+    if (sums.count(b.model_file) == 0 || sums[b.model_file] != b.model_sha256) {
+        *error = std::string(kChecksums) + " and " + file + " disagree on " + b.model_file +
+                 "; the bundle was modified or corrupted";
+        return false;
+    }
+    std::string actual;
+    const std::string model_path = bundle_dir + "/" + b.model_file;
+    if (!sha256_file(model_path, &actual) || actual != b.model_sha256) {
+        *error = model_path + " does not match its manifest sha256 (expected " + short_hex(b.model_sha256) + ", found " +
+                 (actual.empty() ? std::string("unreadable") : short_hex(actual)) + "); the bundle was modified or corrupted";
         return false;
     }
     b.precision = precision;

@@ -1,5 +1,6 @@
-// What the in-process enhancer needs from a bundle's manifest.json (schema v1, runtime/bundle/manifest.py)
-// and from an engine cache sidecar (runtime/backends/tensorrt/cache.py), with a small JSON reader for both.
+// What the in-process enhancer needs from a bundle's manifest.json (schema 2, the dataclasses of
+// runtime/bundle/manifest.py; manifest.json is checked against bundle.sha256 before it is parsed)
+// and from an engine cache sidecar (runtime/backends/tensorrt/cache.py), with a small JSON reader.
 #pragma once
 
 #include <cstdint>
@@ -32,9 +33,10 @@ struct BundleModel {
     std::string precision, model_file, model_sha256;          // the precision this enhancer runs
 };
 
-// Read `bundle_dir`/manifest.json for `precision` (fp32 | fp16 | int8). False with a one-sentence
-// `error` naming the file and the problem (missing, malformed, unsupported task or normalisation,
-// precision absent or failed its gate).
+// Read `bundle_dir`/manifest.json for `precision` (fp32 | fp16 | int8) once `bundle_dir`/bundle.sha256
+// vouches for it, and check the precision's model file against the manifest's sha256. False with a
+// one-sentence `error` naming the file and the problem (missing, modified, malformed, another
+// schema_version, unsupported task or normalisation, precision absent or failed its gate).
 bool load_bundle_model(const std::string &bundle_dir, const std::string &precision, BundleModel *out,
                        std::string *error);
 
@@ -43,5 +45,9 @@ bool load_bundle_model(const std::string &bundle_dir, const std::string &precisi
 bool check_engine_sidecar(const std::string &sidecar_path, const BundleModel &model, std::string *error);
 
 bool read_file(const std::string &path, std::string *out);
+
+// `bundle_dir`/bundle.sha256 (sha256sum format) as {relative path: sha256 hex}; false with `error`
+// naming the file and line when it is missing or a line is malformed.
+bool read_checksums(const std::string &bundle_dir, std::map<std::string, std::string> *sums, std::string *error);
 
 }  // namespace sb

@@ -12,19 +12,23 @@
 
 #include "../src/frame_math.hpp"
 #include "../src/manifest.hpp"
+#include "../src/sha256.hpp"
 #include "check.hpp"
 
 namespace {
 
+// MODEL_SHA and INT8_SHA are replaced by the sha256 of kModel and kInt8 (write_bundle).
+const char *kModel = "an fp32 model's bytes";
+const char *kInt8 = "an int8 model's bytes";
 const char *kManifest = R"({
-  "schema_version": 1,
+  "schema_version": 2,
   "model": {"name": "tiny \u00e9 \"q\"", "task": "enhance", "scale": 1, "channels": 1, "stride": 4,
             "input_name": "input", "output_name": "output", "dynamic_axes": ["H", "W"],
             "size_range": {"min": [16, 16], "opt": [256, 256], "max": [1024, 2048]}},
   "preprocess": {"normalisation": "minus1_1", "pad": "reflect", "grey": true, "region": "auto"},
   "precisions": {"fp32": {"file": "model.onnx", "passed": true, "results": {"psnr": 41.5e0}},
                  "int8": {"file": "model.int8.qdq.onnx", "passed": false}},
-  "files": {"model.onnx": "ab12cd34ef", "model.int8.qdq.onnx": "0099"}
+  "files": {"model.onnx": "MODEL_SHA", "model.int8.qdq.onnx": "INT8_SHA"}
 })";
 
 std::string temp_dir() {
@@ -32,7 +36,26 @@ std::string temp_dir() {
     return mkdtemp(path) ? std::string(path) : std::string();
 }
 
-void write(const std::string &path, const std::string &text) { std::ofstream(path) << text; }
+void write(const std::string &path, const std::string &text) { std::ofstream(path, std::ios::binary) << text; }
+
+std::string replaced(std::string text, const std::string &from, const std::string &to) {
+    for (size_t at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
+        text.replace(at, from.size(), to);
+    return text;
+}
+
+// A bundle as export writes it: the model files, manifest.json (with their real sha256) and
+// bundle.sha256 over all of them; `manifest` edits the manifest text before it is hashed.
+std::string write_bundle(const std::string &dir, const std::string &manifest = kManifest) {
+    write(dir + "/model.onnx", kModel);
+    write(dir + "/model.int8.qdq.onnx", kInt8);
+    const std::string text = replaced(replaced(manifest, "MODEL_SHA", sb::sha256_hex(kModel)), "INT8_SHA",
+                                      sb::sha256_hex(kInt8));
+    write(dir + "/manifest.json", text);
+    write(dir + "/bundle.sha256", sb::sha256_hex(text) + "  manifest.json\n" + sb::sha256_hex(kInt8) +
+                                      "  model.int8.qdq.onnx\n" + sb::sha256_hex(kModel) + "  model.onnx\n");
+    return text;
+}
 
 void json_reader_is_strict_and_complete() {
     sb::Json j;
@@ -54,34 +77,57 @@ void json_reader_is_strict_and_complete() {
 void manifest_fields_and_refusals() {
     std::string dir = temp_dir();
     CHECK(!dir.empty());
-    write(dir + "/manifest.json", kManifest);
+    write_bundle(dir);
     sb::BundleModel m;
     std::string why;
     CHECK(sb::load_bundle_model(dir, "fp32", &m, &why));
     CHECK(m.stride == 4 && m.input_name == "input" && m.output_name == "output" && m.model_file == "model.onnx");
-    CHECK(m.model_sha256 == "ab12cd34ef" && m.min_hw[0] == 16 && m.max_hw[1] == 2048);
+    CHECK(m.model_sha256 == sb::sha256_hex(kModel) && m.min_hw[0] == 16 && m.max_hw[1] == 2048);
     CHECK(!sb::load_bundle_model(dir, "fp16", &m, &why) && why.find("no precision 'fp16'") != std::string::npos);
     CHECK(!sb::load_bundle_model(dir, "int8", &m, &why) && why.find("failed its accuracy gate") != std::string::npos);
 
     std::string sr = kManifest;
     sr.replace(sr.find("\"enhance\""), 9, "\"sr\"");
-    write(dir + "/manifest.json", sr);
+    write_bundle(dir, sr);
     CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("use `sonoedge serve`") != std::string::npos);
-    write(dir + "/manifest.json", "{\"schema_version\": 2}");
-    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("schema-version-1") != std::string::npos);
-    write(dir + "/manifest.json", "{not json");
+    write_bundle(dir, "{\"schema_version\": 1}");
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("schema_version 1 is not supported") != std::string::npos);
+    write_bundle(dir, replaced(kManifest, "\"schema_version\": 2", "\"schema_version\": 7"));
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("schema_version 7 is not supported by this "
+                                                                    "enhancer (reads 2)") != std::string::npos);
+    write_bundle(dir, "{not json");
     CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("is not valid JSON") != std::string::npos);
+    write_bundle(dir, replaced(kManifest, "\"model.onnx\"", "\"../model.onnx\""));
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("not a relative path inside") != std::string::npos);
     unlink((dir + "/manifest.json").c_str());
     CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("cannot be read") != std::string::npos);
 
-    write(dir + "/manifest.json", kManifest);
+    // integrity: an edited manifest (one byte), an edited model file, a missing or malformed bundle.sha256
+    std::string text = write_bundle(dir);
+    write(dir + "/manifest.json", replaced(text, "\"passed\": false", "\"passed\": true "));
+    CHECK(!sb::load_bundle_model(dir, "int8", &m, &why) && why.find("manifest.json does not match bundle.sha256") != std::string::npos);
+    write(dir + "/manifest.json", text + " ");
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("modified or corrupted") != std::string::npos);
+    write_bundle(dir);
+    write(dir + "/model.onnx", std::string(kModel) + "!");
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("model.onnx does not match its manifest sha256") != std::string::npos);
+    write_bundle(dir);
+    unlink((dir + "/bundle.sha256").c_str());
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("bundle.sha256 cannot be read") != std::string::npos);
+    write(dir + "/bundle.sha256", sb::sha256_hex(text) + "  ../manifest.json\n");
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("line 1 is not") != std::string::npos);
+    write(dir + "/bundle.sha256", sb::sha256_hex(text) + "  manifest.json\n");  // the model file unlisted
+    CHECK(!sb::load_bundle_model(dir, "fp32", &m, &why) && why.find("disagree on model.onnx") != std::string::npos);
+
+    write_bundle(dir);
     CHECK(sb::load_bundle_model(dir, "fp32", &m, &why));
-    write(dir + "/e.json", R"({"key": {"model_sha256": "ab12cd34ef", "precision": "fp32"}, "plan_sha256": "x"})");
+    write(dir + "/e.json", R"({"key": {"model_sha256": ")" + sb::sha256_hex(kModel) +
+                               R"(", "precision": "fp32"}, "plan_sha256": "x"})");
     CHECK(sb::check_engine_sidecar(dir + "/e.json", m, &why));
     write(dir + "/e.json", R"({"key": {"model_sha256": "ffff", "precision": "fp32"}})");
     CHECK(!sb::check_engine_sidecar(dir + "/e.json", m, &why) && why.find("another model") != std::string::npos);
-    unlink((dir + "/e.json").c_str());
-    unlink((dir + "/manifest.json").c_str());
+    for (const char *name : {"e.json", "manifest.json", "bundle.sha256", "model.onnx", "model.int8.qdq.onnx"})
+        unlink((dir + "/" + name).c_str());
     rmdir(dir.c_str());
 }
 

@@ -12,18 +12,19 @@ profile and precision, and caches the plan under the key of
 """
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from sonoedge.runtime.backends.tensorrt.build import BuildSpec, build_mode, profile_shapes, trtexec_command
-from sonoedge.runtime.bundle.manifest import PRECISION_FILES, load_manifest
+from sonoedge.runtime.bundle.manifest import PRECISION_FILES, Manifest, bundle_file, load_manifest
 from sonoedge.runtime.errors import BundleError, InputError, require
 
 PLAN_SCHEMA = 1
 CALIBRATION_TILES = "calibration/tiles.npz"  # the bundle's INT8 calibration frames (legacy builder path)
 
 
-def build_spec(manifest: dict[str, Any], profile: Any, precision: str, trt_version: str,
+def build_spec(manifest: Manifest, profile: Any, precision: str, trt_version: str,
                legacy: bool = False, dla_core: int | None = None) -> BuildSpec:
     """The build of ``precision`` for device ``profile`` (a DeviceProfile) with this TensorRT.
 
@@ -33,22 +34,22 @@ def build_spec(manifest: dict[str, Any], profile: Any, precision: str, trt_versi
     """
     if precision not in PRECISION_FILES:
         raise InputError(f"unknown precision '{precision}'; choose one of {', '.join(PRECISION_FILES)}")
-    if precision not in manifest.get("precisions", {}):
-        have = ", ".join(manifest.get("precisions", {})) or "none"
+    if precision not in manifest.precisions:
+        have = ", ".join(manifest.precisions) or "none"
         raise BundleError(f"the bundle has no {precision} model (it has: {have}); re-export with --precisions {precision}")
     mode = build_mode(trt_version, legacy)
-    model = manifest["model"]
-    shapes = profile_shapes(profile.input.to_dict(), int(model.get("channels", 1)), int(model["stride"]))
+    model = manifest.model
+    shapes = profile_shapes(profile.input.to_dict(), model.channels, model.stride)
     if mode == "strongly_typed":
-        onnx, flags, calibrator = manifest["precisions"][precision]["file"], (), None
+        onnx, flags, calibrator = manifest.precisions[precision].file, (), None
     else:
-        onnx = manifest["precisions"]["fp32"]["file"] if "fp32" in manifest["precisions"] else PRECISION_FILES["fp32"]
+        onnx = manifest.precisions["fp32"].file if "fp32" in manifest.precisions else PRECISION_FILES["fp32"]
         flags = {"fp32": (), "fp16": ("FP16",), "int8": ("INT8", "FP16")}[precision]
         calibrator = "entropy2" if precision == "int8" else None
     core = _dla_core(profile, precision, mode, dla_core)
     if core is not None:
         flags = (*flags, "GPU_FALLBACK")
-    return BuildSpec(precision, mode, onnx, model.get("input_name", "input"), shapes, int(profile.workspace_mb),
+    return BuildSpec(precision, mode, onnx, model.input_name, shapes, int(profile.workspace_mb),
                      tuple(flags), calibrator, core, profile.name)
 
 
@@ -66,7 +67,7 @@ def _dla_core(profile: Any, precision: str, mode: str, requested: int | None) ->
     return requested
 
 
-def engine_plan(manifest: dict[str, Any], profiles: Sequence[Any], precisions: Sequence[str]) -> dict[str, Any]:
+def engine_plan(manifest: Manifest, profiles: Sequence[Any], precisions: Sequence[str]) -> dict[str, Any]:
     """engine_plan.json: per device profile and precision, the TensorRT 10 and 11 builds + trtexec lines."""
     plan: dict[str, Any] = {
         "schema": PLAN_SCHEMA,
@@ -99,8 +100,10 @@ def engine_plan(manifest: dict[str, Any], profiles: Sequence[Any], precisions: S
     return plan
 
 
-def device_profile(root: Path, name: str | None = None, progress: Callable[[str], None] = print) -> Any:
-    """The device profile to build for: ``name``, else the detected device; the bundle's copy first."""
+def device_profile(root: Path, manifest: Manifest, name: str | None = None,
+                   progress: Callable[[str], None] = print) -> Any:
+    """The device profile to build for: ``name``, else the detected device; the bundle's copy first
+    (only when the manifest lists it, so its hash was checked)."""
     from sonoedge.devices.detect import detect_device
     from sonoedge.devices.profiles import load_profile, load_profile_file
 
@@ -108,15 +111,15 @@ def device_profile(root: Path, name: str | None = None, progress: Callable[[str]
         detected = detect_device()
         progress(f"build-engine: detected {detected.profile.name} ({detected.reason})")
         name = detected.profile.name
-    local = Path(root) / "devices" / f"{name}.toml"
-    return load_profile_file(local) if local.is_file() else load_profile(name)
+    local = f"devices/{name}.toml"
+    return load_profile_file(bundle_file(root, manifest, local)) if local in manifest.files else load_profile(name)
 
 
-def choose_precision(manifest: dict[str, Any], profile: Any, requested: str | None = None) -> str:
+def choose_precision(manifest: Manifest, profile: Any, requested: str | None = None) -> str:
     """``requested``, else the first of the profile's preferred precisions that the bundle kept."""
     if requested:
         return requested
-    kept = [p for p, e in manifest["precisions"].items() if e.get("passed") or e.get("degraded")]
+    kept = manifest.kept_precisions()
     for precision in profile.precisions:
         if precision in kept:
             return precision
@@ -127,7 +130,7 @@ def dry_run(bundle: str | Path, precision: str | None = None, profile: str | Non
             trt_version: str | None = None, legacy: bool = False, dla_core: int | None = None) -> dict[str, Any]:
     """The build :func:`build_engine` would run, with its trtexec line; needs no TensorRT."""
     root, manifest = load_manifest(bundle)
-    prof = device_profile(root, profile)
+    prof = device_profile(root, manifest, profile)
     precision = choose_precision(manifest, prof, precision)
     if not prof.has_tensorrt and not trt_version:
         raise InputError(f"device profile {prof.name} has no TensorRT; run the bundle with ONNX Runtime "
@@ -151,14 +154,14 @@ def build_engine(bundle: str | Path, precision: str | None = None, profile: str 
     from sonoedge.runtime.backends.tensorrt.cache import EngineCache, engine_key
 
     root, manifest = load_manifest(bundle)
-    prof = device_profile(root, profile, progress)
+    prof = device_profile(root, manifest, profile, progress)
     precision = choose_precision(manifest, prof, precision)
     if not prof.has_tensorrt:
         raise InputError(f"device profile {prof.name} has no TensorRT; run the bundle with ONNX Runtime "
                          "(sonoedge verify/enhance --backend onnxruntime) or pass --profile NAME of a TensorRT device")
     trt = require("tensorrt", "tensorrt")
     spec = build_spec(manifest, prof, precision, trt.__version__, legacy, dla_core)
-    key = engine_key(root / manifest["precisions"][precision]["file"], precision, spec.dla_core)
+    key = engine_key(bundle_file(root, manifest, manifest.precisions[precision].file), precision, spec.dla_core)
     store = EngineCache(cache)
     hit = store.lookup(key)
     if hit is not None and not force:
@@ -170,13 +173,14 @@ def build_engine(bundle: str | Path, precision: str | None = None, profile: str 
                             progress=progress, trt=trt)
     if not plan:
         raise InputError("TensorRT returned an empty engine")
-    path = store.store(key, plan, {"spec": spec.to_dict(), "bundle_model": manifest["model"].get("name"),
-                                   "source_checkpoint": manifest.get("source_checkpoint", {})})
+    checkpoint = manifest.source_checkpoint
+    path = store.store(key, plan, {"spec": spec.to_dict(), "bundle_model": manifest.model.name,
+                                   "source_checkpoint": dataclasses.asdict(checkpoint) if checkpoint else {}})
     progress(f"build-engine: engine cached at {path} ({len(plan) / 1e6:.1f} MB)")
     return path
 
 
-def _calibrator(root: Path, manifest: dict[str, Any], calib: str | None, spec: BuildSpec, cache_root: Path,
+def _calibrator(root: Path, manifest: Manifest, calib: str | None, spec: BuildSpec, cache_root: Path,
                 progress: Callable[[str], None]) -> Any:
     """The legacy INT8 entropy calibrator over ``calib`` frames, or the bundle's calibration tiles."""
     from sonoedge.runtime.backends.tensorrt.calibrator import CalibrationBatches, load_tiles, make_entropy_calibrator
@@ -187,9 +191,9 @@ def _calibrator(root: Path, manifest: dict[str, Any], calib: str | None, spec: B
         h, w = spec.shapes["opt"][2:]  # top-left crops at the profile's opt shape; smaller frames are skipped
         tiles = [f[:h, :w].copy() for f in iter_frames(calib) if f.shape[0] >= h and f.shape[1] >= w]
     else:
-        tiles = load_tiles(root / CALIBRATION_TILES)
+        tiles = load_tiles(bundle_file(root, manifest, CALIBRATION_TILES))
     batches = CalibrationBatches(tiles, batch_size=1)
-    model_sha = manifest["files"][manifest["precisions"]["fp32"]["file"]][:16]
+    model_sha = manifest.files[manifest.precisions["fp32"].file][:16]
     cache_file = cache_root / f"calib-{model_sha}.trt_int8.cache"  # reused by later builds of this model
     progress(f"build-engine: INT8 calibration cache {cache_file} ({len(tiles)} frames; reused when present; "
              "trtexec --calib=<this file> builds the same engine)")

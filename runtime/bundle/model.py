@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sonoedge.runtime.backends import BACKENDS, Backend
-from sonoedge.runtime.bundle.manifest import load_manifest, model_file, sha256_file
+from sonoedge.runtime.bundle.manifest import Manifest, load_manifest, model_file, sha256_file
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
 log = logging.getLogger("sonoedge.runtime.bundle.model")
@@ -43,7 +43,7 @@ class LoadedModel:
     """A verified bundle with its backend loaded and warmed up."""
 
     root: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
     precision: str
     backend: Backend
     backend_name: str
@@ -51,22 +51,20 @@ class LoadedModel:
 
     @property
     def stride(self) -> int:
-        return int(self.manifest["model"].get("stride", 1))
+        return self.manifest.model.stride
 
     @property
     def scale(self) -> int:
-        model = self.manifest["model"]
-        return int(model.get("scale", 1)) if model.get("task", "enhance") == "sr" else 1
+        return self.manifest.model.output_scale
 
     @property
     def name(self) -> str:
-        return str(self.manifest["model"].get("name", self.root.name))
+        return self.manifest.model.name or self.root.name
 
     def size_range(self) -> tuple[tuple[int, int], tuple[int, int]]:
-        rng = self.manifest["model"].get("size_range") or {}
-        lo = tuple(rng.get("min", (1, 1)))
-        hi = tuple(rng.get("max", (1 << 16, 1 << 16)))
-        return (int(lo[0]), int(lo[1])), (int(hi[0]), int(hi[1]))
+        """(min, max) (H, W) the model takes; without a size_range in the manifest, (1, 1) to 65536."""
+        rng = self.manifest.model.size_range
+        return (rng.min, rng.max) if rng is not None else ((1, 1), (1 << 16, 1 << 16))
 
     def close(self) -> None:
         self.backend.close()
@@ -142,10 +140,10 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
 def _warmup_shape(model: LoadedModel, cfg: ModelConfig) -> tuple[int, int, int, int]:
     h, w = cfg.warmup_size
     if not (h and w):
-        opt = (model.manifest["model"].get("size_range") or {}).get("opt", (256, 256))
-        h, w = int(opt[0]), int(opt[1])
+        rng = model.manifest.model.size_range
+        h, w = rng.opt if rng is not None else (256, 256)
     s = model.stride
-    return (1, int(model.manifest["model"].get("channels", 1)), -(-h // s) * s, -(-w // s) * s)
+    return (1, model.manifest.model.channels, -(-h // s) * s, -(-w // s) * s)
 
 
 def check_reference(model: LoadedModel) -> dict[str, float]:
@@ -172,7 +170,7 @@ def check_reference(model: LoadedModel) -> dict[str, float]:
         raise BundleError(f"bundle {model.root}: {model.precision} reference outputs cannot be compared ({exc})") from None
     result = check_gate(model.precision, metrics)
     if not result.passed:
-        if model.manifest["precisions"][model.precision].get("degraded", False):
+        if model.manifest.precisions[model.precision].degraded:
             log.warning("serving a degraded precision", extra={"event": "degraded_precision", "precision": model.precision,
                                                               "failures": list(result.failures)})
         else:

@@ -9,8 +9,8 @@ backend), so the reference and the device see exactly the same pre- and post-pro
     results = verify_bundle("bundle/", backend="onnxruntime", precisions=["fp32", "int8"])
     all(r.passed for r in results)
 
-Loading the bundle checks every file's sha256 first, so a tampered bundle is refused with the
-file named before anything runs (runtime/bundle/manifest.py).
+Loading the bundle checks bundle.sha256 first (manifest.json and every file), so a tampered bundle
+is refused with the file named before anything runs (runtime/bundle/manifest.py).
 """
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 
 from sonoedge.runtime.bundle.gates import GateResult, check_gate, compare_outputs
-from sonoedge.runtime.bundle.manifest import load_manifest, model_file
+from sonoedge.runtime.bundle.manifest import Manifest, bundle_file, load_manifest, model_file
 from sonoedge.runtime.errors import BundleError, InputError
 from sonoedge.runtime.frames import crop, normalise, pad_to_stride
 
@@ -47,19 +47,19 @@ def read_reference_frame(path: Path) -> np.ndarray:
     return image
 
 
-def load_references(root: Path, manifest: dict[str, Any]) -> list[tuple[np.ndarray, np.ndarray]]:
+def load_references(root: Path, manifest: Manifest) -> list[tuple[np.ndarray, np.ndarray]]:
     """(uint8 input (H, W), PyTorch output (1, C, sH, sW) float32) for every reference frame."""
-    ref = manifest.get("reference") or {}
-    inputs, outputs = ref.get("inputs") or [], ref.get("torch_outputs") or []
+    ref = manifest.reference
+    inputs, outputs = (ref.inputs, ref.torch_outputs) if ref is not None else ((), ())
     if not inputs or len(inputs) != len(outputs):
         raise BundleError(f"bundle {root}: manifest 'reference' needs as many inputs as torch_outputs (>= 1)")
     pairs = []
     for rel_in, rel_out in zip(inputs, outputs):
         try:
-            expected = np.load(root / rel_out, allow_pickle=False)
+            expected = np.load(bundle_file(root, manifest, rel_out), allow_pickle=False)
         except (OSError, ValueError) as exc:
             raise BundleError(f"bundle {root}: cannot read reference output {rel_out} ({exc})") from None
-        pairs.append((read_reference_frame(root / rel_in), expected.astype(np.float32)))
+        pairs.append((read_reference_frame(bundle_file(root, manifest, rel_in)), expected.astype(np.float32)))
     return pairs
 
 
@@ -77,12 +77,11 @@ class PrecisionCheck:
         return self.result.passed
 
 
-def check_precision(root: Path, manifest: dict[str, Any], precision: str, backend: str = "onnxruntime",
+def check_precision(root: Path, manifest: Manifest, precision: str, backend: str = "onnxruntime",
                     backend_options: dict[str, Any] | None = None) -> PrecisionCheck:
     from sonoedge.runtime.backends import create_backend
 
-    model = manifest["model"]
-    stride, scale = int(model["stride"]), int(model.get("scale", 1))
+    stride, scale = manifest.model.stride, manifest.model.scale
     path = model_file(root, manifest, precision)
     pairs = load_references(root, manifest)
     options = dict(backend_options or {})
@@ -92,7 +91,7 @@ def check_precision(root: Path, manifest: dict[str, Any], precision: str, backen
     with create_backend(backend, path, **options) as engine:
         outputs = [run_frame(engine.infer, image, stride, scale) for image, _ in pairs]
     metrics = compare_outputs(outputs, [expected for _, expected in pairs])
-    degraded = bool(manifest["precisions"][precision].get("degraded", False))
+    degraded = manifest.precisions[precision].degraded
     return PrecisionCheck(precision, check_gate(precision, metrics), degraded, backend)
 
 
@@ -100,7 +99,7 @@ def verify_bundle(path: str | Path, backend: str = "onnxruntime", precisions: Se
                   backend_options: dict[str, Any] | None = None) -> list[PrecisionCheck]:
     """Check the hashes, then run the references through each requested precision (default: all kept)."""
     root, manifest = load_manifest(path)
-    have = list(manifest["precisions"])
+    have = list(manifest.precisions)
     wanted = list(precisions) if precisions else have
     missing = [p for p in wanted if p not in have]
     if missing:

@@ -122,7 +122,7 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True) -> list[str]:
     if check_bundle:
         root, manifest = load_manifest(resolve_bundle(cfg.enhancer.bundle))
         model_file(root, manifest, cfg.enhancer.precision)
-        facts.append(f"bundle: {root} ({manifest['model'].get('name')}, {cfg.enhancer.precision}, hashes ok)")
+        facts.append(f"bundle: {root} ({manifest.model.name}, {cfg.enhancer.precision}, hashes ok)")
     return facts
 
 

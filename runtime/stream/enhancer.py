@@ -119,7 +119,7 @@ class Enhancer:
         self._model = model
         self._lock = threading.Lock()
         self._retired: list[LoadedModel] = []
-        mode = self.cfg.region if self.cfg.region != "bundle" else model.manifest.get("preprocess", {}).get("region", "auto")
+        mode = self.cfg.region if self.cfg.region != "bundle" else model.manifest.preprocess.region
         if mode not in REGION_MODES:
             raise InputError(f"enhancer.region '{mode}' is not one of {', '.join(REGION_CHOICES)}")
         self.region = _Region(mode, self.cfg.region_every)

@@ -34,21 +34,22 @@ def test_export_parity_and_gates_on_real_frames(tmp_path, tiny_checkpoints, real
     out = tmp_path / "bundle"
     cfg = _cfg(realus / "hc18", size, calib=str(realus / "hip_spj"))
     manifest = export_bundle(tiny_checkpoints[family], out, cfg, _quiet)
-    precisions = manifest["precisions"]
+    precisions = manifest.precisions
     assert set(precisions) == {"fp32", "fp16", "int8"}
     for name, entry in precisions.items():
-        assert entry["passed"], (name, entry["failures"])
-        assert entry["file"] == PRECISION_FILES[name] and (out / entry["file"]).is_file()
-        assert {"max_abs", "p99_abs", "psnr", "ssim"} <= set(entry["results"])
-    assert precisions["fp32"]["results"]["max_abs"] <= 1e-4
-    assert precisions["fp16"]["results"]["psnr"] >= 45
-    calib = precisions["int8"]["calibration"]
+        assert entry.passed, (name, entry.failures)
+        assert entry.file == PRECISION_FILES[name] and (out / entry.file).is_file()
+        assert {"max_abs", "p99_abs", "psnr", "ssim"} <= set(entry.results)
+    assert precisions["fp32"].results["max_abs"] <= 1e-4
+    assert precisions["fp16"].results["psnr"] >= 45
+    calib = precisions["int8"].extra["calibration"]
     assert calib["frames"] >= 8 and len(calib["sha256"]) == 64 and calib["method"] == "entropy"
-    assert isinstance(precisions["int8"]["excluded_nodes"], list)
+    assert isinstance(precisions["int8"].extra["excluded_nodes"], list)
     # reference frames: real crops no larger than asked, torch outputs beside them
-    ref = np.load(out / manifest["reference"]["torch_outputs"][0])
+    ref = np.load(out / manifest.reference.torch_outputs[0])
     assert ref.ndim == 4 and ref.shape[2] <= size[0] and ref.shape[3] <= size[1]
-    assert manifest["model"]["generator"] == family and manifest["target"]["profiles"] == ["jetson-orin-nano-8gb"]
+    assert manifest.model.generator == family and manifest.target.profiles == ("jetson-orin-nano-8gb",)
+    assert load_manifest(out)[1] == manifest  # what export returns is what the runtime reads
     assert (out / "devices" / "jetson-orin-nano-8gb.toml").is_file()
     plan = json.loads((out / "engine_plan.json").read_text())
     assert set(plan["profiles"]["jetson-orin-nano-8gb"]["builds"]) == {"fp32", "fp16", "int8"}
@@ -72,9 +73,9 @@ def test_lpips_is_reported_with_its_trunk_named(tmp_path, tiny_checkpoints, spec
     """LPIPS (VGG16 on the CPU, seconds) is reported for every precision, never gated."""
     cfg = _cfg(speckle_dir, (48, 48), precisions=("fp32", "int8"), lpips=True, lpips_trunk="random")
     manifest = export_bundle(tiny_checkpoints["resnet"], tmp_path / "b", cfg, _quiet)
-    for entry in manifest["precisions"].values():
-        assert entry["results"]["lpips"] >= 0 and np.isfinite(entry["results"]["lpips"])
-        assert "random" in entry["lpips_trunk"] or "sha256" in entry["lpips_trunk"]
+    for entry in manifest.precisions.values():
+        assert entry.results["lpips"] >= 0 and np.isfinite(entry.results["lpips"])
+        assert "random" in entry.lpips_trunk or "sha256" in entry.lpips_trunk
     assert "lpips" not in gates.GATES["int8"].required()
 
 
@@ -128,8 +129,8 @@ def test_gate_failure_exits_nonzero_and_degraded_is_flagged(tmp_path, tiny_check
     assert not (tmp_path / "strict").exists(), "a failed export must leave no bundle"
     assert main([*args, str(tmp_path / "kept"), "--allow-degraded"]) == 0
     root, manifest = load_manifest(tmp_path / "kept")
-    assert manifest["precisions"]["fp16"]["degraded"] is True and manifest["precisions"]["fp16"]["passed"] is False
-    assert manifest["precisions"]["fp32"]["degraded"] is False
+    assert manifest.precisions["fp16"].degraded is True and manifest.precisions["fp16"].passed is False
+    assert manifest.precisions["fp32"].degraded is False
     assert main(["verify", str(root)]) == 0  # degraded is reported, not fatal...
     assert "DEGRADED" in capsys.readouterr().out
     assert main(["verify", str(root), "--strict"]) == GateError.exit_code  # ...unless --strict
@@ -169,14 +170,14 @@ def test_sr_generator_exports_at_scale_4(tmp_path, speckle_dir):
                            state_dicts={"G_H": g.state_dict()}, config={}, meta={})
     cfg = _cfg(speckle_dir, (96, 96), target="x86-cuda", calib_size=(32, 32), calib_frames=6, search_frames=2)
     manifest = export_bundle(ckpt, tmp_path / "b", cfg, _quiet)
-    assert manifest["model"]["scale"] == 4
-    image = manifest["reference"]["inputs"][0]
-    ref = np.load(tmp_path / "b" / manifest["reference"]["torch_outputs"][0])
+    assert manifest.model.scale == 4
+    image = manifest.reference.inputs[0]
+    ref = np.load(tmp_path / "b" / manifest.reference.torch_outputs[0])
     import cv2
 
     h, w = cv2.imread(str(tmp_path / "b" / image), cv2.IMREAD_UNCHANGED).shape
     assert ref.shape == (1, 1, 4 * h, 4 * w)
-    assert all(e["passed"] for e in manifest["precisions"].values())
+    assert all(e.passed for e in manifest.precisions.values())
     assert all(c.ok for c in verify_bundle(tmp_path / "b"))
 
 
@@ -184,7 +185,7 @@ def test_sr_generator_exports_at_scale_4(tmp_path, speckle_dir):
 def test_without_frames_parity_runs_on_phantom_frames(tmp_path, tiny_checkpoints):
     cfg = _cfg(None, (48, 48), precisions=("fp32",), target="cpu", reference_frames=1)
     manifest = export_bundle(tiny_checkpoints["unet"], tmp_path / "b", cfg, _quiet)
-    assert "phantom" in manifest["reference"]["source"] and manifest["precisions"]["fp32"]["passed"]
+    assert "phantom" in manifest.reference.source and manifest.precisions["fp32"].passed
 
 
 def test_build_engine_caches_under_the_backend_key(small_bundle, tmp_path, monkeypatch, capsys):

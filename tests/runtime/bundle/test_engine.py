@@ -3,6 +3,7 @@ calibration batches run everywhere. The builder itself is exercised against a fa
 module object (dispatch only; that is NOT a TensorRT test); the real one is marked ``tensorrt``."""
 from __future__ import annotations
 
+import dataclasses
 import types
 
 import numpy as np
@@ -19,11 +20,13 @@ from sonoedge.runtime.backends.tensorrt.build import (
 )
 from sonoedge.runtime.backends.tensorrt.calibrator import CalibrationBatches, load_tiles
 from sonoedge.runtime.bundle.engine import build_spec, engine_plan
+from sonoedge.runtime.bundle.manifest import Manifest
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
-MANIFEST = {"model": {"stride": 8, "channels": 1, "input_name": "input"},
-            "precisions": {"fp32": {"file": "model.onnx"}, "fp16": {"file": "model.fp16.onnx"},
-                           "int8": {"file": "model.int8.qdq.onnx"}}}
+MANIFEST = Manifest.from_dict({
+    "model": {"stride": 8, "channels": 1, "input_name": "input"},
+    "precisions": {"fp32": {"file": "model.onnx"}, "fp16": {"file": "model.fp16.onnx"}, "int8": {"file": "model.int8.qdq.onnx"}},
+    "files": {}})
 
 
 @pytest.mark.parametrize("version, legacy, mode", [
@@ -73,7 +76,7 @@ def test_build_specs_per_path_and_device():
     with pytest.raises(InputError, match="out of range"):
         build_spec(MANIFEST, xavier, "fp16", "8.6", dla_core=2)
     with pytest.raises(BundleError, match="no int8 model"):
-        build_spec({**MANIFEST, "precisions": {"fp32": {"file": "model.onnx"}}}, nano, "int8", "10.3")
+        build_spec(dataclasses.replace(MANIFEST, precisions={"fp32": MANIFEST.precisions["fp32"]}), nano, "int8", "10.3")
 
 
 def test_trtexec_lines_for_both_generations():

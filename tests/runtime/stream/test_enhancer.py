@@ -1,6 +1,7 @@
 """Pre/post-processing, region paste-back, SR geometry, the fail-safe and bundle refusal."""
 from __future__ import annotations
 
+import dataclasses
 import json
 import shutil
 import time
@@ -10,7 +11,7 @@ import cv2
 import numpy as np
 import pytest
 
-from sonoedge.runtime.bundle.manifest import write_manifest
+from sonoedge.runtime.bundle.manifest import Manifest, write_manifest
 from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.errors import BundleError
 from sonoedge.runtime.frames import Frame
@@ -129,7 +130,9 @@ def test_malformed_frames_raise(tiny_model, image, reason):
 
 def test_region_over_the_model_size_range_passes_through(tiny_bundle, tmp_path, bundle_factory):
     model = load_model(EnhancerConfig(bundle=str(tiny_bundle)))
-    model.manifest["model"]["size_range"]["max"] = [64, 64]
+    m = model.manifest
+    model.manifest = dataclasses.replace(m, model=dataclasses.replace(
+        m.model, size_range=dataclasses.replace(m.model.size_range, max=(64, 64))))
     out = Enhancer(model, EnhancerConfig(region="full"))(_frame(np.full((64, 96), 9, np.uint8)))
     assert out.passthrough and "larger than the model's maximum 64x64" in out.meta["passthrough_reason"]
     model.close()
@@ -213,7 +216,7 @@ def test_bundle_that_misses_its_reference_is_refused(tiny_bundle, tmp_path):
     bad = _copy(tiny_bundle, tmp_path)
     ref = np.load(bad / "reference" / "torch_0.npy")
     np.save(bad / "reference" / "torch_0.npy", ref + 0.01)  # a model that no longer matches PyTorch
-    write_manifest(bad, json.loads((bad / "manifest.json").read_text()))  # hashes made consistent again
+    write_manifest(bad, Manifest.from_dict(json.loads((bad / "manifest.json").read_text())))  # hashes made consistent again
     with pytest.raises(BundleError, match="max abs error"):
         load_model(EnhancerConfig(bundle=str(bad)))
 
