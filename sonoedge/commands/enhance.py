@@ -38,11 +38,12 @@ def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError
     from sonoedge.runtime.readers import probe
     from sonoedge.runtime.service.logs import setup_logging
-    from sonoedge.runtime.stream.files import IMAGE_OUTPUTS, enhance_file
+    from sonoedge.runtime.stream.files import IMAGE_OUTPUTS, check_output, enhance_file
 
     setup_logging("warning", json_lines=False)
     info = probe(args.input)  # names the file when it is missing or unsupported
     out = Path(args.output)
+    check_output(out, [args.input, args.bundle or None], args.overwrite)  # before anything else is said about it
     if out.suffix.lower() in IMAGE_OUTPUTS and (info.frames or 0) > 1:
         raise InputError(f"{args.input} has {info.frames} frames but {out} is a single image; "
                          "write a video (.mp4/.avi) or a folder for PNG frames")
