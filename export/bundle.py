@@ -17,7 +17,10 @@ Steps, each reported on ``progress``:
 
 The bundle is written into a temporary directory and moved into place only when every requested
 precision passed its gate (or ``allow_degraded`` keeps the failures, flagged ``degraded: true``);
-otherwise GateError and no bundle.
+otherwise GateError and no bundle. The output is checked before any work: a folder that is not
+empty (or an existing BUNDLE.tar) is refused unless ``overwrite``, and even then a folder is replaced
+only when it is an earlier bundle (every file in it listed in its manifest); it is never the
+checkpoint or a frames folder, nor inside one.
 """
 from __future__ import annotations
 
@@ -65,6 +68,7 @@ from sonoedge.runtime.bundle.manifest import Target as ManifestTarget
 from sonoedge.runtime.bundle.verify import run_frame
 from sonoedge.runtime.errors import GateError, InputError
 from sonoedge.runtime.frames import normalise, pad_to_stride
+from sonoedge.runtime.outputs import check_file, check_whole_folder
 from sonoedge.runtime.precision import PRECISIONS
 
 Progress = Callable[[str], None]
@@ -158,11 +162,32 @@ def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degr
                           lpips_trunk=lpips_trunk, extra=extra)
 
 
-def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print) -> Manifest:
+def _foreign(folder: Path) -> list[Path]:
+    """Files in ``folder`` that are not part of the bundle its manifest describes (all of them
+    when it has no readable manifest): a folder with any is never replaced."""
+    try:
+        listed = set(json.loads((folder / "manifest.json").read_text())["files"])
+    except (OSError, ValueError, KeyError, TypeError):
+        listed = set()
+    return [p for p in sorted(folder.rglob("*")) if not p.is_dir()
+            and p.relative_to(folder).as_posix() not in listed | {"manifest.json", "bundle.sha256"}]
+
+
+def check_output(out: Path, cfg: ExportConfig, checkpoint: Path, overwrite: bool) -> None:
+    """Refuse, before any work, an output that would replace an input or anything not an earlier bundle."""
+    inputs = [checkpoint, cfg.frames, cfg.calib, cfg.lpips_trunk]
+    check_whole_folder(out, inputs, overwrite, foreign=_foreign)
+    if cfg.tar:
+        check_file(out.with_name(out.name + ".tar"), inputs, overwrite)
+
+
+def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, progress: Progress = print,
+                  overwrite: bool = False) -> Manifest:
     """Write the bundle at ``out`` (and ``out.tar`` when cfg.tar); returns the manifest."""
     from sonoedge.export.lpips_metric import build_metric, mean_lpips
     from sonoedge.train.checkpoint import load_generator
 
+    check_output(Path(out), cfg, Path(checkpoint), overwrite)
     target = resolve_target(cfg.target)
     precisions = check_precisions(target, tuple(cfg.precisions))
     checkpoint = Path(checkpoint)
@@ -189,7 +214,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
     torch_out = [run_frame(torch_infer, im, stride, scale) for im in refs.images]
     lpips = build_metric(cfg.lpips_trunk, progress) if cfg.lpips else None
     out = Path(out)
-    with atomic_dir(out) as root:
+    with atomic_dir(out, replace=overwrite) as root:
         fp32_path = root / PRECISION_FILES["fp32"]
         export_onnx(generator, fp32_path, channels, stride)
         if cfg.simplify:

@@ -9,12 +9,18 @@ A command is thin: it parses, calls one library function and reports; shared arg
 in ``commands/_args.py``, built from the library's config dataclasses. Command modules import only
 light things at module level, so ``sonoedge --help`` stays fast and works on a device with the
 base install; heavy imports happen inside ``run``. Nothing outside ``sonoedge/`` imports a command. A
-:class:`~sonoedge.runtime.errors.SonoedgeError` ends in one line on stderr and a non-zero exit.
+:class:`~sonoedge.runtime.errors.SonoedgeError` ends in one line on stderr and a non-zero exit, and
+so does an operating-system error about a path (a full disk, a read-only folder).
+
+SIGINT and SIGTERM end a one-shot command the same way: KeyboardInterrupt unwinds it (the pipeline
+joins its threads, sinks remove their partial outputs), then exit 130. ``serve`` installs its own
+handlers (a stop event) and replaces these.
 """
 from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 
 from sonoedge import __version__
@@ -72,9 +78,30 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; SIGTERM unwinds like Ctrl-C while it runs (the default would kill the
+    process mid-write), and the caller's handlers are restored after."""
+    import threading
+
     parser = build_parser()
     args = parser.parse_args(argv)
+    if threading.current_thread() is not threading.main_thread():
+        return _main(args)
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
+    signal.signal(signal.SIGTERM, _interrupt)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return _main(args)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def _main(args: argparse.Namespace) -> int:
     try:
         code = args._run(args)
     except SonoedgeError as exc:
@@ -90,6 +117,12 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"sonoedge {args.command}: interrupted", file=sys.stderr)
         return 130
+    except OSError as exc:
+        if exc.filename is None:
+            raise
+        print(f"sonoedge {args.command}: error: cannot use {exc.filename}: {exc.strerror or exc}; "
+              "choose another path or fix its permissions", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

@@ -14,7 +14,8 @@ pipeline the daemon runs, blocking mode), and writes into ``--out``:
   speckle SNR on the simulator's ground-truth cyst and tissue masks (one extra pair, same scene
   kind); for a user file, speckle SNR inside the detected imaging region before and after.
 
-Then prints a short summary.
+Then prints a short summary. A folder that is not empty is refused unless ``overwrite``, which
+replaces only these four files; a run that fails or is interrupted removes what it wrote.
 """
 from __future__ import annotations
 
@@ -23,6 +24,7 @@ from typing import Any
 
 PHANTOM_SIZE = (256, 256)  # (H, W): the simulator's default raster, what the default bundle was trained on
 QUALITY_SAMPLES = 16  # frames of a user's file kept for the quality report (bounded memory)
+OUTPUTS = ("input.mp4", "enhanced.mp4", "side_by_side.png", "report.json")  # all the demo writes in --out
 
 
 def phantom_frames(n: int, seed: int = 0) -> tuple[list, list, float]:
@@ -35,7 +37,23 @@ def phantom_frames(n: int, seed: int = 0) -> tuple[list, list, float]:
 
 
 def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0, bundle: str = "",
-             precision: str = "fp32") -> dict[str, Any]:
+             precision: str = "fp32", overwrite: bool = False) -> dict[str, Any]:
+    from sonoedge.runtime.outputs import check_fill_folder
+
+    check_fill_folder(out, OUTPUTS, [input_path, bundle or None], overwrite)
+    made = not out.exists()
+    try:
+        return _run_demo(input_path, out, frames, seed, bundle, precision, overwrite)
+    except BaseException:  # a failure or an interrupt: no half-finished demo folder
+        for name in OUTPUTS:
+            (out / name).unlink(missing_ok=True)
+        if made and out.is_dir() and not any(out.iterdir()):
+            out.rmdir()
+        raise
+
+
+def _run_demo(input_path: str | None, out: Path, frames: int, seed: int, bundle: str, precision: str,
+              overwrite: bool) -> dict[str, Any]:
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.stream.base import TappedSource
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
@@ -48,7 +66,7 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0,
         out.mkdir(parents=True, exist_ok=True)
         if input_path is None:
             low, high, fps = phantom_frames(frames, seed)
-            _write_clip(out / "input.mp4", low, fps)
+            _write_clip(out / "input.mp4", low, fps, overwrite)
             source = FramesSource(low, name=f"phantom-seed{seed}", fps=fps)
             label = f"generated phantom clip (seed {seed}, {frames} frames, {PHANTOM_SIZE[0]}x{PHANTOM_SIZE[1]})"
         else:
@@ -60,7 +78,7 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = 0,
             label = str(input_path)
         keep = _Keeper(frames if input_path is None else (probe(input_path).frames or 0))
         source = TappedSource(source, keep.tap)
-        sink = FileSink(str(out / "enhanced.mp4"), fps=fps)
+        sink = FileSink(str(out / "enhanced.mp4"), fps=fps, overwrite=overwrite)
         enhancer = Enhancer(model, cfg)
         with sink:
             stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking"), on_frame=keep.output).run()
@@ -196,11 +214,11 @@ def _side_by_side(panels: list, names: list[str], scale: int = 1):
     return np.hstack(out)
 
 
-def _write_clip(path: Path, frames: list, fps: float) -> None:
+def _write_clip(path: Path, frames: list, fps: float, overwrite: bool = False) -> None:
     from sonoedge.runtime.frames import Frame
     from sonoedge.runtime.stream.sinks import FileSink
 
-    with FileSink(str(path), fps=fps) as sink:
+    with FileSink(str(path), fps=fps, overwrite=overwrite) as sink:
         for i, image in enumerate(frames):
             sink.write(Frame(image, i))
 

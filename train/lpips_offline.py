@@ -7,7 +7,7 @@ random (``pnet_rand=True``, so nothing is fetched) and then the torchvision weig
 the first of:
 
 1. the path the caller gives (config key or ``--lpips-trunk``),
-2. the environment variable ``SONOEDGE_LPIPS_TRUNK``,
+2. the environment variable ``SONOEDGE_LPIPS_TRUNK`` (a path, or ``random`` as for the option),
 3. the torchvision hub cache, ``$TORCH_HOME/hub/checkpoints/`` (``vgg16-397923af.pth``,
    ``alexnet-owt-7be5be79.pth``: the files ``torchvision`` itself would have downloaded).
 
@@ -85,10 +85,13 @@ def resolve_trunk(net: str = "vgg", trunk: str | os.PathLike | None = None) -> P
             )
         return path
     env = os.environ.get(ENV_TRUNK)
+    if env == RANDOM:  # the same names as the option: a file path or 'random'
+        return RANDOM
     if env:
         path = Path(env).expanduser()
         if not path.is_file():
-            raise InputError(f"{ENV_TRUNK}={env} names a file that does not exist; point it at {filename}")
+            raise InputError(f"{ENV_TRUNK}={env} names a file that does not exist; point it at {filename} "
+                             f"or set it to 'random' for an uncalibrated trunk")
         return path
     cache = _hub_checkpoints() / filename
     if cache.is_file():
@@ -96,8 +99,9 @@ def resolve_trunk(net: str = "vgg", trunk: str | os.PathLike | None = None) -> P
     raise InputError(
         f"the LPIPS {net} trunk weights {filename} are missing: no path was given, {ENV_TRUNK} is not set "
         f"and {cache} does not exist; copy {filename} (from {_TORCHVISION_URL}{filename}, on a machine "
-        f"with internet) to {cache.parent}/, or pass --lpips-trunk PATH / set {ENV_TRUNK}=PATH "
-        f"(or --lpips-trunk random for an uncalibrated trunk, not comparable to published LPIPS)"
+        f"with internet) to {cache.parent}/, or set {ENV_TRUNK}=PATH (every command reads it) or give PATH "
+        f"with the command's option (--lpips-trunk in evaluate, export and sr; --set loss.lpips_trunk=PATH in "
+        f"train); 'random' in either place is an uncalibrated trunk, not comparable to published LPIPS"
     )
 
 

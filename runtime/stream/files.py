@@ -3,29 +3,33 @@
     stats = enhance_file("clip.mp4", Path("enhanced.mp4"), EnhancerConfig(bundle="bundle/"))
 
 The file goes through the same pipeline as the daemon, in blocking mode (no frame is dropped);
-the output (an image, a video or a folder of PNG frames) appears whole or not at all.
+the output (an image, a video or a folder of PNG frames) appears whole or not at all. The output is
+checked before the model loads (:mod:`sonoedge.runtime.outputs`): never the input, never inside an
+input folder, never an existing file or non-empty folder unless ``overwrite``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
 from sonoedge.runtime.bundle.model import LoadedModel, load_model
+from sonoedge.runtime.outputs import check_file, check_whole_folder
 from sonoedge.runtime.stream.base import Sink, TappedSource, open_sink, open_source
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
-from sonoedge.runtime.stream.sinks import ImageSink, SideBySide
+from sonoedge.runtime.stream.sinks import VIDEO_CODECS, ImageSink, SideBySide
 
 IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # a single-frame output
 
 
 def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side_by_side: bool = False,
-                 fps: float | None = None, model: LoadedModel | None = None) -> dict:
+                 fps: float | None = None, model: LoadedModel | None = None, overwrite: bool = False) -> dict:
     """Run ``input_path`` through the pipeline (blocking) into ``output``; returns the stats snapshot."""
+    check_output(output, [input_path, cfg.bundle or None], overwrite)
     own = model is None
     model = model or load_model(cfg)
     try:
         enhancer = Enhancer(model, cfg)
-        sink = open_output(output, fps, scale=model.scale, side_by_side=side_by_side)
+        sink = open_output(output, fps, scale=model.scale, side_by_side=side_by_side, overwrite=overwrite)
         source = open_source(str(input_path))
         if side_by_side:  # the sink pairs each output with its input
             source = TappedSource(source, lambda frame: sink.inputs.__setitem__(frame.frame_id, frame.image))
@@ -37,7 +41,20 @@ def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side
             model.close()
 
 
-def open_output(output: Path, fps: float | None, scale: int = 1, side_by_side: bool = False) -> Sink:
+def check_output(output: Path, inputs: list, overwrite: bool = False) -> None:
+    """Refuse, in one sentence, an output that would overwrite an input or anything not ours."""
+    output = Path(output)
+    if output.suffix.lower() in IMAGE_OUTPUTS or output.suffix.lower() in VIDEO_CODECS:
+        check_file(output, inputs, overwrite)
+    elif "://" not in str(output):
+        check_whole_folder(output, inputs, overwrite)
+
+
+def open_output(output: Path, fps: float | None, scale: int = 1, side_by_side: bool = False,
+                overwrite: bool = False) -> Sink:
     """The sink for ``output``: one image, or any registered sink (video, folder); wrapped side by side."""
-    sink = ImageSink(output) if output.suffix.lower() in IMAGE_OUTPUTS else open_sink(str(output), fps=fps)
+    if output.suffix.lower() in IMAGE_OUTPUTS:
+        sink = ImageSink(output, overwrite=overwrite)
+    else:
+        sink = open_sink(str(output), fps=fps, **({"overwrite": True} if overwrite else {}))
     return SideBySide(sink, scale) if side_by_side else sink

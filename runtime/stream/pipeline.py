@@ -111,10 +111,13 @@ class Stats:
         self.source_restarts = 0
         self.latency = {name: Ring() for name in (*STAGES[1:], "end_to_end")}
         self.last_out = 0.0
+        self.first_why: dict[str, str] = {}  # drop or passthrough kind -> the first frame's reason (bounded)
 
-    def drop(self, reason: str, n: int = 1) -> None:
+    def drop(self, reason: str, n: int = 1, why: str = "") -> None:
         with self.lock:
             self.dropped[reason] += n
+            if why:
+                self.first_why.setdefault(reason, why)
 
     def snapshot(self) -> dict[str, Any]:
         with self.lock:
@@ -124,6 +127,7 @@ class Stats:
                 "frames_in": self.frames_in, "frames_out": self.frames_out, "frames_dropped": dropped,
                 "dropped": dict(self.dropped), "enhanced": self.enhanced, "passthrough": self.passthrough,
                 "in_flight": self.frames_in - self.frames_out - dropped, "source_restarts": self.source_restarts,
+                "first_reasons": dict(self.first_why),
                 "elapsed_s": elapsed, "fps": self.frames_out / elapsed,
                 "latency_ms": {k: r.summary() for k, r in self.latency.items()},
             }
@@ -222,12 +226,38 @@ class Pipeline:
 
     # -- public ------------------------------------------------------------------------------
     def run(self) -> dict[str, Any]:
-        """Run to the end (or stop) and return the stats snapshot. Raises what killed the source."""
+        """Run to the end (or stop) and return the stats snapshot. Raises what killed the source.
+
+        An interrupt (Ctrl-C, or SIGTERM turned into KeyboardInterrupt by the CLI) stops capture,
+        drops the queued frames and joins every stage before it propagates, so no stage thread (and
+        no native code it runs: OpenCV, ONNX Runtime) is still writing when the caller's sink is
+        aborted or the interpreter exits."""
         self.start()
-        self.join()
+        try:
+            self.join()
+        except BaseException:
+            self.halt()
+            raise
         if self.error is not None:
             raise self.error
         return self.stats.snapshot()
+
+    def halt(self) -> None:
+        """Stop now, whatever the mode: drop every queued frame (``shutdown``) and join the stages;
+        a second interrupt while they finish their current frame does not cut the join short."""
+        self.stop_event.set()
+        if self.source is not None:
+            self.source.interrupt()
+        for q in self.queues:
+            q.clear(lambda item: self.stats.drop("shutdown"))
+        while True:
+            try:
+                if self.join(timeout=0.2):
+                    return
+                for q in self.queues:  # frames a stage handed on after the first clear
+                    q.clear(lambda item: self.stats.drop("shutdown"))
+            except KeyboardInterrupt:
+                continue
 
     def start(self) -> None:
         """Open the source and start the stages. A live source that cannot be opened yet (a probe
@@ -367,7 +397,7 @@ class Pipeline:
         try:
             item.job = self.enhancer.prepare(item.frame)
         except MalformedFrame as exc:
-            self.stats.drop("malformed")
+            self.stats.drop("malformed", why=str(exc))
             self.say(logging.WARNING, "malformed frame skipped", "malformed_frame", frame_id=item.frame.frame_id,
                      error=str(exc))
             return False
@@ -403,7 +433,7 @@ class Pipeline:
             try:
                 self.sink.write(item.out)
             except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
-                self.stats.drop("sink_error")
+                self.stats.drop("sink_error", why=str(exc))
                 self.say(logging.ERROR, "sink write failed", "sink_error", frame_id=item.frame.frame_id, error=str(exc))
                 continue
             t1 = time.perf_counter()
@@ -415,6 +445,7 @@ class Pipeline:
                     self.stats.enhanced += 1
                 if item.out.passthrough:
                     self.stats.passthrough += 1
+                    self.stats.first_why.setdefault("passthrough", str(item.out.meta.get("passthrough_reason", "")))
             if self.on_frame is not None:
                 self.on_frame(item.out)
 

@@ -2,17 +2,24 @@
 
     out.mp4 / out.avi  (or file:///abs/out.mp4)  a video (mp4v / MJPG), written to a temporary file
                                                  and renamed on close: complete or absent
-    out_frames/        (any other path)          a folder of PNG frames ``frame_000000.png``, built in
-                                                 a temporary folder and renamed on close
+    out_frames/        (any other path)          a folder of PNG frames, built in a temporary folder
+                                                 and renamed on close: each frame of an image folder
+                                                 keeps its file's name (``scan_07.png``), other
+                                                 frames are ``frame_000000.png``, ...
     null://                                      discards frames (benchmarks, health-only runs)
     window://[title]                             an OpenCV window, only where a display exists
 
 A sink that fails before ``close`` (an exception in the pipeline) leaves no partial output:
-:meth:`Sink.abort` removes the temporary file or folder.
+:meth:`Sink.abort` removes the temporary file or folder. A file sink never overwrites what it did
+not write (:mod:`sonoedge.runtime.outputs`): an existing video, or a folder that is not empty, is
+refused unless ``overwrite=True`` (``?overwrite=1``), and even then a folder is replaced only when
+it is an earlier frame folder of a sonoedge sink. Video encoders need even sizes: an odd-sized
+frame gets its last row or column repeated (said once in the log), so every pixel is kept.
 """
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import shutil
 import tempfile
@@ -23,11 +30,14 @@ from typing import Any
 import cv2
 import numpy as np
 
-from sonoedge.runtime.atomic import atomic_path
+from sonoedge.runtime.atomic import atomic_path, commit_dir
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame, to_grey
+from sonoedge.runtime.outputs import check_file, check_whole_folder, write_marker
 from sonoedge.runtime.stream.base import SINKS, Sink
-from sonoedge.runtime.stream.sources import uri_path, uri_query
+from sonoedge.runtime.stream.sources import _flag, uri_path, uri_query
+
+log = logging.getLogger("sonoedge.runtime.stream.sinks")
 
 VIDEO_CODECS = {".mp4": "mp4v", ".avi": "MJPG"}  # FOURCCs every OpenCV FFmpeg build writes
 DEFAULT_FPS = 25.0
@@ -43,14 +53,24 @@ def _bgr(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])  # frames are RGB; OpenCV writes BGR
 
 
+def _even(image: np.ndarray) -> np.ndarray:
+    """``image`` with its last row / column repeated where a side is odd (video encoders need even
+    sizes and would otherwise drop them)."""
+    h, w = image.shape[:2]
+    if h % 2 == 0 and w % 2 == 0:
+        return image
+    return cv2.copyMakeBorder(image, 0, h % 2, 0, w % 2, cv2.BORDER_REPLICATE)
+
+
 @SINKS.register("file")
 class FileSink(Sink):
     """A video by extension (.mp4, .avi) or a folder of PNG frames; atomic on close."""
 
-    def __init__(self, uri: str, fps: float | None = None, **options: Any):
+    def __init__(self, uri: str, fps: float | None = None, overwrite: bool | None = None, **options: Any):
         super().__init__(uri, **options)
         self.path = uri_path(uri)
         self.fps = float(fps or uri_query(uri).get("fps", 0) or DEFAULT_FPS)
+        self.overwrite = _flag(overwrite if overwrite is not None else uri_query(uri).get("overwrite", "0"))
         self.video = self.path.suffix.lower() in VIDEO_CODECS
         if not self.video and self.path.suffix:
             raise InputError(f"sink {self.path}: unsupported extension '{self.path.suffix}'; "
@@ -59,8 +79,13 @@ class FileSink(Sink):
         self.writer = None
         self.size: tuple[int, int] | None = None
         self.count = 0
+        self.names: set[str] = set()
 
     def open(self) -> None:
+        if self.video:
+            check_file(self.path, overwrite=self.overwrite)
+        else:
+            check_whole_folder(self.path, overwrite=self.overwrite)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.video:
             # not mkstemp: its 0600 mode would stick to the finished video; a unique name is enough
@@ -77,20 +102,40 @@ class FileSink(Sink):
         h, w = image.shape[:2]
         if self.video:
             if self.writer is None:
-                self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()]),
-                                              self.fps, (w, h), True)
-                if not self.writer.isOpened():
-                    raise SonoedgeError(f"OpenCV cannot write {self.path.suffix} video here; write PNG frames to a folder instead")
-                self.size = (h, w)
+                self._open_writer(h, w)
             if (h, w) != self.size:
                 raise InputError(f"frame {frame.frame_id} is {h}x{w} but the video {self.path.name} is "
                                  f"{self.size[0]}x{self.size[1]}; write a folder of PNG frames for streams that change size")
-            self.writer.write(_bgr(image))
+            self.writer.write(_bgr(_even(image)))
         else:
             out = image if image.ndim == 2 else _bgr(image)
-            if not cv2.imwrite(str(self.tmp / f"frame_{self.count:06d}.png"), out):
+            if not cv2.imwrite(str(self.tmp / self._name(frame)), out):
                 raise SonoedgeError(f"cannot write PNG frame {self.count} into {self.tmp}")
         self.count += 1
+
+    def _open_writer(self, h: int, w: int) -> None:
+        import cv2
+
+        even = (h + h % 2, w + w % 2)
+        if even != (h, w):
+            log.warning(f"frames are {w}x{h} (width x height) but video encoders need even sides: {self.path.name} is "
+                        f"{even[1]}x{even[0]} with the last row/column repeated (write a folder for exact PNG frames)",
+                        extra={"event": "video_padded"})
+        self.writer = cv2.VideoWriter(str(self.tmp), cv2.VideoWriter_fourcc(*VIDEO_CODECS[self.path.suffix.lower()]),
+                                      self.fps, (even[1], even[0]), True)
+        if not self.writer.isOpened():
+            raise SonoedgeError(f"OpenCV cannot write {self.path.suffix} video here; write PNG frames to a folder instead")
+        self.size = (h, w)
+
+    def _name(self, frame: Frame) -> str:
+        """The input file's name (as .png) for frames of an image folder, else ``frame_000000.png``."""
+        given = frame.meta.get("name")
+        stem = Path(given).stem if given else f"frame_{self.count:06d}"
+        name, k = f"{stem}.png", 1
+        while name in self.names:  # a.png and a.jpg, or a multi-frame file inside the folder
+            name, k = f"{stem}_{k}.png", k + 1
+        self.names.add(name)
+        return name
 
     def close(self) -> None:
         """Finalise: the video or folder appears whole under its name (nothing when no frame came)."""
@@ -107,14 +152,8 @@ class FileSink(Sink):
             os.replace(tmp, self.path)
             return
         tmp.chmod(0o755)  # mkdtemp made it 0700
-        if self.path.exists():
-            old = self.path.with_name(f".{self.path.name}.old")
-            _remove(old)
-            os.replace(self.path, old)
-            os.replace(tmp, self.path)
-            _remove(old)
-        else:
-            os.replace(tmp, self.path)
+        write_marker(tmp, "sonoedge file sink")
+        commit_dir(tmp, self.path, replace=self.overwrite)
 
     def abort(self) -> None:
         """Drop everything written so far (the pipeline failed): no half-written output."""
@@ -232,11 +271,11 @@ class SideBySide:
 class ImageSink:
     """One output image, written atomically; a second frame is an error."""
 
-    def __init__(self, path: Path):
-        self.path, self.uri, self.frame = Path(path), str(path), None
+    def __init__(self, path: Path, overwrite: bool = False):
+        self.path, self.uri, self.frame, self.overwrite = Path(path), str(path), None, overwrite
 
     def open(self) -> None:
-        pass
+        check_file(self.path, overwrite=self.overwrite)
 
     def write(self, frame) -> None:
         if self.frame is not None:
@@ -255,6 +294,7 @@ class ImageSink:
         self.path.chmod(0o644)
 
     def __enter__(self):
+        self.open()
         return self
 
     def __exit__(self, exc_type, *rest) -> None:

@@ -69,26 +69,36 @@ class FileSource(Source):
 
     def frames(self) -> Iterator[np.ndarray | str]:
         """Decoded uint8 frames; a string in place of a frame that could not be decoded."""
+        for _name, item in self.named_frames():
+            yield item
+
+    def named_frames(self) -> Iterator[tuple[str | None, np.ndarray | str]]:
+        """(file name inside a folder, else None; the frame or the reason it could not be decoded)."""
         from sonoedge.runtime.readers import folder_files, iter_frames
 
         if self.info is None:
             self.open()
         if self.info.kind != "folder":
-            yield from iter_frames(self.path)
+            for item in iter_frames(self.path):
+                yield None, item
             return
         for file in folder_files(self.path):  # per file, so one corrupt still does not end the stream
             try:
-                yield from iter_frames(file)
+                for item in iter_frames(file):
+                    yield file.name, item
             except InputError as exc:
-                yield str(exc)
+                yield file.name, str(exc)
 
     def __iter__(self) -> Iterator[Frame]:
         source = str(self.path)
-        for item in self.frames():
+        for name, item in self.named_frames():
             if isinstance(item, str):
-                yield _malformed(self.next_id, source, item)
+                frame = _malformed(self.next_id, source, item)
             else:
-                yield Frame(item, self.next_id, time.monotonic(), source)
+                frame = Frame(item, self.next_id, time.monotonic(), source)
+            if name is not None:
+                frame.meta["name"] = name  # a folder sink writes the result under the input's name
+            yield frame
             self.next_id += 1
 
 

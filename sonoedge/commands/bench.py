@@ -20,7 +20,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per measurement (the input loops; default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="alternating backend/pipeline runs (default 3)")
     parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
-    parser.add_argument("--json", help="also write the results to this JSON file")
+    parser.add_argument("--json", help="also write the results to this JSON file (new, or --overwrite)")
+    parser.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     parser.add_argument("--daemon", metavar="N1,N2,...",
                         help="instead: run `sonoedge serve` on --input (replayed in a loop) and report the cold start "
                              "to the first frame and the daemon's resident memory after N1, N2, ... frames")
@@ -36,6 +37,10 @@ def run(args: argparse.Namespace) -> int:
     setup_logging("warning", json_lines=False)
     if args.frames < 1 or args.repeats < 1:
         raise InputError("--frames and --repeats must be at least 1")
+    if args.json:  # before the minutes of measuring
+        from sonoedge.runtime.outputs import check_file
+
+        check_file(args.json, [args.bundle if args.bundle != "default" else None, args.input], args.overwrite)
     cfg = enhancer_config(args)
     cfg.bundle = "" if args.bundle == "default" else args.bundle
     if args.daemon:

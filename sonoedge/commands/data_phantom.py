@@ -14,7 +14,9 @@ import argparse
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", required=True, help="output folder (created; replaced if it is an earlier phantom output)")
+    parser.add_argument("--out", required=True, help="output folder (created; must be new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace --out when it is an earlier phantom output (never a folder holding other files)")
     parser.add_argument("--pairs", type=int, default=16, help="number of image pairs (default 16)")
     parser.add_argument("--size", default=None, help="image size: S (square) or HxW (default 256)")
     parser.add_argument("--geometry", choices=("linear", "convex", "mixed"), default=None,
@@ -71,12 +73,13 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     if args.clip:
         meta = phantom.write_clip(args.out, frames=args.frames, fps=args.fps, cfg=cfg, seed=args.seed, png=args.png,
-                                  progress=not args.quiet)
+                                  progress=not args.quiet, overwrite=args.overwrite)
         print(f"wrote a {meta['frames']}-frame clip at {meta['fps']:g} fps to {args.out} "
               f"(low.mp4, high.mp4) in {time.perf_counter() - start:.1f} s")
         return 0
     workers = args.workers if args.workers is not None else phantom.default_workers()
-    meta = phantom.write_pairs(args.out, args.pairs, cfg, seed=args.seed, workers=workers, progress=not args.quiet)
+    meta = phantom.write_pairs(args.out, args.pairs, cfg, seed=args.seed, workers=workers, progress=not args.quiet,
+                                overwrite=args.overwrite)
     organs = sorted({p["organ"] for p in meta["pairs"]})
     print(f"wrote {meta['count']} pairs of {cfg.size[0]}x{cfg.size[1]} ({', '.join(organs)}) to {args.out}/low and "
           f"{args.out}/high in {time.perf_counter() - start:.1f} s")

@@ -18,7 +18,10 @@ from sonoedge.runtime.precision import PRECISIONS
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--input", help="a clip, image, DICOM, .mha sequence or folder (default: a generated phantom clip)")
-    parser.add_argument("--out", default="sonoedge-demo", help="output folder (default ./sonoedge-demo)")
+    parser.add_argument("--out", default="sonoedge-demo", help="output folder, new or empty (default ./sonoedge-demo)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the demo's files (enhanced.mp4, input.mp4, side_by_side.png, report.json) in a "
+                             "folder that is not empty; nothing else in it is touched")
     parser.add_argument("--frames", type=int, default=24, help="phantom clip length (default 24)")
     parser.add_argument("--seed", type=int, default=0, help="phantom scene seed (default 0)")
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
@@ -38,7 +41,7 @@ def run(args: argparse.Namespace) -> int:
     if args.frames < 1:
         raise InputError("--frames must be at least 1")
     report = run_demo(args.input, Path(args.out), frames=args.frames, seed=args.seed, bundle=args.bundle,
-                      precision=args.precision)
+                      precision=args.precision, overwrite=args.overwrite)
     print(summary(report))
     print(f"wrote {Path(args.out) / 'enhanced.mp4'}, side_by_side.png and report.json in {args.out}")
     if report["frames"]["out"] != report["frames"]["in"]:

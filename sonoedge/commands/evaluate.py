@@ -6,6 +6,8 @@
 Images are matched by file name without extension (``thyroid_0003.png`` in every folder); every
 folder must hold the same names. Writes OUT/table.md (also printed), OUT/table.csv,
 OUT/scores_per_image.csv and OUT/figure.png (low | methods | high, like the paper's Figure 3).
+OUT must be new or empty; ``--overwrite`` replaces these four files and touches nothing else. OUT
+is never one of the input folders nor inside one.
 
 Extension point (the training engineer adds ``--checkpoint``): :func:`collect_methods` returns the
 method outputs; a branch there may add a method computed in memory from a checkpoint.
@@ -29,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--method", action="append", default=[], metavar="NAME=DIR",
                         help="a method's outputs, repeatable: --method cyclegan=out/cyclegan")
     parser.add_argument("--out", required=True, help="folder for table.md, table.csv, scores_per_image.csv, figure.png")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace those four files in a folder that is not empty (nothing else is touched)")
     parser.add_argument("--lpips-trunk", default=None, metavar="PATH|random",
                         help="torchvision trunk weights for LPIPS (default: $SONOEDGE_LPIPS_TRUNK, then the torch hub "
                              "cache); 'random' = seeded random trunk, not comparable to published LPIPS")
@@ -90,12 +94,25 @@ def build_lpips_metric(args: argparse.Namespace):
     return build_lpips(args.lpips_net, trunk=args.lpips_trunk)
 
 
+OUTPUTS = ("table.md", "table.csv", "scores_per_image.csv", "figure.png")  # what evaluate writes in --out
+
+
+def check_out(args: argparse.Namespace) -> None:
+    """Refuse, before any scoring, an --out that is or lies in an input, or is not empty without --overwrite."""
+    from sonoedge.runtime.outputs import check_fill_folder
+
+    inputs = [args.reference, args.low, args.checkpoint, args.data, args.lpips_trunk if args.lpips_trunk != "random" else None]
+    inputs += [text.partition("=")[2].strip() or None for text in args.method]
+    check_fill_folder(args.out, OUTPUTS, inputs, args.overwrite)
+
+
 def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError
     from sonoedge.train.evaluate import checkpoint_inputs, evaluate_methods
 
     if args.figure_rows < 1:
         raise InputError(f"--figure-rows must be at least 1, got {args.figure_rows}")
+    check_out(args)
     if args.checkpoint:
         if not args.data:
             raise InputError("--checkpoint needs the dataset folder DATA: sonoedge evaluate --checkpoint CKPT DATA --out OUT")

@@ -17,7 +17,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sonoedge.export.config import ExportConfig
 
     parser.add_argument("checkpoint", help="checkpoint .pt written by 'sonoedge train'")
-    parser.add_argument("-o", "--output", required=True, help="bundle directory to write")
+    parser.add_argument("-o", "--output", required=True, help="bundle directory to write (new or empty)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace an earlier bundle at --output (and its .tar); never a folder holding other files")
     add_config_arguments(parser, ExportConfig, {
         "target": "device profile, family or 'all' (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')",
         "precisions": f"comma-separated subset of {','.join(PRECISIONS)}",
@@ -48,5 +50,6 @@ def run(args: argparse.Namespace) -> int:
     from sonoedge.export.config import ExportConfig
 
     cfg = config_from_args(ExportConfig, args)
-    export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True))
+    export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True),
+                  overwrite=args.overwrite)
     return 0

@@ -4,7 +4,8 @@
     sonoedge sr frame.png -o frame_x4.png --checkpoint runs/sr/last.pt   # a dataset-mode generator
 
 Both use the 8-way self-ensemble with back-projection and the median (Sec. IV-B). The output is
-written atomically (a failure leaves no partial file) as uint8 grey, 4x the input's size.
+written atomically (a failure leaves no partial file) as uint8 grey, 4x the input's size. It is
+checked before any training: never the input, never an existing file unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -23,19 +24,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, help="SRConfig TOML (zero-shot training, ensemble)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set max_iters=500 (repeatable)")
+    parser.add_argument("--lpips-trunk", default=None, metavar="PATH|random",
+                        help="VGG16 trunk weights for the perceptual loss (sets perceptual.trunk; default: "
+                             "$SONOEDGE_LPIPS_TRUNK, then the torch hub cache); 'random' = seeded random trunk")
+    parser.add_argument("--overwrite", action="store_true", help="replace the output image if it exists")
     parser.add_argument("--threads", type=int, default=0, help="torch CPU threads (0: torch's default)")
 
 
 def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError, require
+    from sonoedge.runtime.outputs import check_file
 
     torch = require("torch", "train")
     if args.output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise InputError(f"output {args.output} must end in one of {', '.join(OUTPUT_SUFFIXES)}")
+    check_file(args.output, [args.input, args.checkpoint, args.config], args.overwrite)
     if args.threads:
         torch.set_num_threads(args.threads)
     cfg = _config(args)
     image = _read(args.input)
+    if args.zero_shot and min(image.shape[:2]) < cfg.data.crop:
+        raise InputError(f"input {args.input} is {image.shape[1]}x{image.shape[0]} pixels but zero-shot SR trains on "
+                         f"{cfg.data.crop}x{cfg.data.crop} crops of it, so it needs at least that size; use a larger "
+                         f"image or a smaller crop (--set data.crop=N, a multiple of 4)")
     sr = _zero_shot(image, cfg) if args.zero_shot else _with_checkpoint(image, cfg, args.checkpoint)
     _write(args.output, sr)
     print(f"wrote {args.output} ({sr.shape[1]}x{sr.shape[0]})")
@@ -43,11 +54,16 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _config(args):
+    import json
+
     from sonoedge.runtime.config import load_config
     from sonoedge.train.sr.config import SRConfig
 
     mode = "zero-shot" if args.zero_shot else "dataset"
-    return load_config(SRConfig, args.config, [f"mode='{mode}'", *args.overrides]).validate()
+    overrides = [f"mode='{mode}'", *args.overrides]
+    if args.lpips_trunk is not None:
+        overrides.append("perceptual.trunk=" + json.dumps(str(args.lpips_trunk)))  # a TOML basic string
+    return load_config(SRConfig, args.config, overrides).validate()
 
 
 def _read(path: Path):

@@ -7,6 +7,11 @@
 
 Order of configuration: the preset's defaults, then ``--config run.toml``, then ``--data``, then
 every ``--set key.sub=value`` (values parsed as TOML; bare words are strings).
+
+The run directory must be new or empty, or the folder of the ``--resume`` checkpoint (a run
+continues where it was). ``--overwrite`` starts a new run in an earlier run's folder: the run's own
+files (config.toml, log.jsonl, last.pt, best.pt, tb/) are replaced, the old log is started afresh,
+and nothing else there is touched. It is never the data folder nor inside it.
 """
 from __future__ import annotations
 
@@ -22,6 +27,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one config value, e.g. --set train.epochs=50 (repeatable)")
     parser.add_argument("--out", type=Path, help="run directory (default: runs/<preset>)")
     parser.add_argument("--resume", type=Path, help="checkpoint to continue from exactly (last.pt of a run)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="start a new run in a folder that is not empty, replacing only the run's own files")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config as TOML and exit")
 
 
@@ -37,6 +44,21 @@ def resolve(args: argparse.Namespace):
         overrides.insert(0, f"{preset.data_key}={_toml_string(str(args.data))}")
     cfg = load_config(type(preset.config), args.config, overrides, base=preset.config)
     return preset, cfg
+
+
+RUN_FILES = ("config.toml", "log.jsonl", "last.pt", "best.pt", "tb")  # what a training run writes in --out
+
+
+def check_run_dir(out: Path, args: argparse.Namespace, cfg) -> None:
+    """Refuse a run directory that is, or lies in, the data, or is not empty (unless it is the
+    folder being resumed, or --overwrite); a new run over an old one starts its log afresh."""
+    from sonoedge.runtime.outputs import check_fill_folder, resolved
+
+    data = getattr(getattr(cfg, "data", None), "root", None) or args.data
+    resuming = args.resume is not None and resolved(args.resume).parent == resolved(out)
+    check_fill_folder(out, RUN_FILES, [data, args.config], args.overwrite or resuming)
+    if args.overwrite and not resuming:
+        (out / "log.jsonl").unlink(missing_ok=True)  # appended to by the trainer: one run per log
 
 
 def _toml_string(text: str) -> str:
@@ -58,6 +80,7 @@ def run(args: argparse.Namespace) -> int:
     if args.resume is not None and not args.resume.is_file():
         raise InputError(f"--resume {args.resume} does not exist; pass the last.pt of an earlier run")
     out = args.out or Path("runs") / preset.name
+    check_run_dir(out, args, cfg)
     run_dir = preset.run(cfg, out, args.resume)
     print(f"run written to {run_dir}")
     return 0

@@ -60,3 +60,22 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path, capsys, checkpoint):
     with pytest.raises(SystemExit):
         main(["sr", str(tmp_path / "f0.png"), "-o", str(out)])  # neither --zero-shot nor --checkpoint
     assert main(["train", "--preset", "liu2021-sr", "--data", str(tmp_path / "nothing"), "--out", str(tmp_path / "r")]) == 2
+
+
+def test_sr_zero_shot_on_a_too_small_image_is_one_sentence(tmp_path, capsys):
+    _write_images(tmp_path, 1, (24, 40))
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot"]) == 2
+    err = capsys.readouterr().err
+    assert "40x24 pixels" in err and "64x64" in err and "Traceback" not in err
+    assert not (tmp_path / "z.png").exists()
+
+
+def test_sr_has_the_lpips_trunk_option_its_message_names():
+    import argparse
+
+    from sonoedge.commands import sr
+
+    parser = argparse.ArgumentParser()
+    sr.add_arguments(parser)
+    args = parser.parse_args(["in.png", "-o", "out.png", "--zero-shot", "--lpips-trunk", "random"])
+    assert sr._config(args).perceptual.trunk == "random"

@@ -143,6 +143,7 @@ def test_cli_errors_are_one_line(folders, capsys, monkeypatch, tmp_path):
                  "--out", out, "--no-lpips"]) == 2
     assert main(["evaluate", "--reference", high, "--low", str(folders / "median"), "--out", out, "--no-lpips",
                  "--quiet"]) == 0
+    out = str(tmp_path / "o2")  # o holds the report now: a second run there needs --overwrite
     empty = tmp_path / "empty"
     empty.mkdir()
     assert main(["evaluate", "--reference", high, "--low", low, "--method", f"m={empty}", "--out", out, "--no-lpips"]) == 2

@@ -143,3 +143,11 @@ def test_batched_distances_equal_the_lpips_forward(no_trunk_anywhere):
     assert batched[1] == pytest.approx(0.0, abs=1e-7)
     with pytest.raises(InputError, match="differ in shape"):
         metric.distances(ref, [np.zeros((40, 40), np.uint8)])
+
+
+def test_env_var_accepts_random_like_the_option(monkeypatch):
+    monkeypatch.setenv(ENV_TRUNK, "random")
+    assert resolve_trunk("vgg") == "random"
+    monkeypatch.setenv(ENV_TRUNK, "/nonexistent/vgg.pth")
+    with pytest.raises(InputError, match="random"):
+        resolve_trunk("vgg")

@@ -194,5 +194,5 @@ def test_evaluate_checkpoint_on_phantom_test_split(tmp_path, capsys):
                  "--out", str(out), "--no-lpips", "--quiet", "--as-deployed"]) == 0
     table = (out / "table.md").read_text()
     assert "reference low" in table.lower() and "unet" in table and "as deployed" in table
-    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "ph"), "--out", str(out)]) != 0
+    assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "ph"), "--out", str(tmp_path / "eval2")]) != 0
     assert "nope.pt" in capsys.readouterr().err

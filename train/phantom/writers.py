@@ -1,7 +1,8 @@
 """Phantom data sets on disk: :func:`write_pairs` (PNG pairs) and :func:`write_clip` (mp4 clips).
 
 Each folder is written atomically with ``phantom.json`` (the resolved config and the seeds) beside
-the images, and only an earlier phantom output is ever replaced.
+the images. A folder that is not empty is refused; with ``overwrite`` an earlier phantom output
+(every file in it one the writer wrote) is replaced, never a folder holding anything else.
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ import numpy as np
 
 from sonoedge.runtime.atomic import atomic_dir
 from sonoedge.runtime.errors import InputError
+from sonoedge.runtime.outputs import MARKER, check_whole_folder, marked_foreign
 from sonoedge.train.phantom.config import PhantomConfig
 from sonoedge.train.phantom.simulate import simulate_clip, simulate_pair
 
@@ -28,13 +30,25 @@ def _pair_job(args: tuple[int, PhantomConfig]) -> tuple[np.ndarray, np.ndarray, 
     return low, high, info
 
 
-def _prepare_out(out: Path) -> None:
-    if out.exists() and (not out.is_dir() or (any(out.iterdir()) and not (out / "phantom.json").is_file())):
-        raise InputError(f"{out} exists and is not a phantom output folder; choose a new or empty --out")
+_LAYOUT = ("phantom.json", "low.mp4", "high.mp4", "low/", "high/")  # what the writers put in a folder
+_MARK = "sonoedge data phantom"
+
+
+def _foreign(out: Path) -> list[Path]:
+    """Files in ``out`` the phantom writers did not write (an output from before the marker:
+    anything outside the phantom layout)."""
+    if (out / MARKER).is_file() or not (out / "phantom.json").is_file():
+        return marked_foreign(out)
+    return [p for p in sorted(out.rglob("*")) if not p.is_dir()
+            and not any(p.relative_to(out).as_posix().startswith(name) for name in _LAYOUT)]
+
+
+def _prepare_out(out: Path, overwrite: bool) -> None:
+    check_whole_folder(out, overwrite=overwrite, foreign=_foreign)
 
 
 def write_pairs(out: str | Path, n: int, cfg: PhantomConfig | None = None, seed: int = 0, workers: int = 1,
-                progress: bool = False) -> dict[str, Any]:
+                progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Write ``n`` pairs: ``out/low/<organ>_<i>.png``, ``out/high/<organ>_<i>.png`` (matching names)
     and ``out/phantom.json`` (config, seeds, organs). Pair i uses seed ``seed * 1_000_003 + i``.
     The folder is written atomically: a failure leaves no half-written set. Returns the json."""
@@ -42,11 +56,11 @@ def write_pairs(out: str | Path, n: int, cfg: PhantomConfig | None = None, seed:
     if n < 1:
         raise InputError(f"--pairs must be at least 1, got {n}")
     out = Path(out)
-    _prepare_out(out)
+    _prepare_out(out, overwrite)
     seeds = [seed * 1_000_003 + i for i in range(n)]
     start = time.perf_counter()
     jobs = [(s, cfg) for s in seeds]
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=overwrite, mark=_MARK) as tmp:
         _public(tmp)
         (tmp / "low").mkdir()
         (tmp / "high").mkdir()
@@ -94,7 +108,7 @@ def _write_png(path: Path, image: np.ndarray) -> None:
 
 
 def write_clip(out: str | Path, frames: int = 40, fps: float | None = None, cfg: PhantomConfig | None = None,
-               seed: int = 0, png: bool = False, progress: bool = False) -> dict[str, Any]:
+               seed: int = 0, png: bool = False, progress: bool = False, overwrite: bool = False) -> dict[str, Any]:
     """Write ``out/low.mp4`` and ``out/high.mp4`` (mp4v, grey) of one scene, plus ``out/phantom.json``
     and, with ``png``, every frame as ``out/low/frame_0000.png`` / ``out/high/...``. Atomic."""
     cfg = cfg or PhantomConfig()
@@ -104,10 +118,10 @@ def write_clip(out: str | Path, frames: int = 40, fps: float | None = None, cfg:
         cfg = dataclasses.replace(cfg, motion=dataclasses.replace(cfg.motion, fps=float(fps)))
     cfg.validate()
     out = Path(out)
-    _prepare_out(out)
+    _prepare_out(out, overwrite)
     start = time.perf_counter()
     low, high = simulate_clip(seed, cfg, frames, progress=progress)
-    with atomic_dir(out) as tmp:
+    with atomic_dir(out, replace=overwrite, mark=_MARK) as tmp:
         _public(tmp)
         for name, clip in (("low", low), ("high", high)):
             _write_video(tmp / f"{name}.mp4", clip, cfg.motion.fps)

@@ -27,8 +27,10 @@ def test_write_pairs_layout_and_json(tmp_path):
     assert meta["pairs"][0]["seed"] == 2 * 1_000_003
     image = cv2.imread(str(out / "low" / low[0]), cv2.IMREAD_UNCHANGED)
     assert image.shape == (96, 96) and image.dtype == np.uint8
-    # same seed -> same files, also from worker processes (rewriting an earlier phantom output is allowed)
-    write_pairs(out, 3, dataclasses.replace(SMALL, geometry="mixed"), seed=2, workers=2)
+    # same seed -> same files, also from worker processes; an earlier phantom output is replaced only when asked
+    with pytest.raises(InputError, match="--overwrite"):
+        write_pairs(out, 3, dataclasses.replace(SMALL, geometry="mixed"), seed=2)
+    write_pairs(out, 3, dataclasses.replace(SMALL, geometry="mixed"), seed=2, workers=2, overwrite=True)
     assert sorted(p.name for p in (out / "low").glob("*.png")) == low
     assert np.array_equal(cv2.imread(str(out / "low" / low[0]), cv2.IMREAD_UNCHANGED), image)
 
@@ -37,8 +39,10 @@ def test_write_pairs_is_atomic_and_refuses_foreign_folders(tmp_path, monkeypatch
     foreign = tmp_path / "mine"
     foreign.mkdir()
     (foreign / "notes.txt").write_text("keep me")
-    with pytest.raises(InputError, match="not a phantom output"):
+    with pytest.raises(InputError, match="not empty"):
         write_pairs(foreign, 1, SMALL)
+    with pytest.raises(InputError, match="did not write"):
+        write_pairs(foreign, 1, SMALL, overwrite=True)
     assert (foreign / "notes.txt").read_text() == "keep me"
 
     calls = {"n": 0}
