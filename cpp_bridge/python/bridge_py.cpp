@@ -8,6 +8,7 @@
 #include <pybind11/pybind11.h>
 
 #include <cstring>
+#include <new>
 #include <shared_mutex>
 #include <string>
 #include <vector>
@@ -69,8 +70,19 @@ class Channel {
         }
         if (st != SB_OK) raise_status(st, "opening channel '" + name + "' as " + role);
         sb_stats stats{};
-        sb_channel_stats(ch_, &stats);
-        scratch_.resize(stats.slot_bytes);
+        st = sb_channel_stats(ch_, &stats);  // slot_bytes: checked at attach, at most 4 GiB
+        if (st == SB_OK) {
+            try {
+                scratch_.resize(stats.slot_bytes);
+            } catch (const std::bad_alloc &) {
+                st = SB_ERR_NO_MEMORY;
+            }
+        }
+        if (st != SB_OK) {
+            sb_channel_close(ch_);
+            ch_ = nullptr;
+            raise_status(st, "opening channel '" + name + "' as " + role);
+        }
     }
 
     ~Channel() { close(); }
@@ -161,15 +173,28 @@ class Channel {
         return py::make_tuple(image, info.frame_id, info.timestamp_ns, info.flags, format_name(info.format));
     }
 
+    // Quick calls, but they take the handle lock like the others (close() may be freeing it on
+    // another thread), and a lock is never waited for with the GIL held.
     py::tuple peer() {
         uint32_t generation = 0;
-        sb_peer_state state = ch_ ? sb_channel_peer(ch_, &generation) : SB_PEER_ABSENT;
+        sb_peer_state state = SB_PEER_ABSENT;
+        {
+            py::gil_scoped_release nogil;
+            std::shared_lock<std::shared_mutex> lock(mutex_);
+            if (ch_ != nullptr) state = sb_channel_peer(ch_, &generation);
+        }
         return py::make_tuple(peer_name(state), generation);
     }
 
     py::dict stats() {
         sb_stats s{};
-        if (ch_ == nullptr || sb_channel_stats(ch_, &s) != SB_OK) raise_status(SB_ERR_INVALID_ARGUMENT, context("stats of"));
+        sb_status st = SB_ERR_INVALID_ARGUMENT;
+        {
+            py::gil_scoped_release nogil;
+            std::shared_lock<std::shared_mutex> lock(mutex_);
+            if (ch_ != nullptr) st = sb_channel_stats(ch_, &s);
+        }
+        if (st != SB_OK) raise_status(st, context("stats of"));
         py::dict d;
         d["frames_written"] = s.frames_written;
         d["writes_refused"] = s.writes_refused;
@@ -216,7 +241,7 @@ PYBIND11_MODULE(_bridge, m) {
     m.attr("FLAG_PASSTHROUGH") = SB_FLAG_PASSTHROUGH;
     m.attr("FLAG_END_OF_STREAM") = SB_FLAG_END_OF_STREAM;
     py::dict status;
-    for (int s = SB_OK; s <= SB_ERR_NO_MEMORY; ++s) {
+    for (int s = SB_OK; s <= SB_ERR_PERMISSION; ++s) {
         std::string text = sb_status_string(static_cast<sb_status>(s));
         status[py::str(text.substr(0, text.find(':')))] = s;
     }

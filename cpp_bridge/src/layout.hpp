@@ -21,6 +21,10 @@ constexpr uint32_t kSlotMagic = 0x534F4652u;     // "SOFR"
 constexpr uint32_t kRingIn = 0;                  // client writes, server reads
 constexpr uint32_t kRingOut = 1;                 // server writes, client reads
 constexpr size_t kAlign = 64;                    // one cache line: no false sharing between sides
+constexpr uint32_t kMaxSlots = 4096;
+constexpr uint64_t kMaxSlotBytes = UINT32_MAX;   // a slot header says a frame's size in 32 bits
+constexpr uint64_t kMaxTotalBytes = 1ull << 36;  // 64 GiB: a typo, not a channel
+constexpr uint64_t kMaxSeq = 1ull << 62;         // frames per ring: centuries at any rate; 2k + 2 never wraps
 
 static_assert(std::atomic<uint64_t>::is_always_lock_free, "64-bit atomics must be lock-free to be shared");
 static_assert(std::atomic<uint32_t>::is_always_lock_free, "32-bit atomics must be lock-free to be shared");
@@ -71,6 +75,17 @@ struct alignas(kAlign) SlotHeader {
     uint32_t reader_generation;  // the reader side's generation when written (0: no reader yet)
 };
 
+// The fixed fields of a ChannelHeader as this process checked them once at attach. Every slot
+// address comes from this private copy; the shared one is never read again.
+struct Geometry {
+    uint32_t slot_count = 0;
+    uint64_t slot_bytes = 0;
+    uint64_t slot_stride = 0;
+    uint64_t ring_offset[2] = {0, 0};
+    uint64_t total_bytes = 0;
+};
+
+// Callers bound `value` first (slot_bytes <= kMaxSlotBytes), so this never wraps.
 inline uint64_t round_up(uint64_t value, uint64_t align) { return (value + align - 1) / align * align; }
 
 inline uint64_t slot_stride(uint64_t slot_bytes) { return round_up(sizeof(SlotHeader) + slot_bytes, kAlign); }

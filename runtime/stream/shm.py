@@ -21,7 +21,10 @@ contract) and the sink always sends RGB, saying so in the frame header.
 The source is live (the reader always takes the newest frame; frames the device wrote meanwhile are
 counted as dropped by the ring). When the device process dies the source keeps waiting, and
 carries on when the device software attaches again. An end-of-stream frame from the device ends
-the source, and the sink then sends end of stream back when it closes.
+the source, and the sink then sends end of stream back when it closes. A malformed frame is
+yielded empty (counted and skipped downstream); a peer that breaks the protocol (a counter that
+cannot be right, the shared object shrunk) ends the iteration with an InputError naming the
+channel, which the pipeline reports before it reopens the source with backoff.
 
 Needs the native extension ``sonoedge.runtime._bridge``, built by the package install when a C++17
 compiler and pybind11 are present; without it, opening shm:// fails with one sentence saying so.
@@ -30,7 +33,9 @@ from __future__ import annotations
 
 import atexit
 import logging
+import os
 import re
+import stat
 import threading
 import time
 from typing import Any, Iterator
@@ -142,16 +147,36 @@ class _Attachment:
         self.channel.close()
 
 
+def segment_of(uri: str) -> str:
+    """The shared-memory object behind a channel URI: /dev/shm/sonoedge-NAME."""
+    parts = urlsplit(uri)
+    return f"/dev/shm/sonoedge-{parts.netloc or parts.path.lstrip('/')}"
+
+
+def _owner_and_mode(path: str) -> str:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return ""
+    return f" (owner uid {st.st_uid}, mode {stat.S_IMODE(st.st_mode):04o}; we run as uid {os.geteuid()})"
+
+
 def channel_error(uri: str, exc: Exception) -> SonoedgeError:
     """A BridgeError(status, message) as one sentence naming the channel and the fix."""
     status, message = exc.args if len(exc.args) == 2 else (-1, str(exc))
     names = {v: k for k, v in native().STATUS.items()}
+    segment = segment_of(uri)
     fixes = {
         "SB_ERR_ROLE_TAKEN": "another live process holds this side; stop it or use another channel name",
         "SB_ERR_GEOMETRY_MISMATCH": "give the same slots and max_bytes on both sides, or leave them out on one",
         "SB_ERR_FRAME_TOO_LARGE": "raise max_bytes when the channel is created (both sides)",
-        "SB_ERR_BAD_MAGIC": f"remove the stale object /dev/shm/sonoedge-{urlsplit(uri).netloc} or use another name",
+        "SB_ERR_BAD_MAGIC": f"remove the stale object {segment} or use another name",
         "SB_ERR_VERSION_MISMATCH": "rebuild both sides from the same sonoedge version",
+        "SB_ERR_CORRUPT_HEADER": f"remove the damaged object {segment} or use another name",
+        "SB_ERR_PROTOCOL": f"the other side of {segment} wrote counters that cannot be right or shrank the object; "
+                           "restart the device software (the channel resynchronises on its next frame)",
+        "SB_ERR_PERMISSION": f"{segment} must belong to the user running both sides and be mode 0600"
+                             f"{_owner_and_mode(segment)}; remove it and let sonoedge create it",
     }
     fix = fixes.get(names.get(status, ""), "")
     return InputError(f"{uri}: {message}" + (f"; {fix}" if fix else ""))

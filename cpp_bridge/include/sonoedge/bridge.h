@@ -50,7 +50,9 @@ typedef enum sb_status {
     SB_ERR_INVALID_ARGUMENT = 11,  /* NULL pointer, bad name, bad format, zero size, ... */
     SB_ERR_NOT_FOUND = 12,         /* SB_OPEN_NO_CREATE and no channel of that name */
     SB_ERR_SYSTEM = 13,            /* shm_open / ftruncate / mmap failed; errno says why */
-    SB_ERR_NO_MEMORY = 14
+    SB_ERR_NO_MEMORY = 14,
+    SB_ERR_PROTOCOL = 15,          /* the peer broke the ring protocol: a counter that cannot be right, the object shrunk */
+    SB_ERR_PERMISSION = 16         /* the shared object belongs to another user or is open to group/others */
 } sb_status;
 
 typedef enum sb_role {
@@ -113,7 +115,10 @@ typedef struct sb_channel sb_channel;
 void sb_channel_config_default(sb_channel_config *config);
 
 /* Attach to channel `name` ([A-Za-z0-9._-], 1..200 chars) as `role`, creating it when absent
- * (unless SB_OPEN_NO_CREATE). Taking over a side whose process is dead is a re-attach. */
+ * (unless SB_OPEN_NO_CREATE). Taking over a side whose process is dead is a re-attach. A channel
+ * is created mode 0600; an existing one owned by another user, or with any group/other permission
+ * bit, is refused (SB_ERR_PERMISSION), and so is one whose header disagrees with its layout or its
+ * object's size (SB_ERR_CORRUPT_HEADER). The geometry is copied at attach and never re-read. */
 sb_status sb_channel_open(const char *name, sb_role role, const sb_channel_config *config,
                           sb_channel **out);
 
@@ -130,7 +135,10 @@ sb_status sb_channel_write(sb_channel *channel, const sb_frame_info *info, const
                            int timeout_ms);
 
 /* Copy the newest unread frame into `pixels` (capacity bytes) and its header into `info`.
- * Waits at most timeout_ms (0: poll, < 0: forever) for a frame: SB_ERR_TIMEOUT when none came.
+ * Waits at most timeout_ms (0: poll, < 0: forever) for a frame: SB_ERR_TIMEOUT when none came,
+ * whatever the writer puts in shared memory. A write counter that cannot be right (backwards,
+ * ahead of its own slot, or a slot sequence that does not belong there) is SB_ERR_PROTOCOL, and
+ * the reader takes the writer's counter from there on, so the ring heals when the writer goes on.
  * When the writer has died, the first call after its death returns SB_ERR_PEER_GONE at once;
  * later calls wait their timeout for a re-attached writer's frame and return SB_ERR_PEER_GONE
  * (not SB_ERR_TIMEOUT) while it stays dead. Frames it published before dying are still read.
