@@ -49,7 +49,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # ends in one sentence saying how to install it, wherever the import happens
 EXTRAS = {"torch": "train", "torchvision": "train", "lpips": "train", "tensorboard": "train",
           "matplotlib": "train", "skimage": "train", "onnx": "export", "onnxconverter_common": "export",
-          "onnxslim": "export", "tensorrt": "tensorrt", "pycuda": "tensorrt"}
+          "onnxslim": "export", "tensorrt": "tensorrt", "cuda": "tensorrt", "pycuda": "tensorrt"}
 
 
 def build_parser() -> argparse.ArgumentParser:
