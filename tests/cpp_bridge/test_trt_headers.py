@@ -10,10 +10,10 @@ when found, else the compile-time stand-in in tests/cpp_bridge/trt_stub/ (marked
 """
 from __future__ import annotations
 
-import ctypes
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -32,6 +32,12 @@ def _cuda_include() -> Path:
         if root and (Path(root) / "include" / "cuda_runtime_api.h").is_file():
             return Path(root) / "include"
     return HERE  # the compile-time stand-in
+
+
+def unresolved(symbols) -> list[str]:
+    """The symbols a fresh process (libc, libstdc++ via python) does not provide: what the stub must export."""
+    code = "import ctypes, sys; h = ctypes.CDLL(None); print(' '.join(s for s in sys.argv[1:] if not hasattr(h, s)))"
+    return sorted(_run([sys.executable, "-c", code, *sorted(set(symbols))]).stdout.split())
 
 
 def _run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
@@ -55,9 +61,8 @@ def test_trt_enhancer_compiles_links_and_runs_against_each_generation(generation
         obj = tmp_path / (source + ".o")
         _run([cxx, *flags, "-c", str(BRIDGE / "src" / source), "-o", str(obj)])
         objects.append(obj)
-    undefined = _run(["nm", "-u", str(objects[0])]).stdout.split()
-    here = ctypes.CDLL(None)
-    symbols = sorted({s for s in undefined if not s.startswith("_") and "@" not in s and not hasattr(here, s)})
+    undefined = [line.split()[-1] for line in _run(["nm", "-u", str(objects[0])]).stdout.splitlines() if line.strip()]
+    symbols = unresolved(s for s in undefined if not s.startswith("_") and "@" not in s)
     assert "createInferRuntime_INTERNAL" in symbols and "cudaStreamCreate" in symbols, symbols
     stub = tmp_path / "stub.c"
     stub.write_text("".join(f"int {name}(void) {{ return 0; }}\n" for name in symbols))  # NULL runtime, cudaSuccess

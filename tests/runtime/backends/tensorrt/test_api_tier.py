@@ -25,7 +25,6 @@ Offline (no package index) the tier skips with that reason; CI has the index, so
 from __future__ import annotations
 
 import ast
-import ctypes
 import json
 import os
 import platform
@@ -289,9 +288,10 @@ def _stub_libraries(extension: Path, out: Path) -> Path:
         return out
     listing = subprocess.run(["nm", "-D", "--undefined-only", str(extension)], capture_output=True, text=True,
                              check=True).stdout
-    here = ctypes.CDLL(None)
-    symbols = sorted({line.split()[-1] for line in listing.splitlines()
-                      if line.split()[-2:-1] == ["U"] and "@" not in line and not hasattr(here, line.split()[-1])})
+    imported = [line.split()[-1] for line in listing.splitlines() if line.split()[-2:-1] == ["U"] and "@" not in line]
+    code = "import ctypes, sys; h = ctypes.CDLL(None); print(' '.join(s for s in sys.argv[1:] if not hasattr(h, s)))"
+    symbols = subprocess.run([sys.executable, "-c", code, *sorted(set(imported))], capture_output=True, text=True,
+                             check=True).stdout.split()  # what a fresh process lacks: libnvinfer's, not libc's
     needed = [line.split("[")[1].rstrip("]") for line in subprocess.run(
         ["readelf", "-d", str(extension)], capture_output=True, text=True, check=True).stdout.splitlines()
         if "(NEEDED)" in line and "libnv" in line]
