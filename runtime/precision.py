@@ -9,10 +9,12 @@ from __future__ import annotations
 from sonoedge.runtime.errors import InputError
 
 PRECISIONS = ("fp32", "fp16", "int8")  # widest first: the order bundles, plans and tables use
+AUTO = "auto"  # the device profile's default: its first preferred precision the bundle kept
 
 
-def check_precision(name: str) -> str:
+def check_precision(name: str, allow_auto: bool = False) -> str:
     """``name`` when it is a known precision, else InputError naming the valid ones."""
-    if name not in PRECISIONS:
-        raise InputError(f"unknown precision '{name}'; choose one of {', '.join(PRECISIONS)}")
+    valid = (*PRECISIONS, AUTO) if allow_auto else PRECISIONS
+    if name not in valid:
+        raise InputError(f"unknown precision '{name}'; choose one of {', '.join(valid)}")
     return name

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "export": ("sonoedge.commands.export", "export a checkpoint to a device bundle with accuracy gates"),
     "verify": ("sonoedge.commands.verify", "re-run a bundle's reference frames here and check its gates"),
     "build-engine": ("sonoedge.commands.build_engine", "build (and cache) the TensorRT engine of a bundle on this device"),
+    "device-check": ("sonoedge.commands.device_check", "on an NVIDIA device: build, gate-check and time every precision of a bundle"),
     "devices": ("sonoedge.commands.devices", "list device profiles and detect the current device"),
     "enhance": ("sonoedge.commands.enhance", "enhance a file (image, clip, DICOM, sequence) with a bundle"),
     "serve": ("sonoedge.commands.serve", "run the enhancer daemon from a config file"),
@@ -55,7 +56,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # ends in one sentence saying how to install it, wherever the import happens
 EXTRAS = {"torch": "train", "torchvision": "train", "lpips": "train", "tensorboard": "train",
           "matplotlib": "train", "skimage": "train", "onnx": "export", "onnxconverter_common": "export",
-          "onnxslim": "export", "tensorrt": "tensorrt", "pycuda": "tensorrt"}
+          "onnxslim": "export", "tensorrt": "tensorrt", "cuda": "tensorrt", "pycuda": "tensorrt"}
 
 
 def build_parser() -> argparse.ArgumentParser:

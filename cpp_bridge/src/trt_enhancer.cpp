@@ -1,7 +1,8 @@
-// The in-process TensorRT enhancer (TensorRT 10 name-based I/O: setInputShape, setTensorAddress,
-// enqueueV3). Thin on purpose: the manifest reading and the pre/post-processing live in
-// manifest.cpp and frame_math.cpp, which are built and tested everywhere; only the engine calls
-// below need a GPU. Built only when CMake finds TensorRT.
+// The in-process TensorRT enhancer (name-based I/O: setInputShape, setTensorAddress, enqueueV3;
+// TensorRT 8.5+, 10 and 11). Thin on purpose: the manifest reading and the pre/post-processing live
+// in manifest.cpp and frame_math.cpp, which are built and tested everywhere; only the engine calls
+// below need a GPU. Built only when CMake finds TensorRT; compiled with -Werror against the public
+// headers of 8.6, 10.3 and 11.1 by tests/cpp_bridge/test_trt_headers.py (no GPU needed).
 #include "sonoedge/trt_enhancer.h"
 
 #include <NvInfer.h>
@@ -11,6 +12,8 @@
 #include <cstring>
 #include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "frame_math.hpp"
@@ -25,6 +28,9 @@ class Logger : public nvinfer1::ILogger {
     }
     std::string last;
 };
+
+// One dimension of nvinfer1::Dims: int32_t up to TensorRT 8.6, int64_t from 10.0.
+using DimT = std::remove_reference_t<decltype(std::declval<nvinfer1::Dims>().d[0])>;
 
 void set_error(char *error, size_t bytes, const std::string &text) {
     if (error != nullptr && bytes > 0) std::snprintf(error, bytes, "%s", text.c_str());
@@ -142,10 +148,11 @@ sb_trt_status sb_trt_enhancer_enhance(sb_trt_enhancer *e, const sb_frame_info *i
         static_cast<int>(hp) > e->model.max_hw[0] || static_cast<int>(wp) > e->model.max_hw[1])
         return SB_TRT_ERR_FRAME_SIZE;
     const char *in_name = e->model.input_name.c_str(), *out_name = e->model.output_name.c_str();
-    if (!e->context->setInputShape(in_name, nvinfer1::Dims4{1, 1, static_cast<int64_t>(hp), static_cast<int64_t>(wp)}))
+    if (!e->context->setInputShape(in_name, nvinfer1::Dims4{1, 1, static_cast<DimT>(hp), static_cast<DimT>(wp)}))
         return SB_TRT_ERR_FRAME_SIZE;
     const nvinfer1::Dims shape = e->context->getTensorShape(out_name);
-    if (shape.nbDims != 4 || shape.d[0] != 1 || shape.d[1] != 1 || shape.d[2] != hp || shape.d[3] != wp)
+    if (shape.nbDims != 4 || shape.d[0] != 1 || shape.d[1] != 1 || shape.d[2] != static_cast<DimT>(hp) ||
+        shape.d[3] != static_cast<DimT>(wp))
         return SB_TRT_ERR_ENGINE;  // an enhancement model keeps the input's size
 
     const size_t n = static_cast<size_t>(hp) * wp;

@@ -6,7 +6,7 @@
 Backends register themselves in ``BACKENDS``; heavy engine imports happen inside ``load``.
 """
 from sonoedge.runtime.backends import onnxruntime as _onnxruntime  # noqa: F401  (registers "onnxruntime")
-from sonoedge.runtime.backends import tensorrt as _tensorrt  # noqa: F401  (registers "tensorrt"; imports tensorrt/pycuda only in load)
+from sonoedge.runtime.backends import tensorrt as _tensorrt  # noqa: F401  (registers "tensorrt"; imports tensorrt/cuda-python only in load)
 from sonoedge.runtime.backends.base import BACKENDS, Backend, create_backend
 
 __all__ = ["BACKENDS", "Backend", "create_backend"]

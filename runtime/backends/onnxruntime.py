@@ -3,7 +3,8 @@
     create_backend("onnxruntime", path)                                   # CUDA if present, else CPU
     create_backend("onnxruntime", path, providers=["CPUExecutionProvider"], intra_op_threads=2)
     create_backend("onnxruntime", path, providers=["TensorrtExecutionProvider", "CUDAExecutionProvider"],
-                   precision="fp16", cache_root=...)                     # ORT's own TensorRT EP
+                   precision="fp16", input_name="input",                  # ORT's own TensorRT EP
+                   profile_shapes={"min": (1, 1, 64, 64), "opt": (1, 1, 512, 512), "max": (1, 1, 1024, 1024)})
 
 Threading: ``intra_op_threads`` (0 = one per physical core) run each operator; inter-op parallelism
 is off (sequential execution: these generators are a chain). ``allow_spinning`` (default off) lets
@@ -11,7 +12,10 @@ idle ORT workers spin: it wins a little when inference is alone on the machine a
 pipeline's pre/post threads need the same cores (measured in docs/benchmarks/runtime.md).
 
 The TensorRT execution provider builds its engine at session creation (``load``, announced in the
-log, never on the first frame) and caches it under ``cache_root``.
+log, never on the first frame) and caches it under ``cache_root`` (default: ``ort-trt`` beside the
+engine cache). ``profile_shapes`` (min/opt/max NCHW, the device profile's input range; the model
+loader passes them) become the EP's explicit optimization profile, so a region of a new size
+inside the range runs on the cached engine instead of rebuilding it mid-stream.
 """
 from __future__ import annotations
 
@@ -33,13 +37,16 @@ class OnnxRuntimeBackend(Backend):
 
     def __init__(self, model_path: str | Path, providers: Sequence[str] | None = None,
                  intra_op_threads: int = 0, allow_spinning: bool = False, precision: str = "fp32",
-                 cache_root: str | Path | None = None, **options: Any):
+                 cache_root: str | Path | None = None, input_name: str = "input",
+                 profile_shapes: dict[str, Sequence[int]] | None = None, **options: Any):
         super().__init__(model_path, **options)
         self.providers = list(providers) if providers else None
         self.intra_op_threads = intra_op_threads
         self.allow_spinning = allow_spinning
         self.precision = precision
         self.cache_root = cache_root
+        self.input_name = input_name
+        self.profile_shapes = profile_shapes
         self.session = None
 
     def load(self) -> None:
@@ -75,12 +82,7 @@ class OnnxRuntimeBackend(Backend):
     def _provider(self, name: str) -> Any:
         if name != "TensorrtExecutionProvider":
             return name
-        from sonoedge.runtime.backends.tensorrt.cache import default_cache_root
-
-        cache = Path(self.cache_root) if self.cache_root else default_cache_root().parent / "ort-trt"
-        return (name, {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
-                       "trt_timing_cache_enable": True, "trt_fp16_enable": self.precision == "fp16",
-                       "trt_int8_enable": self.precision == "int8"})
+        return (name, tensorrt_ep_options(self.precision, self.cache_root, self.input_name, self.profile_shapes))
 
     def infer(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: np.ascontiguousarray(x, dtype=np.float32)})[0]
@@ -88,3 +90,22 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.session = None
         super().close()
+
+
+def tensorrt_ep_options(precision: str, cache_root: str | Path | None, input_name: str,
+                        shapes: dict[str, Sequence[int]] | None) -> dict[str, Any]:
+    """Provider options of ONNX Runtime's TensorRT EP: engine and timing caches, precision, profile shapes.
+
+    ``shapes`` {min, opt, max} (NCHW) become ``trt_profile_{min,opt,max}_shapes`` ("input:1x1x64x64");
+    without them the EP builds for the first shape it sees and rebuilds for every new one.
+    """
+    from sonoedge.runtime.backends.tensorrt.cache import default_cache_root
+
+    cache = Path(cache_root) if cache_root else default_cache_root().parent / "ort-trt"
+    options: dict[str, Any] = {"trt_engine_cache_enable": True, "trt_engine_cache_path": str(cache),
+                               "trt_timing_cache_enable": True, "trt_timing_cache_path": str(cache),
+                               "trt_fp16_enable": precision == "fp16", "trt_int8_enable": precision == "int8"}
+    if shapes:
+        for bound in ("min", "opt", "max"):
+            options[f"trt_profile_{bound}_shapes"] = f"{input_name}:" + "x".join(str(int(v)) for v in shapes[bound])
+    return options

@@ -28,7 +28,7 @@ class ModelConfig:
     """Which model to run, on which backend, and how it is checked at load."""
 
     bundle: str = ""  # bundle directory or .tar; "" = the embedded default bundle
-    precision: str = "fp32"  # fp32 | fp16 | int8, never changed silently
+    precision: str = "auto"  # auto (the device profile's first preferred precision the bundle kept) | fp32 | fp16 | int8
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
     threads: int = 0  # onnxruntime intra-op threads; 0 = one per physical core
@@ -83,26 +83,54 @@ def choose_backend(requested: str, precision: str) -> str:
     """The backend to run: ``requested`` unless it is ``auto``.
 
     ``auto`` asks the device profile (:func:`sonoedge.devices.detect.detect_device`): a profile with
-    TensorRT on a machine where tensorrt and pycuda import gets the native TensorRT backend,
+    TensorRT on a machine where tensorrt and cuda-python import gets the native TensorRT backend,
     everything else ONNX Runtime. The choice and its reason are logged, never silent.
     """
     if requested != "auto":
         BACKENDS.get(requested)  # unknown names fail with the valid ones
         return requested
     from sonoedge.devices.detect import detect_device
+    from sonoedge.runtime.backends.tensorrt.cuda import cuda_importable
 
     detected = detect_device()
-    importable = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+    importable = importlib.util.find_spec("tensorrt") is not None and cuda_importable()
     name = "tensorrt" if detected.profile.has_tensorrt and importable else "onnxruntime"
     reason = (f"device profile {detected.profile.name} ({detected.reason}); "
-              f"tensorrt+pycuda {'importable' if importable else 'not importable'}")
+              f"tensorrt+cuda-python {'importable' if importable else 'not importable'}")
     log.info("backend chosen", extra={"event": "backend_chosen", "backend": name, "precision": precision, "reason": reason})
     return name
 
 
-def _backend_options(name: str, cfg: ModelConfig) -> dict[str, Any]:
+def model_precision(root: Path, manifest: Manifest, requested: str) -> str:
+    """``requested``, or for ``auto`` the detected device profile's default: the rule of build-engine."""
+    from sonoedge.runtime.bundle.engine import device_profile, resolve_precision
+    from sonoedge.runtime.precision import AUTO
+
+    if requested != AUTO:
+        return resolve_precision(manifest, None, requested, root)
+    profile = device_profile(root, manifest, None, progress=lambda line: log.info(line, extra={"event": "device_detected"}))
+    precision = resolve_precision(manifest, profile, AUTO, root)
+    log.info("precision chosen", extra={"event": "precision_chosen", "precision": precision,
+                                        "reason": f"first of {profile.name}'s preferred precisions the bundle kept"})
+    return precision
+
+
+def trt_profile_shapes(root: Path, manifest: Manifest) -> dict[str, tuple[int, int, int, int]]:
+    """min/opt/max input shapes for TensorRT (the ORT TensorRT EP): the detected device profile's range."""
+    from sonoedge.runtime.backends.tensorrt.build import profile_shapes
+    from sonoedge.runtime.bundle.engine import device_profile
+
+    profile = device_profile(root, manifest, None, progress=lambda line: log.info(line, extra={"event": "device_detected"}))
+    return profile_shapes(profile.input.to_dict(), manifest.model.channels, manifest.model.stride)
+
+
+def _backend_options(name: str, cfg: ModelConfig, root: Path, manifest: Manifest) -> dict[str, Any]:
     if name == "onnxruntime":
-        return {"providers": cfg.providers or None, "intra_op_threads": cfg.threads, "allow_spinning": cfg.spin}
+        options = {"providers": cfg.providers or None, "intra_op_threads": cfg.threads, "allow_spinning": cfg.spin}
+        if "TensorrtExecutionProvider" in (cfg.providers or []):
+            options.update(input_name=manifest.model.input_name,
+                           profile_shapes=trt_profile_shapes(root, manifest))
+        return options
     return {}
 
 
@@ -113,20 +141,23 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     half-loaded is returned.
     """
     root, manifest = load_manifest(resolve_bundle(cfg.bundle))
-    path = model_file(root, manifest, cfg.precision)
-    name = choose_backend(cfg.backend, cfg.precision)
-    options = _backend_options(name, cfg)
+    precision = model_precision(root, manifest, cfg.precision)
+    path = model_file(root, manifest, precision)
+    name = choose_backend(cfg.backend, precision)
+    options = _backend_options(name, cfg, root, manifest)
+    if name == "onnxruntime":
+        options.update(precision=precision)
     if name == "tensorrt":
-        options.update(precision=cfg.precision, bundle=root)
+        options.update(precision=precision, bundle=root)
         if cfg.build_engine:  # announced with its progress, at load, never on the first frame
             from sonoedge.runtime.bundle.engine import build_engine
 
             log.warning("building the TensorRT engine if it is not cached (minutes; progress follows)",
-                        extra={"event": "engine_build", "bundle": str(root), "precision": cfg.precision})
-            build_engine(root, cfg.precision)
+                        extra={"event": "engine_build", "bundle": str(root), "precision": precision})
+            build_engine(root, precision)
     backend = BACKENDS.create(name, path, **options)
     backend.load()
-    model = LoadedModel(root, manifest, cfg.precision, backend, name, sha256_file(path))
+    model = LoadedModel(root, manifest, precision, backend, name, sha256_file(path))
     try:
         model.backend.warmup(_warmup_shape(model, cfg), runs=1)
         if cfg.verify_reference:

@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from sonoedge.runtime.bundle.manifest import load_manifest, model_file
-from sonoedge.runtime.bundle.model import LoadedModel, load_model, resolve_bundle
+from sonoedge.runtime.bundle.model import LoadedModel, load_model, model_precision, resolve_bundle
 from sonoedge.runtime.config import load_config
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.precision import PRECISIONS
+from sonoedge.runtime.precision import AUTO, PRECISIONS
 from sonoedge.runtime.region import REGION_CHOICES
 from sonoedge.runtime.service.health import HealthServer, check_loopback, prometheus_text
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
@@ -102,8 +102,8 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True) -> list[str]:
         raise InputError(f"pipeline.on_end '{cfg.pipeline.on_end}' is not one of stop, restart")
     if cfg.pipeline.queue_size < 1:
         raise InputError("pipeline.queue_size must be at least 1")
-    if cfg.enhancer.precision not in PRECISIONS:
-        raise InputError(f"enhancer.precision '{cfg.enhancer.precision}' is not one of {', '.join(PRECISIONS)}")
+    if cfg.enhancer.precision not in (AUTO, *PRECISIONS):
+        raise InputError(f"enhancer.precision '{cfg.enhancer.precision}' is not one of {', '.join((AUTO, *PRECISIONS))}")
     if cfg.enhancer.region not in REGION_CHOICES:
         raise InputError(f"enhancer.region '{cfg.enhancer.region}' is not one of {', '.join(REGION_CHOICES)}")
     if cfg.enhancer.backend != "auto":
@@ -121,8 +121,9 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True) -> list[str]:
         raise InputError(f"log.level '{cfg.log.level}' is not one of debug, info, warning, error")
     if check_bundle:
         root, manifest = load_manifest(resolve_bundle(cfg.enhancer.bundle))
-        model_file(root, manifest, cfg.enhancer.precision)
-        facts.append(f"bundle: {root} ({manifest.model.name}, {cfg.enhancer.precision}, hashes ok)")
+        precision = model_precision(root, manifest, cfg.enhancer.precision)
+        model_file(root, manifest, precision)
+        facts.append(f"bundle: {root} ({manifest.model.name}, {precision}, hashes ok)")
     return facts
 
 

@@ -13,7 +13,7 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Sequence
 
-from sonoedge.runtime.precision import PRECISIONS
+from sonoedge.runtime.precision import AUTO, PRECISIONS
 from sonoedge.runtime.region import REGION_CHOICES
 
 # option metadata lives on the parser's namespace under this name: which fields a parser set
@@ -96,11 +96,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
 
     add_config_arguments(parser, EnhancerConfig, {
         "bundle": "bundle directory or .tar ('' = the embedded default bundle)",
-        "precision": "model precision",
+        "precision": "model precision (auto: the device profile's first preferred one the bundle holds, as build-engine)",
         "backend": "auto | onnxruntime | tensorrt",
         "region": "imaging region: detect it (auto), the whole frame (full), or as the bundle says (bundle)",
         "threads": "onnxruntime intra-op threads (0 = one per core)",
-    }, choices={"precision": PRECISIONS, "region": REGION_CHOICES})
+    }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES})
 
 
 def enhancer_config(args: argparse.Namespace) -> Any:

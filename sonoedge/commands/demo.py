@@ -13,7 +13,7 @@ import argparse
 from pathlib import Path
 
 from sonoedge.commands._args import add_config_arguments
-from sonoedge.runtime.precision import PRECISIONS
+from sonoedge.runtime.precision import AUTO, PRECISIONS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
 
     add_config_arguments(parser, EnhancerConfig, {"bundle": "bundle to run ('' = the embedded default bundle)",
-                                                  "precision": "model precision"}, choices={"precision": PRECISIONS})
+                                                  "precision": "model precision"}, choices={"precision": (AUTO, *PRECISIONS)})
 
 
 def run(args: argparse.Namespace) -> int:

@@ -148,8 +148,14 @@ def test_build_engine_dry_run_on_a_bundle(small_bundle, capsys):
     assert main(["build-engine", str(small_bundle), "--profile", "jetson-xavier-nx", "--precision", "int8", "--dry-run",
                  "--dla-core", "0"]) == 0
     spec = json.loads(capsys.readouterr().out)
-    assert spec["mode"] == "builder_flags" and spec["flags"] == ["INT8", "FP16", "GPU_FALLBACK"]
+    assert spec["mode"] == "builder_flags" and spec["flags"] == ["INT8", "FP16"]  # DLA: no silent GPU fallback
     assert spec["calibrator"] == "entropy2" and spec["dla_core"] == 0 and "--int8" in spec["trtexec"]
+    assert spec["shapes"]["min"] == spec["shapes"]["opt"] == spec["shapes"]["max"]  # DLA: static shapes
+    assert main(["build-engine", str(small_bundle), "--profile", "jetson-xavier-nx", "--precision", "int8", "--dry-run",
+                 "--dla-core", "0", "--allow-gpu-fallback"]) == 0
+    spec = json.loads(capsys.readouterr().out)
+    assert spec["flags"] == ["INT8", "FP16", "GPU_FALLBACK"] and "--allowGPUFallback" in spec["trtexec"]
+    assert f"--calib=${{SONOEDGE_CACHE:-$HOME/.cache/sonoedge}}/engines/{spec['calibration_cache']}" in spec["trtexec"]
     assert main(["build-engine", str(small_bundle), "--profile", "jetson-agx-thor", "--precision", "int8",
                  "--dry-run", "--trt-version", "11.0"]) == 0
     spec = json.loads(capsys.readouterr().out)

@@ -5,19 +5,31 @@ TensorRT is chosen by the version found on the device:
 - below 10.1 (JetPack 5 / TensorRT 8.5-8.6, and 10.0): *builder flags*. The fp32 ONNX is parsed and
   precision is a flag: ``BuilderFlag.FP16``; INT8 = ``BuilderFlag.INT8`` (+ FP16 for the layers
   INT8 does not cover) with an ``IInt8EntropyCalibrator2`` fed by the bundle's calibration frames
-  (:mod:`sonoedge.runtime.backends.tensorrt.calibrator`) and a reusable calibration cache.
-  ``legacy=True`` forces this path on any 10.x (it is the only one that runs on DLA there).
-- 10.1 and newer, and 11 (where BuilderFlag.FP16/INT8 and the calibrators are removed; TensorRT
-  10.x-to-11.x migration guide, "Removed Python APIs": "BuilderFlag.FP16 -> Strong typing",
-  "BuilderFlag.INT8 / IBuilderConfig.int8_calibrator -> Explicit quantization with Q/DQ nodes"):
-  *strongly typed*. The precision is in the ONNX: model.onnx (fp32), model.fp16.onnx (fp16 casts
-  by onnxconverter-common), model.int8.qdq.onnx (explicit Q/DQ); the network is created with
-  ``NetworkDefinitionCreationFlag.STRONGLY_TYPED`` (always on in 11) and no precision flags.
+  (:mod:`sonoedge.runtime.backends.tensorrt.calibrator`) at a calibration profile of their own
+  shape, and a reusable calibration cache. ``legacy=True`` forces this path on any 10.x (it is the
+  only one sonoedge places on DLA).
+- 10.1 and newer, and 11: *strongly typed*. TensorRT 10.1 deprecated the calibrators and implicit
+  quantization (it still builds with builder flags; nothing changed its default), so sonoedge
+  switches there; TensorRT 11 removed BuilderFlag.FP16/INT8 and the calibrators (TensorRT 10.x-to-11.x
+  migration guide, "Removed Python APIs": "BuilderFlag.FP16 -> Strong typing", "BuilderFlag.INT8 /
+  IBuilderConfig.int8_calibrator -> Explicit quantization with Q/DQ nodes"). The precision is in the
+  ONNX: model.onnx (fp32), model.fp16.onnx (fp16 casts by onnxconverter-common), model.int8.qdq.onnx
+  (explicit Q/DQ); the network is created with ``NetworkDefinitionCreationFlag.STRONGLY_TYPED``
+  (10.x; 11 is strongly typed whatever the flag) and no precision flags.
+
+On both paths an fp32 build clears ``BuilderFlag.TF32`` (set by default in 8.5-11.x): TF32 rounds
+conv and matmul inputs to a 10-bit mantissa, which breaks the fp32 gate (max abs error 1e-4 against
+PyTorch; tests/runtime/backends/tensorrt/test_tf32.py shows it on the default bundle).
+
+DLA builds (builder-flag path, fp16/int8) use static shapes (MIN = OPT = MAX = the profile's OPT;
+DLA has no dynamic shapes), ask TensorRT layer by layer whether DLA can run it
+(``IBuilderConfig.can_run_on_DLA``) and fail, naming the layers, unless GPU fallback was asked for.
 
 A :class:`BuildSpec` is plain data (what :func:`sonoedge.runtime.bundle.engine.build_spec` makes
 from a bundle and a device profile); :func:`trtexec_command` prints the equivalent stock build;
 :func:`build_serialized` runs it and needs ``tensorrt``, imported lazily. Everything but
-``build_serialized`` runs and is tested on any machine.
+``build_serialized`` runs and is tested on any machine; the TensorRT names it uses are checked
+against the real bindings of each version by tests/runtime/backends/tensorrt/test_api_tier.py.
 """
 from __future__ import annotations
 
@@ -28,8 +40,10 @@ from typing import Any, Callable, Sequence
 
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
-STRONGLY_TYPED_FROM = (10, 1)  # from here on sonoedge builds strongly typed unless --legacy asks for builder flags
+STRONGLY_TYPED_FROM = (10, 1)  # TensorRT deprecated calibrators here; sonoedge builds strongly typed from here unless --legacy
 TIMING_CACHE = "timing.cache"
+# where `sonoedge build-engine` writes the INT8 calibration cache (the engine cache root), as a shell word
+CALIB_CACHE_DIR = "${SONOEDGE_CACHE:-$HOME/.cache/sonoedge}/engines"
 
 Progress = Callable[[str], None]
 
@@ -71,11 +85,15 @@ class BuildSpec:
     calibrator: str | None  # "entropy2" for int8 builder flags
     dla_core: int | None
     profile: str
+    clear_flags: tuple[str, ...] = ()  # BuilderFlag names cleared: TF32 for fp32 (both modes)
+    allow_gpu_fallback: bool = False  # DLA: layers DLA cannot run go to the GPU (else the build fails)
+    calibration_cache: str | None = None  # file name of the INT8 calibration cache build-engine writes
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["shapes"] = {k: list(v) for k, v in self.shapes.items()}
         data["flags"] = list(self.flags)
+        data["clear_flags"] = list(self.clear_flags)
         return data
 
 
@@ -114,9 +132,13 @@ def trtexec_command(spec: BuildSpec, generation: int, engine_name: str | None = 
             raise InputError("TensorRT 11 has no builder precision flags; use the strongly typed spec")
         parts += [f"--{flag.lower()}" for flag in spec.flags if flag in ("FP16", "INT8")]
         if spec.calibrator:
-            parts.append("--calib=trt_int8.cache")  # the cache `sonoedge build-engine --legacy` writes (path printed)
+            parts.append(f"--calib={CALIB_CACHE_DIR}/{spec.calibration_cache or 'calib.trt_int8.cache'}")
+    if "TF32" in spec.clear_flags:
+        parts.append("--noTF32")
     if spec.dla_core is not None:
-        parts += [f"--useDLACore={spec.dla_core}", "--allowGPUFallback"]
+        parts.append(f"--useDLACore={spec.dla_core}")
+        if spec.allow_gpu_fallback:
+            parts.append("--allowGPUFallback")
     parts.append(f"--saveEngine={engine_name or f'model.{spec.precision}.{spec.profile}.plan'}")
     return " ".join(parts)
 
@@ -125,13 +147,21 @@ def trtexec_command(spec: BuildSpec, generation: int, engine_name: str | None = 
 # the builder itself (needs tensorrt; never imported at module level)
 
 
+@dataclasses.dataclass(frozen=True)
+class BuildResult:
+    """A serialized plan and what the build found out on the way."""
+
+    plan: bytes
+    dla: dict[str, Any] | None = None  # DLA builds: {"core", "on_dla": [...], "gpu_fallback": [...]} (layer names)
+
+
 def build_serialized(spec: BuildSpec, bundle_dir: str | Path, calibrator: Any = None,
-                     timing_cache: str | Path | None = None, progress: Progress = print, trt: Any = None) -> bytes:
-    """Parse the ONNX, configure per ``spec`` and return the serialized plan (bytes).
+                     timing_cache: str | Path | None = None, progress: Progress = print, trt: Any = None) -> BuildResult:
+    """Parse the ONNX, configure per ``spec`` and return the serialized plan.
 
     ``trt`` is the tensorrt module (imported here when None). ``calibrator`` is required for an
-    int8 builder-flag build (runtime/backends/tensorrt/calibrator.py). The timing cache file is read when present
-    and rewritten after the build.
+    int8 builder-flag build (runtime/backends/tensorrt/calibrator.py); its ``shape`` becomes the
+    calibration profile. The timing cache file is read when present and rewritten after the build.
     """
     if trt is None:
         from sonoedge.runtime.errors import require
@@ -159,12 +189,11 @@ def build_serialized(spec: BuildSpec, bundle_dir: str | Path, calibrator: Any = 
     config.add_optimization_profile(profile)
     for flag in spec.flags:
         config.set_flag(getattr(trt.BuilderFlag, flag))
+    for flag in spec.clear_flags:
+        config.clear_flag(getattr(trt.BuilderFlag, flag))
     if spec.calibrator:
-        config.int8_calibrator = calibrator
-        config.set_calibration_profile(profile)
-    if spec.dla_core is not None:
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = spec.dla_core
+        _attach_calibrator(trt, builder, config, spec, calibrator)
+    dla = _place_on_dla(trt, network, config, spec, progress) if spec.dla_core is not None else None
     cache = _attach_timing_cache(config, timing_cache)
     monitor = _progress_monitor(trt, progress)
     if monitor is not None:
@@ -175,7 +204,52 @@ def build_serialized(spec: BuildSpec, bundle_dir: str | Path, calibrator: Any = 
         raise SonoedgeError(f"TensorRT failed to build {spec.onnx} ({spec.precision}, {spec.mode}); see the log above")
     if cache is not None and timing_cache is not None:
         Path(timing_cache).write_bytes(bytes(cache.serialize()))
-    return bytes(plan)
+    return BuildResult(bytes(plan), dla)
+
+
+def calibration_profile_shape(spec: BuildSpec, calibrator: Any) -> tuple[int, int, int, int]:
+    """The (B, C, H, W) TensorRT will calibrate at: the calibrator's batch shape, checked.
+
+    TensorRT reads one batch of the calibration profile's OPT shape from the calibrator's buffer,
+    so the two must be the same shape, byte for byte.
+    """
+    shape = tuple(int(v) for v in calibrator.shape)
+    if len(shape) != 4 or shape[1] != spec.shapes["opt"][1]:
+        raise InputError(f"calibration batches {shape} do not match the network input {spec.shapes['opt']} (N, C, H, W)")
+    if int(calibrator.nbytes) != 4 * shape[0] * shape[1] * shape[2] * shape[3]:
+        raise SonoedgeError(f"the calibrator's buffer ({calibrator.nbytes} bytes) does not hold one float32 batch of {shape}")
+    return shape  # type: ignore[return-value]
+
+
+def _attach_calibrator(trt: Any, builder: Any, config: Any, spec: BuildSpec, calibrator: Any) -> None:
+    """INT8 calibrator + a calibration profile of its own: MIN = OPT = MAX = the calibration batch."""
+    shape = calibration_profile_shape(spec, calibrator)
+    calib_profile = builder.create_optimization_profile()
+    calib_profile.set_shape(spec.input_name, shape, shape, shape)
+    config.int8_calibrator = calibrator
+    if not config.set_calibration_profile(calib_profile):
+        raise SonoedgeError(f"TensorRT refused the calibration profile {shape} for input '{spec.input_name}'")
+
+
+def _place_on_dla(trt: Any, network: Any, config: Any, spec: BuildSpec, progress: Progress) -> dict[str, Any]:
+    """Put the network on DLA core ``spec.dla_core``; per layer, whether DLA runs it or the GPU would.
+
+    Fails (naming the layers) when a layer cannot run on DLA and GPU fallback was not asked for.
+    """
+    config.default_device_type = trt.DeviceType.DLA
+    config.DLA_core = int(spec.dla_core)
+    on_dla, fallback = [], []
+    for i in range(network.num_layers):
+        layer = network.get_layer(i)
+        (on_dla if config.can_run_on_DLA(layer) else fallback).append(f"{layer.name} ({layer.type.name})")
+    report = {"core": int(spec.dla_core), "on_dla": on_dla, "gpu_fallback": fallback}
+    progress(f"build-engine: DLA {spec.dla_core}: {len(on_dla)} layer(s) on DLA, {len(fallback)} on the GPU"
+             + (f": {', '.join(fallback)}" if fallback else ""))
+    if fallback and not spec.allow_gpu_fallback:
+        shown = ", ".join(fallback[:5]) + (f" and {len(fallback) - 5} more" if len(fallback) > 5 else "")
+        raise SonoedgeError(f"DLA cannot run {len(fallback)} layer(s) of {spec.onnx} ({shown}); "
+                            "add --allow-gpu-fallback to run them on the GPU, or build without --dla-core")
+    return report
 
 
 def _network_flags(trt: Any, version: tuple[int, int, int], spec: BuildSpec) -> int:

@@ -186,20 +186,20 @@ def _run_command(cmd: Sequence[str]) -> str:
     return subprocess.run(list(cmd), capture_output=True, text=True, check=True, timeout=20).stdout
 
 
-def describe_current_gpu(runner: Runner | None = None, use_pycuda: bool = True) -> GpuDescription:
-    """The GPU of this machine: pycuda's device query when importable, else ``nvidia-smi``.
+def describe_current_gpu(runner: Runner | None = None, use_cuda: bool = True) -> GpuDescription:
+    """The GPU of this machine: cuda-python's device query when importable, else ``nvidia-smi``.
 
     ``runner`` runs a command and returns its stdout (injectable for tests). Raises SonoedgeError
     when no NVIDIA GPU can be found, since an engine cannot be keyed without one.
     """
     trt_version = _tensorrt_version()
-    if use_pycuda and runner is None:
-        described = _describe_with_pycuda(trt_version)
+    if use_cuda and runner is None:
+        described = _describe_with_cuda(trt_version)
         if described is not None:
             return described
     run = runner or _run_command
     if runner is None and shutil.which("nvidia-smi") is None:
-        raise SonoedgeError("no NVIDIA GPU found here (pycuda is not importable and nvidia-smi is not on PATH); "
+        raise SonoedgeError("no NVIDIA GPU found here (cuda-python finds no device and nvidia-smi is not on PATH); "
                             "TensorRT engines can only be built and cached on an NVIDIA device")
     try:
         out = run(["nvidia-smi", "--query-gpu=name,compute_cap", "--format=csv,noheader"])
@@ -228,16 +228,17 @@ def _tensorrt_version() -> str:
     return str(tensorrt.__version__)
 
 
-def _describe_with_pycuda(trt_version: str) -> GpuDescription | None:
+def _describe_with_cuda(trt_version: str) -> GpuDescription | None:
+    """Device 0 through cuda-python's runtime API; None when cuda-python or a device is missing."""
+    from sonoedge.runtime.backends.tensorrt.cuda import CudaRuntime, cuda_importable
+
+    if not cuda_importable():
+        return None
     try:
-        import pycuda.driver as cuda
-    except ImportError:
+        rt = CudaRuntime()
+        if rt.device_count() == 0:
+            return None
+        name, cc, sms = rt.describe(0)
+    except SonoedgeError:  # no driver or no device: nvidia-smi gets its chance
         return None
-    cuda.init()
-    if cuda.Device.count() == 0:
-        return None
-    dev = cuda.Device(0)
-    major, minor = dev.compute_capability()
-    sms = dev.get_attribute(cuda.device_attribute.MULTIPROCESSOR_COUNT)
-    return GpuDescription(gpu_name=dev.name(), compute_capability=f"{major}.{minor}", sm_count=int(sms),
-                          trt_version=trt_version)
+    return GpuDescription(gpu_name=name, compute_capability=cc, sm_count=sms, trt_version=trt_version)

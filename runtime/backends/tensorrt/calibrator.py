@@ -1,13 +1,19 @@
 """The legacy TensorRT INT8 path (TensorRT 8.5-10.x, JetPack 5/6): IInt8EntropyCalibrator2.
 
-TensorRT 11 removed calibrators (explicit Q/DQ only); below 10.1 the builder calibrates the fp32
-network itself from batches this calibrator copies to the GPU with pycuda. The frames are the
-same ultrasound tiles the Q/DQ model was calibrated on (the bundle's ``calibration/tiles.npz``,
-or any folder/video given to ``build-engine --calib``), and the resulting calibration cache is
-written to a file so the next build (or ``trtexec --calib=...``) skips calibration.
+TensorRT 11 removed calibrators (explicit Q/DQ only; 10.1 deprecated them); on the builder-flag
+path the builder calibrates the fp32 network itself from batches this calibrator copies to the GPU
+with cuda-python. The frames are the same ultrasound tiles the Q/DQ model was calibrated on (the
+bundle's ``calibration/tiles.npz``, or any folder/video given to ``build-engine --calib``, cropped
+to its imaging region), and the resulting calibration cache is written to a file so the next build
+(or ``trtexec --calib=...``) skips calibration.
+
+Shapes: TensorRT calibrates at the OPT shape of the *calibration profile* (its MIN and MAX are
+overwritten by OPT). The builder (:func:`.build.build_serialized`) therefore gives calibration a
+profile of its own whose MIN = OPT = MAX is :attr:`CalibrationBatches.shape`, and the calibrator's
+device buffer holds exactly one batch of that shape: what TensorRT reads is what was copied.
 
     batches = CalibrationBatches(tiles, batch_size=8)       # plain numpy, tested everywhere
-    calibrator = make_entropy_calibrator(batches, "calibration/trt_int8.cache")  # needs tensorrt+pycuda
+    calibrator = make_entropy_calibrator(batches, "calib.trt_int8.cache")  # needs tensorrt + cuda-python
 """
 from __future__ import annotations
 
@@ -66,21 +72,61 @@ def load_tiles(path: str | Path) -> list[np.ndarray]:
     return list(tiles)
 
 
-def make_entropy_calibrator(batches: CalibrationBatches, cache_file: str | Path, trt: Any = None) -> Any:
-    """An ``IInt8EntropyCalibrator2`` over ``batches`` with a reusable cache file (needs pycuda)."""
+def region_tiles(frames: Sequence[np.ndarray], opt_hw: Sequence[int], min_hw: Sequence[int], stride: int) -> list[np.ndarray]:
+    """uint8 (H, W) frames -> calibration tiles of one shape, cut from each frame's imaging region.
+
+    Each frame is cropped to the bounding box of its imaging region
+    (:func:`sonoedge.runtime.region.detect_region`: the fan or rectangle, not the UI around it);
+    the tile shape is the profile's OPT, shrunk to the smallest region and rounded down to the model
+    stride, and each tile is the centre of its region. Frames whose region is smaller than the
+    profile's MIN are skipped. InputError when no frame is left.
+    """
+    from sonoedge.runtime.region import detect_region
+
+    crops = []
+    for frame in frames:
+        x0, y0, x1, y1 = detect_region(frame).bbox
+        crop = frame[y0:y1, x0:x1]
+        if crop.shape[0] >= min_hw[0] and crop.shape[1] >= min_hw[1]:
+            crops.append(crop)
+    if not crops:
+        raise InputError(f"no calibration frame has an imaging region of at least {min_hw[0]}x{min_hw[1]} pixels")
+    h = min(int(opt_hw[0]), *(c.shape[0] for c in crops)) // stride * stride
+    w = min(int(opt_hw[1]), *(c.shape[1] for c in crops)) // stride * stride
+    if h < 1 or w < 1:
+        raise InputError(f"the calibration frames' imaging regions are smaller than the model stride {stride}")
+    tiles = []
+    for crop in crops:
+        top, left = (crop.shape[0] - h) // 2, (crop.shape[1] - w) // 2
+        tiles.append(np.ascontiguousarray(crop[top:top + h, left:left + w]))
+    return tiles
+
+
+def make_entropy_calibrator(batches: CalibrationBatches, cache_file: str | Path, trt: Any = None, cuda: Any = None) -> Any:
+    """An ``IInt8EntropyCalibrator2`` over ``batches`` with a reusable cache file.
+
+    ``trt`` (the tensorrt module) and ``cuda`` (a :class:`.cuda.CudaRuntime`) are made here when
+    None. The calibrator carries ``shape`` (B, C, H, W) and ``nbytes`` of one batch, which the
+    builder turns into the calibration profile.
+    """
     from sonoedge.runtime.errors import require
 
     if trt is None:
         trt = require("tensorrt", "tensorrt")
-    cuda = require("pycuda.driver", "tensorrt")
-    require("pycuda.autoinit", "tensorrt")  # creates the CUDA context the builder shares
+    if cuda is None:
+        from sonoedge.runtime.backends.tensorrt.cuda import CudaRuntime
+
+        cuda = CudaRuntime()
     cache_file = Path(cache_file)
 
     class EntropyCalibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
+        shape = batches.shape
+        nbytes = batches.nbytes
+
         def __init__(self) -> None:
             trt.IInt8EntropyCalibrator2.__init__(self)
             self.batches = iter(batches)
-            self.device_input = cuda.mem_alloc(batches.nbytes)
+            self.device_input = cuda.malloc(batches.nbytes)
 
         def get_batch_size(self) -> int:
             return batches.batch_size
@@ -89,6 +135,8 @@ def make_entropy_calibrator(batches: CalibrationBatches, cache_file: str | Path,
             batch = next(self.batches, None)
             if batch is None:
                 return None  # calibration done
+            if batch.shape != self.shape or batch.nbytes != self.nbytes:
+                raise AssertionError(f"calibration batch {batch.shape} does not fill the buffer of {self.shape}")
             cuda.memcpy_htod(self.device_input, batch)
             return [int(self.device_input)]
 

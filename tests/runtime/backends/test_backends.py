@@ -1,6 +1,6 @@
 """Backends behind one lifecycle: every registered backend against the numpy reference.
 
-TensorRT needs tensorrt + pycuda + an NVIDIA GPU and a cached engine: its parity test is marked
+TensorRT needs tensorrt + cuda-python + an NVIDIA GPU and a cached engine: its parity test is marked
 ``tensorrt`` and skipped with the reason elsewhere; what can run here (the missing-dependency error,
 the auto choice) runs everywhere.
 """
@@ -12,10 +12,13 @@ import numpy as np
 import pytest
 
 from sonoedge.runtime.backends import BACKENDS, create_backend
+from sonoedge.runtime.backends.tensorrt.cuda import cuda_importable
 from sonoedge.runtime.bundle.model import choose_backend
 from sonoedge.runtime.errors import BundleError, MissingDependencyError, SonoedgeError, UnknownNameError
 
-HAS_TRT = importlib.util.find_spec("tensorrt") is not None and importlib.util.find_spec("pycuda") is not None
+HAS_TRT = importlib.util.find_spec("tensorrt") is not None and cuda_importable()
+NO_TRT = ("needs tensorrt (libnvinfer) + cuda-python + an NVIDIA GPU: pip install 'sonoedge[tensorrt]' or JetPack; "
+          "the bindings alone are checked by tests/runtime/backends/tensorrt/test_api_tier.py")
 
 
 def _x(h=64, w=96, seed=0):
@@ -31,7 +34,7 @@ def test_registry_holds_both_backends():
 @pytest.mark.parametrize("name", BACKENDS.names())
 def test_every_backend_matches_the_numpy_reference(name, tiny_bundle, tiny_weights, numpy_reference):
     if name == "tensorrt" and not HAS_TRT:
-        pytest.skip("tensorrt/pycuda not importable here (NVIDIA devices only; see test_tensorrt_engine_parity)")
+        pytest.skip(NO_TRT)
     with create_backend(name, tiny_bundle / "model.onnx") as backend:
         for h, w in ((64, 96), (128, 64)):
             x = _x(h, w)
@@ -81,7 +84,7 @@ def test_auto_choice_is_onnxruntime_without_tensorrt(caplog):
 
 
 @pytest.mark.tensorrt
-@pytest.mark.skipif(not HAS_TRT, reason="needs tensorrt + pycuda + an NVIDIA GPU (pip install 'sonoedge[tensorrt]' or JetPack)")
+@pytest.mark.skipif(not HAS_TRT, reason=NO_TRT)
 def test_tensorrt_engine_parity(tiny_bundle, tmp_path, tiny_weights, numpy_reference):
     """Build the tiny engine into a temporary cache, then load it through the backend and compare."""
     import tensorrt as trt
