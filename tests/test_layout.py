@@ -4,8 +4,9 @@ import sys
 
 from sonoedge.cli import COMMANDS, build_parser
 
-# Not in the base install (DESIGN.md, Layout: the runtime alone, as small as it can be): scipy and
-# tqdm belong to the [train] extra, so no runtime module may import them, even lazily at import time.
+# The runtime imports none of these (DESIGN.md, Layout: the base install is the runtime alone, as
+# small as it can be): scipy and Pillow come with [train], scikit-image with [dev]; tqdm is in the base
+# install only for the phantom simulator that `sonoedge demo` runs, never for the runtime.
 HEAVY_FOR_RUNTIME = ("torch", "lpips", "tensorrt", "pycuda", "onnx", "scipy", "tqdm", "skimage", "PIL")
 
 
