@@ -222,8 +222,12 @@ def _data_file(header_path: Path, name: str) -> Path:
         raise InputError(f"{header_path} names the data file {target}, which is a symlink; give the file itself.")
     if not target.exists():
         raise InputError(f"{header_path} names the data file {target}, which does not exist.")
-    _stat(target)
-    if target.is_dir():
+    try:
+        folder_or_file = _stat(target)
+    except InputError:
+        raise InputError(f"{header_path} names the data file {target}, which is not a regular file "
+                         "(a FIFO, device or socket).") from None
+    if folder_or_file is None:
         raise InputError(f"{header_path} names the data file {target}, which is a folder.")
     return target
 
@@ -271,6 +275,36 @@ def _quiet_opencv() -> Iterator[Any]:
         cv2.utils.logging.setLogLevel(level)
         if unset_ffmpeg:
             os.environ.pop("OPENCV_FFMPEG_LOGLEVEL", None)
+
+
+_NATIVE_CHATTER = (b"libpng ", b"Corrupt JPEG data", b"Premature end of JPEG", b"Invalid SOS parameters", b"Bogus ")
+
+
+@contextlib.contextmanager
+def _native_stderr_filtered() -> Iterator[None]:
+    """Drop the lines libpng and libjpeg print straight to file descriptor 2 while a still decodes
+    (OpenCV cannot turn them off); anything else written there meanwhile (another thread's log) is
+    passed on afterwards. Without a usable descriptor 2 nothing is filtered."""
+    import sys
+    import tempfile
+
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError, AttributeError):
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            kept = b"".join(line for line in capture.read().splitlines(keepends=True) if not line.startswith(_NATIVE_CHATTER))
+            if kept:
+                os.write(2, kept)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -453,7 +487,7 @@ def _decode_still_pages(path: Path) -> list[np.ndarray]:
                          f"the most a reader holds is {MAX_DATA_BYTES} bytes.")
     _check_still_complete(path, data, fmt)
     buffer = np.frombuffer(data, np.uint8)
-    with _quiet_opencv() as cv2:
+    with _quiet_opencv() as cv2, _native_stderr_filtered():
         try:
             if fmt == "TIFF":
                 ok, decoded = cv2.imdecodemulti(buffer, cv2.IMREAD_UNCHANGED)
@@ -621,7 +655,7 @@ def _dicom_jpeg_frames(path: Path, ds) -> Iterator[np.ndarray]:
         if decoded == frames:
             break
         buffer = np.frombuffer(fragment, np.uint8)
-        with _quiet_opencv() as cv2:
+        with _quiet_opencv() as cv2, _native_stderr_filtered():
             try:
                 image = cv2.imdecode(buffer, cv2.IMREAD_COLOR if samples == 3 else cv2.IMREAD_GRAYSCALE)
             except cv2.error:
