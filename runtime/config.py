@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 import sys
 import types
 import typing
@@ -112,7 +113,12 @@ def _deep_update(dst: dict[str, Any], src: dict[str, Any]) -> None:
 
 
 def dumps_toml(data: dict[str, Any]) -> str:
-    """A small TOML writer for resolved configs (tables, scalars, lists of scalars)."""
+    """A small TOML writer for resolved configs (tables, scalars, lists of scalars).
+
+    Whatever it writes ``tomllib`` reads back equal (None values are left out: TOML has no null):
+    strings and keys are escaped as TOML 1.0 basic strings, so quotes, backslashes, control
+    characters and any unicode survive; a value TOML cannot hold (a lone surrogate, an integer
+    beyond 64 bits) is a TypeError naming it, never a file that cannot be read back."""
     lines: list[str] = []
     _write_table(data, [], lines)
     return "\n".join(lines).strip() + "\n"
@@ -122,22 +128,51 @@ def _write_table(data: dict[str, Any], prefix: list[str], lines: list[str]) -> N
     scalars = {k: v for k, v in data.items() if not isinstance(v, dict)}
     tables = {k: v for k, v in data.items() if isinstance(v, dict)}
     if prefix and (scalars or not tables):
-        lines.append(f"\n[{'.'.join(prefix)}]")
+        lines.append(f"\n[{'.'.join(_toml_key(k) for k in prefix)}]")
     for key, value in scalars.items():
         if value is None:
             continue  # TOML has no null: absent means default
-        lines.append(f"{key} = {_toml_value(value)}")
+        lines.append(f"{_toml_key(key)} = {_toml_value(value)}")
     for key, value in tables.items():
         _write_table(value, [*prefix, key], lines)
+
+
+_TOML_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\t": "\\t", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+_BARE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+
+
+def _toml_string(text: str) -> str:
+    """A TOML basic string: quote, backslash and control characters (U+0000-U+001F, U+007F) escaped."""
+    out = []
+    for ch in text:
+        code = ord(ch)
+        if ch in _TOML_ESCAPES:
+            out.append(_TOML_ESCAPES[ch])
+        elif code < 0x20 or code == 0x7F:
+            out.append(f"\\u{code:04X}")
+        elif 0xD800 <= code <= 0xDFFF:
+            raise TypeError(f"cannot write the lone surrogate U+{code:04X} in {text!r} to TOML")
+        else:
+            out.append(ch)
+    return '"' + "".join(out) + '"'
+
+
+def _toml_key(key: Any) -> str:
+    key = str(key)
+    return key if _BARE_KEY.fullmatch(key) else _toml_string(key)
 
 
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, (int, float)):
+    if isinstance(value, int):
+        if not -(2**63) <= value < 2**63:
+            raise TypeError(f"cannot write the integer {value} to TOML (beyond 64 bits)")
         return repr(value)
+    if isinstance(value, float):
+        return repr(value)  # inf, -inf, nan, 1e+300 and -0.0 are TOML floats as Python writes them
     if isinstance(value, str):
-        return json.dumps(value)
+        return _toml_string(value)
     if isinstance(value, (list, tuple)):
         return "[" + ", ".join(_toml_value(v) for v in value) + "]"
     raise TypeError(f"cannot write {type(value).__name__} to TOML")

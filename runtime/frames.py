@@ -14,6 +14,20 @@ import numpy as np
 
 from sonoedge.runtime.errors import InputError
 
+# Bounds every reader and stage holds a frame to, checked on header values before anything is
+# allocated or decompressed: beyond them a frame is not a probe's output but a corrupt or hostile
+# header (the largest real frame in ../shared/data/realus is 2083 x 1455).
+MAX_FRAME_SIDE = 8192  # pixels, height or width
+MAX_DATA_BYTES = 1 << 30  # 1 GiB: the most one file's decoded data may take when a reader must hold
+# it whole (a still, a DICOM file, compressed MetaImage or NRRD data), and the most one frame may take
+
+
+def check_frame_side(height: int, width: int, where: str) -> None:
+    """InputError naming ``where`` unless 1 <= height, width <= MAX_FRAME_SIDE."""
+    if not (1 <= height <= MAX_FRAME_SIDE and 1 <= width <= MAX_FRAME_SIDE):
+        raise InputError(f"{where} states a frame of {width}x{height} pixels; the largest accepted is "
+                         f"{MAX_FRAME_SIDE}x{MAX_FRAME_SIDE} (a corrupt or wrong header).")
+
 
 @dataclasses.dataclass
 class Frame:

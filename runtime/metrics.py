@@ -1,4 +1,4 @@
-"""Image-quality metrics of the papers and of the accuracy gates. numpy + scipy only, never torch.
+"""Image-quality metrics of the papers and of the accuracy gates. numpy + OpenCV only, never torch.
 
 Full-reference metrics compare an image with a reference of the same shape:
 
@@ -29,8 +29,8 @@ from __future__ import annotations
 
 import math
 
+import cv2
 import numpy as np
-from scipy import ndimage
 
 from sonoedge.runtime.errors import InputError
 
@@ -39,10 +39,11 @@ from sonoedge.runtime.errors import InputError
 SSIM_SIGMA = 1.5
 SSIM_K1 = 0.01
 SSIM_K2 = 0.03
-# scipy truncates the Gaussian at truncate * sigma: radius int(3.5 * 1.5 + 0.5) = 5 -> 11 x 11 taps
-# (the same truncation scikit-image uses, so the two implementations agree to rounding).
-_SSIM_TRUNCATE = 3.5
+# The Gaussian is truncated at radius int(3.5 * sigma + 0.5) = 5 -> 11 x 11 taps, normalised over
+# the taps (scipy's gaussian_filter with truncate=3.5, which scikit-image uses: the implementations
+# agree to rounding). Borders reflect as d c b a | a b c d (OpenCV BORDER_REFLECT, scipy "reflect").
 SSIM_WINDOW = 11
+_SSIM_KERNEL = cv2.getGaussianKernel(SSIM_WINDOW, SSIM_SIGMA, cv2.CV_64F)
 
 # LNCC window: 9 x 9 pixels, the local window of VoxelMorph's NCC (Balakrishnan et al., IEEE TMI
 # 2019), which is the local NCC most US registration/enhancement work (RegGAN, USenhance entries)
@@ -103,7 +104,7 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 255.0) -> float:
         raise InputError(f"SSIM needs images of at least {SSIM_WINDOW} x {SSIM_WINDOW} pixels, got {pa.shape}")
 
     def blur(x: np.ndarray) -> np.ndarray:
-        return ndimage.gaussian_filter(x, sigma=SSIM_SIGMA, truncate=_SSIM_TRUNCATE, mode="reflect")
+        return cv2.sepFilter2D(x, cv2.CV_64F, _SSIM_KERNEL, _SSIM_KERNEL, borderType=cv2.BORDER_REFLECT)
 
     mu_a, mu_b = blur(pa), blur(pb)
     var_a = blur(pa * pa) - mu_a * mu_a
@@ -133,8 +134,8 @@ def lncc(a: np.ndarray, b: np.ndarray, window: int = LNCC_WINDOW) -> float:
     scale = max(np.ptp(pa), np.ptp(pb), 1.0)  # normalise so the flat threshold is scale-free
     pa, pb = pa / scale, pb / scale
 
-    def box(x: np.ndarray) -> np.ndarray:
-        return ndimage.uniform_filter(x, size=window, mode="reflect")
+    def box(x: np.ndarray) -> np.ndarray:  # mean over the window, anchored as scipy's uniform_filter
+        return cv2.boxFilter(x, cv2.CV_64F, (window, window), normalize=True, borderType=cv2.BORDER_REFLECT)
 
     mu_a, mu_b = box(pa), box(pb)
     var_a = np.maximum(box(pa * pa) - mu_a * mu_a, 0.0)

@@ -55,7 +55,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 # optional packages and the extra that installs each: a command that needs one it cannot import
 # ends in one sentence saying how to install it, wherever the import happens
 EXTRAS = {"torch": "train", "torchvision": "train", "lpips": "train", "tensorboard": "train",
-          "matplotlib": "train", "skimage": "train", "onnx": "export", "onnxconverter_common": "export",
+          "matplotlib": "train", "skimage": "dev", "onnx": "export", "onnxconverter_common": "export",
           "onnxslim": "export", "tensorrt": "tensorrt", "cuda": "tensorrt", "pycuda": "tensorrt"}
 
 

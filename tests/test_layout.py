@@ -4,6 +4,11 @@ import sys
 
 from sonoedge.cli import COMMANDS, build_parser
 
+# The runtime imports none of these (DESIGN.md, Layout: the base install is the runtime alone, as
+# small as it can be): scipy and Pillow come with [train], scikit-image with [dev]; tqdm is in the base
+# install only for the phantom simulator that `sonoedge demo` runs, never for the runtime.
+HEAVY_FOR_RUNTIME = ("torch", "lpips", "tensorrt", "pycuda", "cuda", "onnx", "scipy", "tqdm", "skimage", "PIL")
+
 
 def test_runtime_import_does_not_import_torch():
     code = (
@@ -12,10 +17,19 @@ def test_runtime_import_does_not_import_torch():
         "import pkgutil, importlib, sonoedge.runtime as r\n"
         "for m in pkgutil.walk_packages(r.__path__, 'sonoedge.runtime.'):\n"
         "    importlib.import_module(m.name)\n"
-        "heavy = sorted(m for m in sys.modules if m.split('.')[0] in {'torch', 'lpips', 'tensorrt', 'pycuda', 'cuda', 'onnx'})\n"
+        f"heavy = sorted(m for m in sys.modules if m.split('.')[0] in {set(HEAVY_FOR_RUNTIME)!r})\n"
         "assert not heavy, heavy\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_no_runtime_module_imports_a_train_only_package():
+    """Read from the source, function-level imports included: a lazy `from scipy import ndimage` in
+    a runtime function would fail on a base install only when that function runs."""
+    bad = [f"{path.relative_to(REPO)}: imports {imported}" for name, path in _modules().items()
+           if _under(name, "sonoedge.runtime") for imported in sorted(imports_of(name, path))
+           if imported.split(".")[0] in HEAVY_FOR_RUNTIME and imported.split(".")[0] not in ("tensorrt", "pycuda", "onnx")]
+    assert not bad, "runtime modules import packages outside the base install:\n" + "\n".join(bad)
 
 
 def test_no_generic_top_level_names():

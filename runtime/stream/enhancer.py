@@ -34,7 +34,7 @@ import numpy as np
 
 from sonoedge.runtime.bundle.model import LoadedModel, ModelConfig
 from sonoedge.runtime.errors import InputError, SonoedgeError
-from sonoedge.runtime.frames import Frame, crop, pad_to_stride, to_grey
+from sonoedge.runtime.frames import MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
 from sonoedge.runtime.region import REGION_CHOICES, REGION_MODES
 
 log = logging.getLogger("sonoedge.runtime.stream.enhancer")
@@ -303,10 +303,6 @@ def from_model(tensor: np.ndarray) -> np.ndarray:
     np.rint(y, out=y)
     np.clip(y, 0, 255, out=y)
     return y.astype(np.uint8)
-
-
-# Frames beyond this side are not a probe's output but a corrupt header or a wrong source.
-MAX_FRAME_SIDE = 8192
 
 
 def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (MAX_FRAME_SIDE, MAX_FRAME_SIDE)) -> np.ndarray:

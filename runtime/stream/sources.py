@@ -10,8 +10,9 @@
 A source yields :class:`Frame` objects with increasing ids and a monotonic capture timestamp.
 ``live`` says whether it produces frames on its own clock (replay, v4l2, rtsp: the pipeline drops the
 oldest frame under overload) or on demand (file: the pipeline blocks and never drops). A frame that
-cannot be decoded (a truncated still in a folder, a corrupt image) is yielded with
-``meta["malformed"]`` set, so the pipeline counts and skips it and the stream goes on.
+cannot be decoded (a truncated still in a folder, a corrupt image, a header stating 100000 x 100000
+pixels) is yielded with ``meta["malformed"]`` set to one sentence naming the file, so the pipeline
+counts and skips it and the stream goes on.
 """
 from __future__ import annotations
 
@@ -82,12 +83,14 @@ class FileSource(Source):
             for item in iter_frames(self.path):
                 yield None, item
             return
-        for file in folder_files(self.path):  # per file, so one corrupt still does not end the stream
+        for file in folder_files(self.path):  # per file, so one bad still does not end the stream
             try:
                 for item in iter_frames(file):
                     yield file.name, item
             except InputError as exc:
                 yield file.name, str(exc)
+            except Exception as exc:  # a reader bug on one file: counted as that file's, the stream goes on
+                yield file.name, f"{file} could not be read ({type(exc).__name__}: {exc})"
 
     def __iter__(self) -> Iterator[Frame]:
         source = str(self.path)

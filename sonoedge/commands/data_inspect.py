@@ -1,5 +1,6 @@
 """``sonoedge data inspect PATH``: read any ultrasound file (still, DICOM, NRRD, MetaImage, video,
 folder) and print what it holds and where its imaging region is; optionally save an overlay PNG.
+Every frame is decoded, so a file that is bad anywhere ends in one error line naming it (exit 2).
 
     sonoedge data inspect clip.mp4 --overlay region.png
 
@@ -44,13 +45,17 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _nth_frame(frames, index: int, path: Path):
+    """Frame ``index``, after decoding every frame: a file or folder that is bad further on (a
+    truncated clip, a corrupt still among good ones) is an error here, never a description."""
     from sonoedge.runtime.errors import InputError
 
+    chosen = None
     for i, frame in enumerate(frames):
         if i == index:
-            frames.close()
-            return frame
-    raise InputError(f"{path} has fewer than {index + 1} frames; choose a smaller --frame.")
+            chosen = frame
+    if chosen is None:
+        raise InputError(f"{path} has fewer than {index + 1} frames; choose a smaller --frame.")
+    return chosen
 
 
 def describe(info, region, frame_index: int = 0) -> list[str]:

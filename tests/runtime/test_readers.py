@@ -183,6 +183,63 @@ def test_dicom_without_decoder_names_file_and_syntax(tmp_path):
         readers.read_image(path)
 
 
+def _jpeg_dicom(path: Path, image: np.ndarray, photometric: str) -> Path:
+    """A JPEG Baseline DICOM whose frame is OpenCV's JPEG of ``image`` (grey, or RGB)."""
+    from pydicom.encaps import encapsulate
+    from pydicom.uid import JPEGBaseline8Bit
+
+    ok, jpeg = cv2.imencode(".jpg", image if image.ndim == 2 else image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    path = _dicom(path, image, photometric=photometric)
+    import pydicom
+
+    ds = pydicom.dcmread(path)
+    ds.file_meta.TransferSyntaxUID = JPEGBaseline8Bit
+    ds.PixelData = encapsulate([jpeg.tobytes()])
+    ds["PixelData"].VR = "OB"
+    ds.save_as(path, enforce_file_format=True)
+    return path
+
+
+NO_PILLOW = """
+import sys
+sys.modules["PIL"] = None  # a base install: Pillow comes only with the training extras
+from sonoedge.runtime import readers
+print(readers.read_image(sys.argv[1]).tobytes().hex())
+"""
+
+
+@pytest.mark.parametrize("colour", [False, True])
+def test_jpeg_dicom_reads_without_pillow(tmp_path, colour):
+    """JPEG Baseline DICOM (the Sonoque files) decodes with OpenCV, the same pixels OpenCV gives the
+    JPEG itself, on an install without Pillow."""
+    import subprocess
+    import sys
+
+    base = cv2.GaussianBlur(_speckle(48, 64), (5, 5), 1)
+    image = np.dstack([base, base // 2, 255 - base]) if colour else base
+    path = _jpeg_dicom(tmp_path / "jpeg.dcm", image, "YBR_FULL_422" if colour else "MONOCHROME2")
+    ok, jpeg = cv2.imencode(".jpg", image if image.ndim == 2 else image[:, :, ::-1], [cv2.IMWRITE_JPEG_QUALITY, 90])
+    decoded = cv2.imdecode(jpeg, cv2.IMREAD_COLOR if colour else cv2.IMREAD_GRAYSCALE)
+    want = to_grey(decoded[:, :, ::-1]) if colour else decoded
+    out = subprocess.run([sys.executable, "-c", NO_PILLOW, str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+    np.testing.assert_array_equal(np.frombuffer(bytes.fromhex(out.stdout.strip()), np.uint8).reshape(48, 64), want)
+
+
+@pytest.mark.realus
+def test_realus_jpeg_dicom_equals_pydicom_pillow(realus):
+    """OpenCV's decode of the Sonoque JPEG frames is bit-identical to pydicom's Pillow decoder."""
+    pytest.importorskip("PIL")
+    import pydicom
+
+    for name in ("sonoque_anechoic-3mm-3mm.dcm", "sonoque_axial-lateral-resolution-2020.dcm"):
+        path = realus / "itkpocus_handheld" / name
+        with pytest.warns(UserWarning):  # the files' nonconformant charset and photometric values
+            reference = pydicom.dcmread(path).pixel_array
+        np.testing.assert_array_equal(readers.read_image(path), to_grey(reference))
+
+
 def test_dicom_truncated_and_without_pixels(tmp_path):
     path = _dicom(tmp_path / "full.dcm", _speckle(64, 64))
     data = path.read_bytes()

@@ -1,6 +1,6 @@
 """B-mode phantom simulator: paired handheld / high-end images and clips from one tissue model.
 
-numpy, scipy and OpenCV only (never torch): the README demo runs it in a base install.
+numpy, OpenCV and tqdm only (never torch or scipy): the README demo runs it in a base install.
 
 Image formation is a convolution model, as in Bamber & Dickinson 1980 and Meunier & Bertrand 1995,
 "Ultrasonic texture motion analysis: theory and simulation", IEEE TMI 14(2). One file per job:

@@ -68,6 +68,36 @@ def test_folder_with_a_truncated_png_yields_a_malformed_frame(realus, tmp_path):
     assert src[2].name in frames[2].meta["malformed"]
 
 
+def _png_stating(path, width, height):
+    """A PNG whose IHDR claims ``width`` x ``height`` (the data is a 32 x 32 image's)."""
+    import struct
+    import zlib
+
+    import cv2
+
+    cv2.imwrite(str(path), np.zeros((32, 32), np.uint8))
+    data = path.read_bytes()
+    chunk = b"IHDR" + struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
+    path.write_bytes(data[:8] + struct.pack(">I", 13) + chunk + struct.pack(">I", zlib.crc32(chunk)) + data[33:])
+    return path
+
+
+@pytest.mark.parametrize("position", [0, 2])
+def test_folder_with_a_huge_header_png_counts_it_and_goes_on(tmp_path, position):
+    """One PNG claiming 100000 x 100000 is that file's error, not the end of the stream (the daemon
+    would restart the source on it until it gave up)."""
+    import cv2
+
+    names = [f"f{i}.png" for i in range(4)]
+    for i, name in enumerate(names):
+        cv2.imwrite(str(tmp_path / name), np.full((32, 48), 10 * i, np.uint8))
+    _png_stating(tmp_path / names[position], 100000, 100000)
+    source, frames = _take(str(tmp_path))
+    assert [bool(f.meta.get("malformed")) for f in frames] == [i == position for i in range(4)]
+    assert names[position] in frames[position].meta["malformed"] and "100000x100000" in frames[position].meta["malformed"]
+    assert source.info.kind == "folder" and source.info.frames == 4 and (source.info.height, source.info.width) == (32, 48)
+
+
 @pytest.mark.realus
 def test_replay_paces_at_the_requested_rate_and_loops(realus):
     folder = realus / "clips" / "plus_toolkit" / "frames_png"
