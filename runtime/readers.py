@@ -26,7 +26,9 @@ Kinds (chosen by extension; a file without a known extension is sniffed for the 
 Conversion to uint8 grey (the runtime's native format, see ``frames.py``):
 
 - colour (RGB/RGBA screen captures, decoded YBR DICOM, palette colour) goes through
-  :func:`sonoedge.runtime.frames.to_grey` (ITU-R BT.601 luma); OpenCV's BGR order is swapped first.
+  :func:`sonoedge.runtime.frames.to_grey` (ITU-R BT.601 luma), in OpenCV's BGR order where OpenCV
+  decoded it (no channel swap copy); ``grey`` picks the method: ``"fast"`` (OpenCV's cvtColor, the
+  default) or ``"exact"`` (the float32 reference, bit for bit), see ``frames.GREY_METHODS``.
 - uint8 data passes unchanged.
 - other data types are windowed linearly to 0..255: DICOM applies its Rescale Slope/Intercept and
   then its first Window Center/Width when present (DICOM PS3.3 C.11.2.1.2), MONOCHROME1 is
@@ -70,7 +72,7 @@ from typing import IO, Any, Iterator
 import numpy as np
 
 from sonoedge.runtime.errors import InputError, SonoedgeError
-from sonoedge.runtime.frames import MAX_DATA_BYTES, MAX_FRAME_SIDE, check_frame_side, to_grey
+from sonoedge.runtime.frames import GREY_METHODS, MAX_DATA_BYTES, MAX_FRAME_SIDE, check_frame_side, to_grey
 
 VIDEO_COUNT_SLACK = 0.01  # containers may overstate their frame count by a frame or 1%; more is truncation
 MIN_SIDE = 16  # pixels: the smallest frame height or width accepted anywhere (a 1x1 image is an error)
@@ -136,12 +138,15 @@ def probe(path: str | Path) -> MediaInfo:
     return _PROBES[kind](path)
 
 
-def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
-    """Yield every frame of ``path`` as uint8 (H, W) grey, in order (see the module docstring)."""
+def iter_frames(path: str | Path, grey: str = "fast") -> Iterator[np.ndarray]:
+    """Yield every frame of ``path`` as uint8 (H, W) grey, in order (see the module docstring);
+    colour becomes grey by ``grey`` (one of ``frames.GREY_METHODS``)."""
     path = Path(path)
     kind = kind_of(path)
+    if grey not in GREY_METHODS:
+        raise InputError(f"grey method '{grey}' is not one of {', '.join(GREY_METHODS)}")
     count = 0
-    for frame in _READERS[kind](path):
+    for frame in _READERS[kind](path, grey):
         _check_size(frame, path)
         count += 1
         yield frame
@@ -149,9 +154,9 @@ def iter_frames(path: str | Path) -> Iterator[np.ndarray]:
         raise InputError(f"{path} contains no decodable frame (empty or corrupt {kind}).")
 
 
-def read_image(path: str | Path) -> np.ndarray:
+def read_image(path: str | Path, grey: str = "fast") -> np.ndarray:
     """The first frame of ``path`` as uint8 (H, W) grey (a still, or frame 0 of a sequence)."""
-    frames = iter_frames(path)
+    frames = iter_frames(path, grey)
     try:
         return next(frames)
     finally:
@@ -361,14 +366,12 @@ def window_to_uint8(array: np.ndarray, low: float | None = None, high: float | N
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
 
 
-def _grey(frame: np.ndarray, bgr: bool = False) -> np.ndarray:
+def _grey(frame: np.ndarray, bgr: bool = False, method: str = "fast") -> np.ndarray:
     """uint8 (H, W[, C]) -> uint8 (H, W); ``bgr`` marks OpenCV channel order. Two channels are
     grey and alpha: the grey is kept."""
     if frame.ndim == 3 and frame.shape[2] in (1, 2):
         return np.ascontiguousarray(frame[:, :, 0])
-    if frame.ndim == 3 and bgr and frame.shape[2] in (3, 4):
-        frame = frame[:, :, [2, 1, 0]]
-    return np.ascontiguousarray(to_grey(frame))
+    return np.ascontiguousarray(to_grey(frame, method, bgr=bgr))
 
 
 def _check_size(frame: np.ndarray, path: Path) -> None:
@@ -513,15 +516,15 @@ def _check_still_complete(path: Path, data: bytes, fmt: str) -> None:
         raise InputError(f"{path} is a truncated PNG (no IEND chunk).")
 
 
-def _still_to_grey(page: np.ndarray) -> np.ndarray:
+def _still_to_grey(page: np.ndarray, grey: str = "fast") -> np.ndarray:
     if page.dtype != np.uint8:
         page = window_to_uint8(page)
-    return _grey(page, bgr=True)
+    return _grey(page, bgr=True, method=grey)
 
 
-def _read_still(path: Path) -> Iterator[np.ndarray]:
+def _read_still(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     for page in _decode_still_pages(path):
-        yield _still_to_grey(page)
+        yield _still_to_grey(page, grey)
 
 
 def _probe_still(path: Path) -> MediaInfo:
@@ -547,10 +550,10 @@ def folder_files(path: Path) -> list[Path]:
     return sorted(files, key=lambda p: _natural_key(p.name))
 
 
-def _read_folder(path: Path) -> Iterator[np.ndarray]:
+def _read_folder(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     for file in folder_files(path):
         for page in _decode_still_pages(file):
-            frame = _still_to_grey(page)
+            frame = _still_to_grey(page, grey)
             _check_size(frame, file)
             yield frame
 
@@ -724,9 +727,9 @@ def _dicom_window(ds) -> tuple[float, float] | None:
     return centre - 0.5 - (width - 1) / 2, centre - 0.5 + (width - 1) / 2
 
 
-def _dicom_frames_uint8(path: Path) -> Iterator[np.ndarray]:
+def _dicom_frames_uint8(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     ds = _dicom_dataset(path, pixels=True)
-    frames = _dicom_frames_of(path, ds)
+    frames = _dicom_frames_of(path, ds, grey)
     while True:
         with _dicom_guard(path):  # around each step, not across a yield: the warning filters are global
             frame = next(frames, None)
@@ -735,7 +738,7 @@ def _dicom_frames_uint8(path: Path) -> Iterator[np.ndarray]:
         yield frame
 
 
-def _dicom_frames_of(path: Path, ds) -> Iterator[np.ndarray]:
+def _dicom_frames_of(path: Path, ds, grey: str = "fast") -> Iterator[np.ndarray]:
     frames = int(ds.get("NumberOfFrames", 1) or 1)
     samples = int(ds.get("SamplesPerPixel", 1) or 1)
     photometric = str(ds.get("PhotometricInterpretation", "")).upper()
@@ -744,13 +747,13 @@ def _dicom_frames_of(path: Path, ds) -> Iterator[np.ndarray]:
     if frames > 1 and photometric != "PALETTE COLOR" and (eight_bit or window is not None):
         # each frame converts on its own (no whole-file min/max needed): stream them
         for frame in _dicom_stream(path, ds):
-            yield _dicom_to_grey(frame[None], ds, window)[0]
+            yield _dicom_to_grey(frame[None], ds, window, grey)[0]
         return
-    for frame in _dicom_to_grey(_dicom_pixels(path, ds), ds, window):
+    for frame in _dicom_to_grey(_dicom_pixels(path, ds), ds, window, grey):
         yield frame
 
 
-def _dicom_to_grey(array: np.ndarray, ds, window: tuple[float, float] | None) -> np.ndarray:
+def _dicom_to_grey(array: np.ndarray, ds, window: tuple[float, float] | None, grey: str = "fast") -> np.ndarray:
     """(N, H, W[, 3]) decoded pixels -> (N, H, W) uint8: modality rescale, window (or the min/max
     of ``array``), MONOCHROME1 inversion, colour to luma."""
     if array.dtype != np.uint8:
@@ -760,7 +763,7 @@ def _dicom_to_grey(array: np.ndarray, ds, window: tuple[float, float] | None) ->
         array = window_to_uint8(values, *(window or (None, None)))
     if str(ds.get("PhotometricInterpretation", "")).upper() == "MONOCHROME1":
         array = 255 - array  # MONOCHROME1: the minimum value is white
-    return np.stack([_grey(frame) for frame in array])
+    return np.stack([_grey(frame, method=grey) for frame in array])
 
 
 def _dicom_spacing(ds) -> tuple[float, float] | None:
@@ -927,7 +930,7 @@ def _probe_nrrd(path: Path) -> MediaInfo:
     return MediaInfo(path, "nrrd", frames, height, width, channels, None, _nrrd_spacing(path, header))
 
 
-def _read_nrrd(path: Path) -> Iterator[np.ndarray]:
+def _read_nrrd(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     header, offset = _nrrd_header(path)
     channel_axis, frames, height, width, channels, dtype = _nrrd_layout(path, header)
     count = frames * height * width * channels
@@ -938,7 +941,7 @@ def _read_nrrd(path: Path) -> Iterator[np.ndarray]:
     data = data.reshape((frames, height, width) + ((channels,) if channel_axis is not None else ()))
     data = window_to_uint8(data)
     for frame in data:
-        yield _grey(frame)
+        yield _grey(frame, method=grey)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1087,7 +1090,7 @@ def _meta_fps(path: Path, fields: dict[str, str]) -> float | None:
     return 1.0 / step if step > 0 and np.isfinite(step) else None
 
 
-def _read_metaimage(path: Path) -> Iterator[np.ndarray]:
+def _read_metaimage(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     _, array = _read_metaimage_array(path)
     low = high = None
     if array.dtype != np.uint8:  # one window for the whole sequence, then frame by frame
@@ -1099,7 +1102,7 @@ def _read_metaimage(path: Path) -> Iterator[np.ndarray]:
         low, high = (low, high) if low <= high else (0.0, 0.0)
     for frame in array:
         frame = np.array(frame)  # a copy: nothing keeps the memory map open
-        yield _grey(window_to_uint8(frame, low, high) if low is not None else frame)
+        yield _grey(window_to_uint8(frame, low, high) if low is not None else frame, method=grey)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -1156,14 +1159,14 @@ def _probe_video(path: Path) -> MediaInfo:
     return MediaInfo(path, "video", frames, first.shape[0], first.shape[1], 1 if first.ndim == 2 else first.shape[2], fps)
 
 
-def _read_video(path: Path) -> Iterator[np.ndarray]:
+def _read_video(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
     capture = _open_video(path)
     decoded = 0
     try:
         stated, _ = _video_count_fps(capture)
         while (frame := _read_frame(path, capture)) is not None:
             decoded += 1
-            yield _grey(frame, bgr=True)
+            yield _grey(frame, bgr=True, method=grey)
     finally:
         capture.release()
     raw_stream = path.suffix.lower() in (".h264", ".264")  # no container, so no stated count

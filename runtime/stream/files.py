@@ -30,7 +30,7 @@ def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side
     try:
         enhancer = Enhancer(model, cfg)
         sink = open_output(output, fps, scale=model.scale, side_by_side=side_by_side, overwrite=overwrite)
-        source = open_source(str(input_path))
+        source = open_source(str(input_path), grey=cfg.grey)
         if side_by_side:  # the sink pairs each output with its input
             source = TappedSource(source, lambda frame: sink.inputs.__setitem__(frame.frame_id, frame.image))
         with sink:

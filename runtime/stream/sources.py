@@ -13,6 +13,12 @@ oldest frame under overload) or on demand (file: the pipeline blocks and never d
 cannot be decoded (a truncated still in a folder, a corrupt image, a header stating 100000 x 100000
 pixels) is yielded with ``meta["malformed"]`` set to one sentence naming the file, so the pipeline
 counts and skips it and the stream goes on.
+
+Every source that decodes colour takes ``grey`` (constructor option, a ``[source.options]`` key of
+the daemon's config, or ``?grey=exact`` in the URI): ``"fast"`` (OpenCV's cvtColor, the default) or
+``"exact"`` (the float32 BT.601 reference, bit for bit; see ``frames.GREY_METHODS``). Decoding and
+the grey conversion run in the thread that iterates the source: the pipeline's capture stage, so
+they overlap inference.
 """
 from __future__ import annotations
 
@@ -24,7 +30,7 @@ from urllib.parse import parse_qs, unquote, urlsplit
 import numpy as np
 
 from sonoedge.runtime.errors import InputError
-from sonoedge.runtime.frames import Frame
+from sonoedge.runtime.frames import GREY_METHODS, Frame, to_grey
 from sonoedge.runtime.stream.base import SOURCES, Source
 
 DEFAULT_REPLAY_FPS = 25.0  # when a file states no rate (a folder of stills): a typical B-mode rate
@@ -46,6 +52,13 @@ def _flag(value: Any) -> bool:
     return str(value).lower() in ("1", "true", "yes", "on")
 
 
+def _grey_option(uri: str, grey: str | None) -> str:
+    method = grey if grey is not None else uri_query(uri).get("grey", "fast")
+    if method not in GREY_METHODS:
+        raise InputError(f"source {uri}: grey '{method}' is not one of {', '.join(GREY_METHODS)}")
+    return method
+
+
 def _malformed(frame_id: int, source: str, reason: str) -> Frame:
     return Frame(np.zeros((0, 0), np.uint8), frame_id, time.monotonic(), source, meta={"malformed": reason})
 
@@ -56,9 +69,10 @@ class FileSource(Source):
 
     live = False
 
-    def __init__(self, uri: str, **options: Any):
+    def __init__(self, uri: str, grey: str | None = None, **options: Any):
         super().__init__(uri, **options)
         self.path = uri_path(uri)
+        self.grey = _grey_option(uri, grey)
         self.info = None
         self.next_id = 0
 
@@ -80,12 +94,12 @@ class FileSource(Source):
         if self.info is None:
             self.open()
         if self.info.kind != "folder":
-            for item in iter_frames(self.path):
+            for item in iter_frames(self.path, self.grey):
                 yield None, item
             return
         for file in folder_files(self.path):  # per file, so one bad still does not end the stream
             try:
-                for item in iter_frames(file):
+                for item in iter_frames(file, self.grey):
                     yield file.name, item
             except InputError as exc:
                 yield file.name, str(exc)
@@ -158,9 +172,10 @@ class _CaptureSource(Source):
     live = True
     api_name = "CAP_ANY"
 
-    def __init__(self, uri: str, open_timeout_ms: int = 5000, **options: Any):
+    def __init__(self, uri: str, open_timeout_ms: int = 5000, grey: str | None = None, **options: Any):
         super().__init__(uri, **options)
         self.open_timeout_ms = int(open_timeout_ms)
+        self.grey = _grey_option(uri, grey)
         self.capture = None
         self.next_id = 0
 
@@ -188,17 +203,14 @@ class _CaptureSource(Source):
         return f"cannot open {self.uri}"
 
     def __iter__(self) -> Iterator[Frame]:
-        from sonoedge.runtime.frames import to_grey
-
         if self.capture is None:
             self.open()
         while True:
             ok, image = self.capture.read()
             if not ok or image is None:
                 return
-            if image.ndim == 3 and image.shape[2] >= 3:
-                image = image[:, :, 2::-1]  # OpenCV gives BGR; to_grey expects RGB
-            yield Frame(to_grey(np.ascontiguousarray(image)), self.next_id, time.monotonic(), self.uri)
+            grey = to_grey(image, self.grey, bgr=True)  # OpenCV gives BGR(A)
+            yield Frame(np.ascontiguousarray(grey), self.next_id, time.monotonic(), self.uri)
             self.next_id += 1
 
     def close(self) -> None:
@@ -226,8 +238,8 @@ class RtspSource(_CaptureSource):
     api_name = "CAP_FFMPEG"
 
     def target(self) -> str:
-        parts = urlsplit(self.uri)  # sonoedge's own query keys (width/height/fps) are not the server's
-        return parts._replace(query="").geturl() if set(uri_query(self.uri)) <= {"width", "height", "fps"} else self.uri
+        parts = urlsplit(self.uri)  # sonoedge's own query keys (width/height/fps/grey) are not the server's
+        return parts._replace(query="").geturl() if set(uri_query(self.uri)) <= {"width", "height", "fps", "grey"} else self.uri
 
     def open_error(self) -> str:
         return (f"cannot open the stream {self.uri} within {self.open_timeout_ms} ms; "

@@ -13,6 +13,7 @@ import argparse
 import dataclasses
 from typing import Any, Callable, Sequence
 
+from sonoedge.runtime.frames import GREY_METHODS
 from sonoedge.runtime.precision import AUTO, PRECISIONS
 from sonoedge.runtime.region import REGION_CHOICES
 
@@ -100,7 +101,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "backend": "auto | onnxruntime | tensorrt",
         "region": "imaging region: detect it (auto), the whole frame (full), or as the bundle says (bundle)",
         "threads": "onnxruntime intra-op threads (0 = one per core)",
-    }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES})
+        "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
+    }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
 
 
 def enhancer_config(args: argparse.Namespace) -> Any:
