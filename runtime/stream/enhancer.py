@@ -10,6 +10,8 @@ Three steps, so the pipeline can run them in separate threads:
   range; else :class:`MalformedFrame`), grey conversion, the imaging region (found by
   ``sonoedge.runtime.region.RegionTracker``, cached per stream and re-detected when the geometry
   changes), crop to its bounding box, reflect-pad to the model stride, normalise to [-1, 1].
+  Colour frames become grey by ``grey`` (``fast``: OpenCV's cvtColor; ``exact``: the float32
+  reference bit for bit; ``frames.GREY_METHODS``).
 - :meth:`Enhancer.infer`: run the backend under the fail-safe: an exception, a NaN/Inf output or
   ``fail_after`` latency-budget misses in a row switch to passthrough (frames go out unenhanced
   with ``passthrough`` set, an alarm is logged) and inference is retried with exponential backoff
@@ -20,9 +22,16 @@ Three steps, so the pipeline can run them in separate threads:
   overlays stay exact) and the region is replaced by the super-resolved pixels.
 
 The output frame keeps the input's id, timestamp and source.
+
+No per-frame allocation on the hot path while the frame geometry holds: the padded crop and the
+de-normalised output live in per-thread scratch buffers, the model input tensors in a small pool
+(a tensor goes back when inference is done with it), so what a frame allocates is its output image
+(a frame owns its pixels: sinks and callers may keep it) and what the backend returns. A new
+geometry (a new region size) replaces the buffers once.
 """
 from __future__ import annotations
 
+import collections
 import dataclasses
 import logging
 import threading
@@ -34,7 +43,7 @@ import numpy as np
 
 from sonoedge.runtime.bundle.model import LoadedModel, ModelConfig
 from sonoedge.runtime.errors import InputError, SonoedgeError
-from sonoedge.runtime.frames import MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
+from sonoedge.runtime.frames import GREY_METHODS, MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
 from sonoedge.runtime.region import REGION_CHOICES, REGION_MODES
 
 log = logging.getLogger("sonoedge.runtime.stream.enhancer")
@@ -54,6 +63,7 @@ class EnhancerConfig(ModelConfig):
     retry_backoff_s: float = 0.5  # first retry after a failure; doubles up to the max
     retry_backoff_max_s: float = 10.0
     marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
+    grey: str = "fast"  # colour -> grey: fast (OpenCV cvtColor) | exact (float32 BT.601 reference, bit for bit)
 
 
 @dataclasses.dataclass
@@ -111,6 +121,47 @@ def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
     return int(cols[0]), int(rows[0]), int(cols[-1]) + 1, int(rows[-1]) + 1
 
 
+class _Scratch:
+    """Arrays reused from frame to frame, one set per thread (prepare and finish run in different
+    pipeline threads; a direct call uses the caller's), replaced when the shape changes."""
+
+    def __init__(self) -> None:
+        self.local = threading.local()
+
+    def get(self, name: str, shape: tuple[int, ...], dtype: type) -> np.ndarray:
+        store = self.local.__dict__
+        buf = store.get(name)
+        if buf is None or buf.shape != shape or buf.dtype != dtype:
+            buf = store[name] = np.empty(shape, dtype)
+        return buf
+
+
+class _TensorPool:
+    """Model input tensors handed from prepare to infer and back: at most ``keep`` kept, all of one
+    shape (a new shape empties the pool). A tensor never returned (a frame dropped in between) is
+    simply collected."""
+
+    def __init__(self, keep: int = 8):
+        self.keep = keep
+        self.free: collections.deque[np.ndarray] = collections.deque()
+        self.lock = threading.Lock()
+
+    def take(self, shape: tuple[int, ...]) -> np.ndarray:
+        with self.lock:
+            while self.free:
+                tensor = self.free.pop()
+                if tensor.shape == shape:
+                    return tensor
+        return np.empty(shape, np.float32)
+
+    def give(self, tensor: np.ndarray) -> None:
+        with self.lock:
+            if self.free and self.free[0].shape != tensor.shape:
+                self.free.clear()
+            if len(self.free) < self.keep:
+                self.free.append(tensor)
+
+
 class Enhancer:
     """Enhances the frames of one stream with a swappable model (SIGHUP reload) and a fail-safe."""
 
@@ -123,6 +174,10 @@ class Enhancer:
         if mode not in REGION_MODES:
             raise InputError(f"enhancer.region '{mode}' is not one of {', '.join(REGION_CHOICES)}")
         self.region = _Region(mode, self.cfg.region_every)
+        if self.cfg.grey not in GREY_METHODS:
+            raise InputError(f"enhancer.grey '{self.cfg.grey}' is not one of {', '.join(GREY_METHODS)}")
+        self.scratch = _Scratch()
+        self.tensors = _TensorPool()
         # fail-safe state
         self.failed = False
         self.failure_reason = ""
@@ -158,7 +213,7 @@ class Enhancer:
         model = self._model
         lo, hi = model.size_range()
         image = validate(frame, lo)
-        grey = to_grey(image)
+        grey = to_grey(image, self.cfg.grey)
         (x0, y0, x1, y1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
         sub = grey[y0:y1, x0:x1]
         if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
@@ -166,26 +221,33 @@ class Enhancer:
         if sub.shape[0] > hi[0] or sub.shape[1] > hi[1]:  # not malformed: the frame passes through
             raise SonoedgeError(f"frame {frame.frame_id}: imaging region {sub.shape[0]}x{sub.shape[1]} is larger than "
                                 f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
-        padded, size = pad_uint8(sub, model.stride)  # reflect-pad the uint8 crop: 4x less memory than float
-        tensor = to_model(padded)  # identical to pad(normalise(x)): reflection commutes with a pointwise map
-        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, size)
+        stride, (h, w) = model.stride, sub.shape
+        hp, wp = h + (-h) % stride, w + (-w) % stride
+        # reflect-pad the uint8 crop (4x less memory than float), then normalise: identical to
+        # pad(normalise(x)), reflection commutes with a pointwise map
+        padded = pad_uint8(sub, stride, out=self.scratch.get("padded", (hp, wp), np.uint8))[0]
+        tensor = to_model(padded, out=self.tensors.take((1, 1, hp, wp)))
+        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w))
 
     def infer(self, job: Job) -> Job:
         """Run the model unless the fail-safe says pass through; never raises for a model failure."""
         now = time.monotonic()
         if self.failed and now < self.next_retry:
             job.passthrough_reason = self.failure_reason
+            self._release(job)
             return job
         model = job.model if job.model is not None else self._model
         t0 = time.perf_counter()
         try:
             out = model.backend.infer(job.tensor)
-            if not np.isfinite(out).all():
+            if not _finite(out):
                 raise FloatingPointError("model output contains NaN or Inf")
         except Exception as exc:  # any backend failure: fail safe, keep serving frames
             job.infer_s = time.perf_counter() - t0
             self._fail(f"inference failed: {type(exc).__name__}: {exc}", job)
             return job
+        finally:
+            self._release(job)
         job.infer_s = time.perf_counter() - t0
         job.output = out
         budget = self.cfg.latency_budget_ms / 1000.0
@@ -206,7 +268,10 @@ class Enhancer:
         if job.output is None:
             return self.passthrough(frame, job.passthrough_reason or "not enhanced")
         s = job.model.scale if job.model is not None else self._model.scale
-        enhanced = from_model(crop(job.output, job.size, s))  # uint8 (s*h, s*w); finiteness checked in infer
+        cropped = crop(job.output, job.size, s)
+        shape = cropped.shape[-2:]
+        enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
+                              self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
         image = frame.image
         if s > 1:
             image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated
@@ -250,6 +315,12 @@ class Enhancer:
             return self.passthrough(frame, str(exc))
         return self.finish(self.infer(job))
 
+    def _release(self, job: Job) -> None:
+        """Inference is done with the job's input tensor: back to the pool."""
+        if job.tensor is not None:
+            self.tensors.give(job.tensor)
+            job.tensor = None
+
     # -- fail-safe state ------------------------------------------------------------------------
     def _fail(self, reason: str, job: Job, keep_output: bool = False) -> None:
         now = time.monotonic()
@@ -277,32 +348,51 @@ class Enhancer:
         self.failure_reason = ""
 
 
-def pad_uint8(image: np.ndarray, stride: int) -> tuple[np.ndarray, tuple[int, int]]:
+def pad_uint8(image: np.ndarray, stride: int, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:
     """:func:`.frames.pad_to_stride` for a uint8 (H, W) image with OpenCV's BORDER_REFLECT_101, which
-    is numpy's ``reflect`` (bit-identical, tested for pads larger than the image too), 4x faster."""
+    is numpy's ``reflect`` (bit-identical, tested for pads larger than the image too), 4x faster.
+    ``out`` (uint8, the padded shape) receives the result instead of a new array."""
     h, w = image.shape
     if h < 2 or w < 2:
-        return pad_to_stride(image, stride)
-    return cv2.copyMakeBorder(image, 0, (-h) % stride, 0, (-w) % stride, cv2.BORDER_REFLECT_101), (h, w)
+        padded = pad_to_stride(image, stride)[0]
+        if out is not None:
+            out[...] = padded
+            padded = out
+        return padded, (h, w)
+    padded = cv2.copyMakeBorder(image, 0, (-h) % stride, 0, (-w) % stride, cv2.BORDER_REFLECT_101, dst=out)
+    return padded, (h, w)
 
 
-def to_model(image: np.ndarray) -> np.ndarray:
-    """:func:`.frames.normalise` with in-place arithmetic (bit-identical: the same float32 operations
-    in the same order, without the temporaries): uint8 (H, W) -> float32 (1, 1, H, W) in [-1, 1]."""
-    x = image.astype(np.float32)
-    x /= np.float32(127.5)
-    x -= np.float32(1.0)
-    return x[None, None]
+def to_model(image: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`.frames.normalise` without temporaries (bit-identical: the same float32 operations in
+    the same order): uint8 (H, W) -> float32 (1, 1, H, W) in [-1, 1], into ``out`` when given."""
+    x = np.empty((1, 1, *image.shape), np.float32) if out is None else out
+    plane = x.reshape(image.shape)
+    np.divide(image, np.float32(127.5), out=plane, dtype=np.float32)
+    plane -= np.float32(1.0)
+    return x
 
 
-def from_model(tensor: np.ndarray) -> np.ndarray:
-    """:func:`.frames.denormalise` in place, bit-identical, for outputs already known to be finite:
-    float32 (..., H, W) in [-1, 1] -> uint8 (H, W)."""
-    y = np.asarray(tensor, dtype=np.float32).reshape(tensor.shape[-2:]) + np.float32(1.0)  # a new array
+def from_model(tensor: np.ndarray, scratch: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """:func:`.frames.denormalise` without temporaries, bit-identical, for outputs already known to
+    be finite: float32 (..., H, W) in [-1, 1] -> uint8 (H, W). ``scratch`` (float32) and ``out``
+    (uint8), of the (H, W) shape, are used instead of new arrays; ``tensor`` is left as it is."""
+    plane = np.asarray(tensor, dtype=np.float32).reshape(tensor.shape[-2:])
+    y = np.add(plane, np.float32(1.0), out=scratch)
     y *= np.float32(127.5)
     np.rint(y, out=y)
     np.clip(y, 0, 255, out=y)
-    return y.astype(np.uint8)
+    if out is None:
+        return y.astype(np.uint8)
+    np.copyto(out, y, casting="unsafe")
+    return out
+
+
+def _finite(array: np.ndarray) -> bool:
+    """No NaN or Inf in ``array``, without a boolean array per frame in the usual case: a NaN or Inf
+    makes the float32 sum NaN or Inf; a finite sum proves every value finite. Only a sum that
+    overflowed (or a real NaN/Inf) takes the exact, allocating check."""
+    return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
 
 
 def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (MAX_FRAME_SIDE, MAX_FRAME_SIDE)) -> np.ndarray:

@@ -263,3 +263,78 @@ def test_in_place_normalisation_is_bit_identical_to_the_contract():
         fast, size = pad_uint8(small, stride)
         ref, ref_size = pad_to_stride(small, stride)
         assert np.array_equal(fast, ref) and size == ref_size
+
+
+def test_buffered_normalisation_is_bit_identical_and_writes_into_the_buffers():
+    from sonoedge.runtime.frames import denormalise, normalise, pad_to_stride
+    from sonoedge.runtime.stream.enhancer import from_model, pad_uint8, to_model
+
+    rng = np.random.default_rng(5)
+    image = rng.integers(0, 256, (37, 53), dtype=np.uint8)
+    tensor = np.full((1, 1, 37, 53), np.nan, np.float32)
+    assert to_model(image, out=tensor) is tensor and np.array_equal(tensor, normalise(image))
+    y = rng.uniform(-1.2, 1.2, (1, 1, 37, 53)).astype(np.float32)
+    y[0, 0, 0, :3] = [-1.0 + 0.5 / 127.5, 0.5 / 127.5, 1.5 / 127.5 - 1.0]  # .5 ties
+    before = y.copy()
+    scratch, out = np.empty((37, 53), np.float32), np.empty((37, 53), np.uint8)
+    assert from_model(y, scratch, out) is out and np.array_equal(out, denormalise(y)) and np.array_equal(y, before)
+    for h, w, stride in [(1, 5, 4), (17, 31, 4), (600, 336, 64)]:
+        small = rng.integers(0, 256, (h, w), dtype=np.uint8)
+        buf = np.empty((h + (-h) % stride, w + (-w) % stride), np.uint8)
+        padded, _ = pad_uint8(small, stride, out=buf)
+        assert padded is buf and np.array_equal(buf, pad_to_stride(small, stride)[0])
+
+
+def test_steady_state_frames_allocate_only_their_output(tiny_model):
+    """After the first frames of one geometry, a frame allocates its output image and the backend's
+    output, nothing else: the padded crop, the model input and the de-normalised output are reused."""
+    import tracemalloc
+
+    enhancer = Enhancer(tiny_model, EnhancerConfig(region="full"))
+    rng = np.random.default_rng(6)
+    frames = [_frame(rng.integers(0, 256, (250, 330), dtype=np.uint8), i) for i in range(40)]
+    for frame in frames[:5]:
+        enhancer(frame)
+    tracemalloc.start()
+    try:
+        peaks, kept = [], []
+        for frame in frames[5:]:
+            tracemalloc.reset_peak()
+            base = tracemalloc.get_traced_memory()[0]
+            out = enhancer(frame)
+            peaks.append(tracemalloc.get_traced_memory()[1] - base)
+            kept.append(out)  # outputs are owned by the caller
+        growth = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    image = 250 * 330  # the output frame, uint8
+    model_out = 4 * 252 * 332  # the backend's float32 output (padded to the stride 4)
+    # before the buffers, a frame also allocated the padded crop, the float input, a float and a
+    # uint8 de-normalised copy (about 3x this bound)
+    assert max(peaks) < image + model_out + 64 * 1024, (max(peaks), image + model_out)
+    assert growth < len(kept) * (image + 4096) + 64 * 1024  # only the kept outputs remain
+
+
+def test_outputs_never_share_a_buffer(tiny_model):
+    enhancer = Enhancer(tiny_model, EnhancerConfig(region="full"))
+    a = enhancer(_frame(np.full((64, 80), 10, np.uint8), 1)).image
+    a_copy = a.copy()
+    enhancer(_frame(np.full((64, 80), 200, np.uint8), 2))
+    assert np.array_equal(a, a_copy)
+
+
+@pytest.mark.parametrize("method", ["fast", "exact"])
+def test_colour_frames_use_the_configured_grey(tiny_model, method):
+    from sonoedge.runtime.frames import to_grey
+
+    rng = np.random.default_rng(8)
+    rgb = rng.integers(0, 256, (64, 80, 3), dtype=np.uint8)
+    job = Enhancer(tiny_model, EnhancerConfig(region="full", grey=method)).prepare(_frame(rgb))
+    assert np.array_equal(job.grey, to_grey(rgb, method))
+
+
+def test_unknown_grey_method_is_refused(tiny_model):
+    from sonoedge.runtime.errors import InputError
+
+    with pytest.raises(InputError, match="grey 'fastest'"):
+        Enhancer(tiny_model, EnhancerConfig(grey="fastest"))
