@@ -1,22 +1,24 @@
-"""The runtime benchmark behind ``sonoedge bench``: pure-backend and full-pipeline fps in ONE run.
+"""The runtime benchmark behind ``sonoedge bench``: the stream runtime against a careful hand loop
+and against decode + model alone, decoding included, in ONE run.
 
-    sonoedge bench bundle/ --input clip.mp4 --frames 200 --repeats 3 --json bench.json
+    sonoedge bench bundle/ --input clip.mp4 --frames 100 --repeats 3 --json bench.json
 
-Both measurements use the same frames, decoded into memory first (decoding is the source's cost, not
-the runtime's):
+Three alternatives over the same frames of the same file, interleaved (:func:`bench`):
 
-- backend: ``backend.infer`` back to back on the pre-processed tensors of those frames (region crop,
-  pad and normalise done beforehand, untimed): the engine's own speed, as if pre/post-processing
-  were free (timing each call between untimed pre-processing instead lets ONNX Runtime's idle
-  workers fall asleep between calls and penalises the backend figure);
-- pipeline: the frames through the real stream (capture -> prepare -> infer -> finish -> null sink,
-  blocking mode so nothing is dropped): what a user gets.
+- ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor;
+- ``hand``: a careful hand-written loop with the same output as the pipeline (OpenCV read, cvtColor,
+  the same region crop, reflect-pad, normalise, the same backend session, de-normalise, paste back
+  inside the mask), buffers reused, one thread, no checks: what the runtime's safety features
+  (frame validation, NaN check, fail-safe, region re-check, bounded queues, threads) cost;
+- ``pipeline``: the runtime as a user runs it (file source decoding in the capture thread, prepare,
+  infer, finish, null sink; blocking mode, nothing dropped).
 
-The two alternate ``--repeats`` times; fps are medians, and the overhead is the median over repeats
-of (pipeline time / backend time of the same repeat) - 1, with its quartiles: the two runs of a
-repeat are back to back, so a shared, noisy machine affects both alike. The same ratio in process
-CPU seconds (``cpu_overhead_pct``) is the work the pipeline adds (pre/post-processing, thread
-hand-offs) and does not depend on what other processes do to the wall clock.
+Reported: fps and process CPU ms per frame of each (medians over repeats), pipeline fps / hand-loop
+fps and pipeline CPU over decode + model (medians of per-repeat ratios, with quartiles: the runs of
+a repeat are back to back, so a shared machine's load affects them alike), the pipeline's per-step
+budget (capture/decode, prepare, infer, finish, sink: ms per frame, % of the frame time, thread CPU),
+and the load average at start and end. ``--daemon`` measures the daemon's cold start and memory
+instead (:func:`daemon_memory`).
 """
 from __future__ import annotations
 
@@ -32,16 +34,18 @@ import threading
 import time
 import urllib.request
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable, Iterator
+
+import numpy as np
 
 from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.errors import InputError, SonoedgeError
-from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.readers import iter_frames
+from sonoedge.runtime.frames import Frame, to_grey
+from sonoedge.runtime.readers import iter_frames, kind_of
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
-from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
+from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
 from sonoedge.runtime.stream.sinks import NullSink
-from sonoedge.runtime.stream.sources import FramesSource
+from sonoedge.runtime.stream.sources import FileSource
 
 
 def daemon_memory(cfg: EnhancerConfig, clip: str, marks: list[int], fps: float = 0.0, timeout_s: float = 7200.0) -> dict[str, Any]:
@@ -95,10 +99,10 @@ def daemon_memory(cfg: EnhancerConfig, clip: str, marks: list[int], fps: float =
             "memory": rows, "exit_code": rc, "machine": machine()}
 
 
-def load_frames(path: str, n: int) -> list:
+def load_frames(path: str, n: int, grey: str = "fast") -> list:
     """``n`` uint8 frames from ``path``, decoded into memory (looped when the file is shorter)."""
     frames = []
-    for frame in iter_frames(path):
+    for frame in iter_frames(path, grey):
         frames.append(frame)
         if len(frames) >= n:
             break
@@ -112,49 +116,215 @@ def loop_frames(frames: list, n: int) -> list:
     return [frames[i % len(frames)] for i in range(n)]
 
 
-def bench(cfg: EnhancerConfig, images: list, repeats: int = 3, queue_size: int = 2) -> dict[str, Any]:
-    """Alternate backend-only and full-pipeline runs over ``images``; medians, overhead, latencies."""
+def write_clip(frames: list, path: Path, fps: float = 25.0) -> Path:
+    """uint8 (H, W) grey frames -> a lossless FFV1 video at ``path`` (the phantom clip of ``bench``)."""
+    import cv2
+
+    h, w = frames[0].shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), fps, (w, h), isColor=False)
+    try:
+        if not writer.isOpened():
+            raise SonoedgeError(f"OpenCV cannot write an FFV1 video to {path}")
+        for frame in frames:
+            writer.write(frame)
+    finally:
+        writer.release()
+    return path
+
+
+class _LoopedFile(FileSource):
+    """A file's frames, looped until ``n`` have been read (a short clip gives as many frames as asked):
+    the pipeline's source in the benchmark, decoding in the pipeline's capture thread."""
+
+    def __init__(self, path: str | Path, n: int, grey: str):
+        super().__init__(str(path), grey=grey)
+        self.n = n
+
+    def __iter__(self) -> Iterator[Frame]:
+        count = 0
+        while count < self.n:
+            for frame in super().__iter__():
+                yield frame
+                count += 1
+                if count >= self.n:
+                    return
+            if count == 0:
+                return
+
+
+def opencv_frames(path: str | Path, n: int, grey: str) -> Iterator[np.ndarray]:
+    """``n`` uint8 grey frames of ``path``, looped: a video read by OpenCV directly and converted with
+    ``cv2.cvtColor`` (``grey="exact"``: the bit-exact table), what a careful hand-written loop does; any
+    other kind (stills, DICOM, MetaImage, NRRD) through ``readers.iter_frames``, as nothing simpler reads it."""
+
+    count = 0
+    while count < n:
+        if kind_of(path) != "video":
+            frames: Iterator[np.ndarray] = iter_frames(path, grey)
+        else:
+            frames = _opencv_video(path, grey)
+        for frame in frames:
+            yield frame
+            count += 1
+            if count >= n:
+                return
+        if count == 0:
+            raise InputError(f"{path} has no frame to benchmark")
+
+
+def _opencv_video(path: str | Path, grey: str) -> Iterator[np.ndarray]:
+    import cv2
+
+    capture = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG)
+    try:
+        while True:
+            ok, bgr = capture.read()
+            if not ok:
+                return
+            if bgr.ndim == 2:
+                yield bgr
+            elif grey == "fast":
+                yield cv2.cvtColor(bgr, cv2.COLOR_BGR2GRAY)
+            else:
+                yield to_grey(bgr, grey, bgr=True)
+    finally:
+        capture.release()
+
+
+def bare_loop(path: str | Path, n: int, grey: str, backend: Any, tensors: list[np.ndarray]) -> None:
+    """The floor: decode every frame (as :func:`opencv_frames`) and run the model on a tensor made
+    beforehand, with no crop, pad, normalise, paste or checks: decode + model and nothing else."""
+    for i, _frame in enumerate(opencv_frames(path, n, grey)):
+        backend.infer(tensors[i % len(tensors)])
+
+
+def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int, int, int, int],
+              mask: np.ndarray | None, stride: int, on_frame: Callable[[np.ndarray], None] | None = None) -> None:
+    """A careful hand-written loop that produces the pipeline's output frames (enhancement bundles,
+    scale 1): OpenCV read and cvtColor, the same region crop, reflect-pad, normalise, one backend call,
+    de-normalise, paste inside the mask into a copy of the frame. Buffers are reused, one thread, no
+    frame validation, NaN check, fail-safe, region re-check or hand-offs: what the runtime's safety
+    features cost is the difference. ``on_frame`` sees each uint8 (H, W) output (for tests)."""
+    import cv2
+
+    x0, y0, x1, y1 = bbox
+    h, w = y1 - y0, x1 - x0
+    hp, wp = h + (-h) % stride, w + (-w) % stride
+    padded = np.empty((hp, wp), np.uint8)
+    tensor = np.empty((1, 1, hp, wp), np.float32)
+    plane = tensor[0, 0]
+    out_f, out_u8 = np.empty((h, w), np.float32), np.empty((h, w), np.uint8)
+    for grey_frame in opencv_frames(path, n, grey):
+        cv2.copyMakeBorder(grey_frame[y0:y1, x0:x1], 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101, dst=padded)
+        np.divide(padded, np.float32(127.5), out=plane, dtype=np.float32)
+        plane -= np.float32(1.0)
+        y = backend.infer(tensor)
+        np.add(y[0, 0, :h, :w], np.float32(1.0), out=out_f)
+        out_f *= np.float32(127.5)
+        np.rint(out_f, out=out_f)
+        np.clip(out_f, 0, 255, out=out_f)
+        np.copyto(out_u8, out_f, casting="unsafe")
+        image = grey_frame.copy()
+        if mask is None:
+            image[y0:y1, x0:x1] = out_u8
+        else:
+            cv2.copyTo(out_u8, mask, image[y0:y1, x0:x1])
+        if on_frame is not None:
+            on_frame(image)
+
+
+ALTERNATIVES = ("bare", "hand", "pipeline")
+
+
+def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int = 3, queue_size: int = 2) -> dict[str, Any]:
+    """Three ways through the same ``frames`` frames of ``path`` (looped), decoding included, run
+    interleaved ``repeats`` times (the order rotates each repeat):
+
+    - ``bare``: decode + the model on tensors made beforehand (:func:`bare_loop`), the floor;
+    - ``hand``: a careful hand-written loop with the pipeline's output (:func:`hand_loop`);
+    - ``pipeline``: the stream runtime (file source decoding in the capture thread -> prepare ->
+      infer -> finish -> null sink, blocking mode: nothing dropped).
+
+    Wall time and process CPU time per run; fps and CPU ms per frame are medians over repeats, ratios
+    are medians of per-repeat ratios (the runs of a repeat are back to back: a shared machine's load
+    affects them alike). The pipeline's per-step budget (ms per frame and % of the frame time, wall
+    and thread CPU) is from its last run. Load averages at start and end are part of the result."""
+    load_start = os.getloadavg()
     t0 = time.perf_counter()
     model = load_model(cfg)
     load_s = time.perf_counter() - t0
     try:
         enhancer = Enhancer(model, cfg)
-        tensors = [enhancer.prepare(Frame(image, i)).tensor for i, image in enumerate(images)]
-        shape = list(tensors[0].shape)
-        backend_s, pipeline_s, last = [], [], None
-        backend_cpu, pipeline_cpu = [], []
-        for _ in range(repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            for x in tensors:  # back to back, as the engine would run if pre/post-processing were free
-                model.backend.infer(x)
-            backend_s.append(time.perf_counter() - t0)
-            backend_cpu.append(time.process_time() - c0)
-            sink = NullSink()
-            pipe = Pipeline(lambda: FramesSource(images), enhancer, sink,  # region already found: the steady state
-                            PipelineConfig(mode="blocking", queue_size=queue_size))
-            t0, c0 = time.perf_counter(), time.process_time()
-            last = pipe.run()
-            pipeline_s.append(time.perf_counter() - t0)
-            pipeline_cpu.append(time.process_time() - c0)
-        n = len(images)
-        b, p = statistics.median(backend_s), statistics.median(pipeline_s)
-        ratios = [pi / bi for pi, bi in zip(pipeline_s, backend_s)]  # each pair ran back to back: same machine load
-        cpu_ratios = [pi / bi for pi, bi in zip(pipeline_cpu, backend_cpu)]  # CPU seconds: robust to other processes
-        return {
-            "bundle": str(model.root), "model": model.name, "precision": model.precision, "backend": model.backend_name,
-            "frames": n, "repeats": repeats, "frame_shape": list(images[0].shape),
-            "model_input_shape": shape, "region": enhancer.region.mode,
-            "backend_fps": n / b, "pipeline_fps": n / p, "overhead_pct": (statistics.median(ratios) - 1) * 100,
-            "overhead_pct_quartiles": [(q - 1) * 100 for q in _quartiles(ratios)],
-            "cpu_overhead_pct": (statistics.median(cpu_ratios) - 1) * 100,
-            "cpu_overhead_pct_quartiles": [(q - 1) * 100 for q in _quartiles(cpu_ratios)],
-            "backend_cpu_s": backend_cpu, "pipeline_cpu_s": pipeline_cpu,
-            "backend_s": backend_s, "pipeline_s": pipeline_s, "load_s": load_s,
+        sample = list(opencv_frames(path, min(frames, 16), cfg.grey))
+        jobs = [enhancer.prepare(Frame(image, i)) for i, image in enumerate(sample)]
+        tensors = [job.tensor for job in jobs]
+        bbox, mask, shape = jobs[0].bbox, jobs[0].mask, list(tensors[0].shape)
+        runs: dict[str, Callable[[], Any]] = {
+            "bare": lambda: bare_loop(path, frames, cfg.grey, model.backend, tensors),
+            "pipeline": lambda: Pipeline(lambda: _LoopedFile(path, frames, cfg.grey), enhancer, NullSink(),
+                                         PipelineConfig(mode="blocking", queue_size=queue_size)).run(),
+        }
+        if model.scale == 1:
+            runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, model.backend, bbox, mask, model.stride)
+        wall: dict[str, list[float]] = {k: [] for k in runs}
+        cpu: dict[str, list[float]] = {k: [] for k in runs}
+        order, last = [k for k in ALTERNATIVES if k in runs], None
+        for r in range(repeats):
+            for name in order[r % len(order):] + order[: r % len(order)]:
+                t0, c0 = time.perf_counter(), time.process_time()
+                result = runs[name]()
+                wall[name].append(time.perf_counter() - t0)
+                cpu[name].append(time.process_time() - c0)
+                if name == "pipeline":
+                    last = result
+        assert last is not None
+        out = {
+            "input": str(path), "bundle": str(model.root), "model": model.name, "precision": model.precision,
+            "backend": model.backend_name, "frames": frames, "repeats": repeats, "frame_shape": list(sample[0].shape),
+            "model_input_shape": shape, "region": enhancer.region.mode, "grey": cfg.grey, "load_s": load_s,
+            "wall_s": wall, "cpu_s": cpu,
+            "fps": {k: frames / statistics.median(v) for k, v in wall.items()},
+            "cpu_ms_per_frame": {k: 1000 * statistics.median(v) / frames for k, v in cpu.items()},
+            "pipeline_vs_hand_fps": _ratio(wall.get("hand"), wall["pipeline"]),
+            "pipeline_vs_bare_cpu_pct": _pct(cpu["pipeline"], cpu["bare"]),
+            "pipeline_vs_hand_cpu_pct": _pct(cpu["pipeline"], cpu.get("hand")),
+            "steps": step_budget(last, frames),
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
+            "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
             "machine": machine(),
         }
+        return out
     finally:
         model.close()
+
+
+def _ratio(numerators: list[float] | None, denominators: list[float]) -> dict[str, Any] | None:
+    """Median and quartiles of numerator / denominator per repeat (a / b of wall times: b's speed over a's)."""
+    if not numerators:
+        return None
+    ratios = [a / b for a, b in zip(numerators, denominators)]
+    return {"median": statistics.median(ratios), "quartiles": _quartiles(ratios)}
+
+
+def _pct(values: list[float], bases: list[float] | None) -> dict[str, Any] | None:
+    """(value / base - 1) in %, median and quartiles over repeats."""
+    r = _ratio(values, bases) if bases else None
+    if r is None:
+        return None
+    return {"median": (r["median"] - 1) * 100, "quartiles": [(q - 1) * 100 for q in r["quartiles"]]}
+
+
+def step_budget(stats: dict[str, Any], frames: int) -> dict[str, dict[str, float]]:
+    """Per pipeline step: mean wall ms per frame, that as % of the frame time (elapsed / frames; the
+    steps overlap in their threads, so the shares can add up to more than 100 %), thread CPU ms."""
+    frame_ms = 1000 * stats["elapsed_s"] / max(stats["frames_out"], 1)
+    out = {}
+    for stage in STAGES:
+        mean = stats["latency_ms"][stage]["mean"]
+        out[stage] = {"ms": mean, "pct_of_frame": 100 * mean / frame_ms if frame_ms else 0.0,
+                      "cpu_ms": stats["cpu_ms_per_frame"][stage]}
+    out["frame"] = {"ms": frame_ms, "pct_of_frame": 100.0, "cpu_ms": sum(v["cpu_ms"] for v in out.values())}
+    return out
 
 
 def _quartiles(values: list[float]) -> list[float]:
@@ -180,17 +350,27 @@ def machine() -> dict[str, Any]:
 
 
 def format_result(r: dict[str, Any]) -> str:
-    lat = r["latency_ms"]
+    fps, cpu = r["fps"], r["cpu_ms_per_frame"]
+    labels = {"bare": "decode + model (floor)", "hand": "careful hand loop", "pipeline": "sonoedge pipeline"}
     lines = [
-        f"bundle {r['model']} ({r['precision']}, {r['backend']}), {r['frames']} frames {r['frame_shape']} "
-        f"-> model input {r['model_input_shape'][2:]}, region {r['region']}, {r['repeats']} repeats, median",
-        f"  backend only   {r['backend_fps']:8.2f} fps",
-        f"  full pipeline  {r['pipeline_fps']:8.2f} fps   overhead {r['overhead_pct']:+.1f}% "
-        f"(median of per-repeat ratios; quartiles {r['overhead_pct_quartiles'][0]:+.1f}% .. {r['overhead_pct_quartiles'][1]:+.1f}%)",
-        f"  CPU time       pipeline uses {r['cpu_overhead_pct']:+.1f}% more CPU than the backend alone "
-        f"(quartiles {r['cpu_overhead_pct_quartiles'][0]:+.1f}% .. {r['cpu_overhead_pct_quartiles'][1]:+.1f}%)",
-        "  latency ms     " + "  ".join(f"{stage} p50 {lat[stage]['p50']:.1f} p99 {lat[stage]['p99']:.1f}"
-                                         for stage in ("prepare", "infer", "finish", "end_to_end")),
-        f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores",
+        f"{r['input']}: bundle {r['model']} ({r['precision']}, {r['backend']}), {r['frames']} frames {r['frame_shape']} "
+        f"-> model input {r['model_input_shape'][2:]}, region {r['region']}, grey {r['grey']}, "
+        f"{r['repeats']} interleaved repeats, medians",
+        f"  {'':26s} {'fps':>8s} {'CPU ms/frame':>13s}",
     ]
+    for name in ALTERNATIVES:
+        if name in fps:
+            lines.append(f"  {labels[name]:26s} {fps[name]:8.2f} {cpu[name]:13.2f}")
+    hand, bare = r["pipeline_vs_hand_fps"], r["pipeline_vs_bare_cpu_pct"]
+    if hand:
+        lines.append(f"  pipeline fps / hand-loop fps {hand['median']:.3f} (quartiles {hand['quartiles'][0]:.3f} .. "
+                     f"{hand['quartiles'][1]:.3f}); CPU vs hand loop {r['pipeline_vs_hand_cpu_pct']['median']:+.1f}%")
+    lines.append(f"  pipeline CPU vs decode + model {bare['median']:+.1f}% "
+                 f"(quartiles {bare['quartiles'][0]:+.1f}% .. {bare['quartiles'][1]:+.1f}%)")
+    lines.append("  per-step budget (last pipeline run; steps overlap in their threads):")
+    for stage, v in r["steps"].items():
+        lines.append(f"    {stage:9s} {v['ms']:8.2f} ms {v['pct_of_frame']:6.1f}% of frame time, thread CPU {v['cpu_ms']:7.2f} ms")
+    start, end = r["load_average"]["start"], r["load_average"]["end"]
+    lines.append(f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores; load average "
+                 f"{start[0]:.2f} at start, {end[0]:.2f} at end")
     return "\n".join(lines)

@@ -15,7 +15,10 @@ elsewhere in pre/post-processing sends the input frame on unenhanced (passthroug
 clinician never gets a black or frozen image.
 
 Latency per stage and end to end (capture to sink written) is kept in fixed-size rings (no growth
-over days of running) and summarised as p50/p95/p99/max in milliseconds.
+over days of running) and summarised as p50/p95/p99/max in milliseconds; ``capture`` is the time
+the source takes to hand over a frame (reading and decoding a file, or waiting for a live frame).
+Each stage's thread CPU time is summed too (``cpu_ms_per_frame``): the work of that step alone
+(ONNX Runtime's own worker threads are not in the ``infer`` figure, only in the process's).
 """
 from __future__ import annotations
 
@@ -109,7 +112,8 @@ class Stats:
         self.passthrough = 0
         self.dropped: collections.Counter[str] = collections.Counter()
         self.source_restarts = 0
-        self.latency = {name: Ring() for name in (*STAGES[1:], "end_to_end")}
+        self.latency = {name: Ring() for name in (*STAGES, "end_to_end")}
+        self.cpu_s = dict.fromkeys(STAGES, 0.0)  # thread CPU seconds per stage (each written by its own thread)
         self.last_out = 0.0
         self.first_why: dict[str, str] = {}  # drop or passthrough kind -> the first frame's reason (bounded)
 
@@ -130,6 +134,7 @@ class Stats:
                 "first_reasons": dict(self.first_why),
                 "elapsed_s": elapsed, "fps": self.frames_out / elapsed,
                 "latency_ms": {k: r.summary() for k, r in self.latency.items()},
+                "cpu_ms_per_frame": {k: 1000 * v / max(self.latency[k].n, 1) for k, v in self.cpu_s.items()},
             }
 
 
@@ -314,11 +319,19 @@ class Pipeline:
     def _capture(self, source: Source, out: FrameQueue) -> None:
         restarts: collections.deque[float] = collections.deque()
         backoff = self.cfg.restart_backoff_s
+        ring = self.stats.latency["capture"]
         try:
             while not self.stop_event.is_set():
                 self.source = source
                 try:
-                    for frame in self._frames(source):
+                    frames = self._frames(source)
+                    while True:
+                        t0, c0 = time.perf_counter(), time.thread_time()
+                        frame = next(frames, _END)  # the source reads and decodes here, in this thread
+                        if frame is _END:
+                            break
+                        ring.add(time.perf_counter() - t0)
+                        self.stats.cpu_s["capture"] += time.thread_time() - c0
                         if self.stop_event.is_set():
                             break
                         with self.stats.lock:
@@ -379,7 +392,7 @@ class Pipeline:
                 item = inp.get()
                 if item is _END:
                     break
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.thread_time()
                 try:
                     keep = fn(item)
                 except Exception as exc:  # a bug in a stage: count the frame, keep the stream alive
@@ -388,6 +401,7 @@ class Pipeline:
                              frame_id=item.frame.frame_id, error=repr(exc))
                     continue
                 ring.add(time.perf_counter() - t0)
+                self.stats.cpu_s[name] += time.thread_time() - c0
                 if keep:
                     out.put(item)
         finally:
@@ -429,7 +443,7 @@ class Pipeline:
             item = inp.get()
             if item is _END:
                 break
-            t0 = time.perf_counter()
+            t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 self.sink.write(item.out)
             except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
@@ -438,6 +452,7 @@ class Pipeline:
                 continue
             t1 = time.perf_counter()
             ring.add(t1 - t0)
+            self.stats.cpu_s["sink"] += time.thread_time() - c0
             e2e.add(t1 - item.t_in)
             with self.stats.lock:
                 self.stats.frames_out += 1

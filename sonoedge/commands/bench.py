@@ -1,6 +1,6 @@
-"""``sonoedge bench BUNDLE``: pure-backend fps and full-pipeline fps in ONE run, and the overhead.
+"""``sonoedge bench BUNDLE``: the stream runtime against a careful hand loop and decode + model, in ONE run.
 
-    sonoedge bench bundle/ --input clip.mp4 --frames 200 --repeats 3 --json bench.json
+    sonoedge bench bundle/ --input clip.mp4 --frames 100 --repeats 3 --json bench.json
 
 What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
 """
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", help="bundle directory or .tar ('default' = the embedded default bundle)")
     parser.add_argument("--input", help="clip or image folder to run (default: a generated phantom clip)")
     parser.add_argument("--frames", type=int, default=100, help="frames per measurement (the input loops; default 100)")
-    parser.add_argument("--repeats", type=int, default=3, help="alternating backend/pipeline runs (default 3)")
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each alternative (default 3)")
     parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
     parser.add_argument("--json", help="also write the results to this JSON file (new, or --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
@@ -31,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError
-    from sonoedge.runtime.service.bench import bench, daemon_memory, format_result, load_frames, loop_frames
+    from sonoedge.runtime.service.bench import bench, daemon_memory, format_result
     from sonoedge.runtime.service.logs import setup_logging
 
     setup_logging("warning", json_lines=False)
@@ -51,17 +52,21 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=1))
         _write_json(args.json, result)
         return 0
-    if args.input:
-        images, label = load_frames(args.input, args.frames), str(args.input)
-    else:
-        from sonoedge.train.demo import phantom_frames
-
-        images, label = loop_frames(phantom_frames(min(args.frames, 32), seed=0)[0], args.frames), "generated phantom clip"
-    result = bench(cfg, images, args.repeats, args.queue_size)
-    result["input"] = label
+    with tempfile.TemporaryDirectory() as tmp:
+        path = args.input or _phantom_clip(Path(tmp), args.frames)
+        result = bench(cfg, path, args.frames, args.repeats, args.queue_size)
+    if not args.input:
+        result["input"] = "generated phantom clip (256x256, FFV1)"
     print(format_result(result))
     _write_json(args.json, result)
     return 0
+
+
+def _phantom_clip(folder: Path, frames: int) -> str:
+    from sonoedge.runtime.service.bench import write_clip
+    from sonoedge.train.demo import phantom_frames
+
+    return str(write_clip(phantom_frames(min(frames, 32), seed=0)[0], folder / "phantom.avi"))
 
 
 def _write_json(path: str | None, result: dict[str, Any]) -> None:

@@ -70,7 +70,7 @@ def test_enhance_sr_bundle_writes_4x_frames(sr_bundle, tmp_path):
     assert cv2.imread(str(tmp_path / "out.png"), cv2.IMREAD_UNCHANGED).shape == (160, 192)
 
 
-def test_bench_reports_backend_and_pipeline_fps(tiny_bundle, tmp_path, capsys):
+def test_bench_reports_pipeline_hand_loop_and_floor_side_by_side(tiny_bundle, tmp_path, capsys):
     frames = tmp_path / "frames"
     frames.mkdir()
     for i in range(3):
@@ -79,8 +79,14 @@ def test_bench_reports_backend_and_pipeline_fps(tiny_bundle, tmp_path, capsys):
     assert main(["bench", str(tiny_bundle), "--input", str(frames), "--frames", "6", "--repeats", "2",
                  "--region", "full", "--json", str(out)]) == 0
     r = json.loads(out.read_text())
-    assert r["frames"] == 6 and len(r["backend_s"]) == len(r["pipeline_s"]) == 2 and r["frames_out"] == 6
-    assert r["backend_fps"] > 0 and r["pipeline_fps"] > 0 and "overhead" in capsys.readouterr().out
+    assert r["frames"] == 6 and r["frames_out"] == 6 and r["frames_dropped"] == 0
+    assert set(r["fps"]) == set(r["cpu_ms_per_frame"]) == {"bare", "hand", "pipeline"}
+    assert all(len(v) == 2 for v in r["wall_s"].values()) and all(v > 0 for v in r["fps"].values())
+    assert r["pipeline_vs_hand_fps"]["median"] > 0 and "median" in r["pipeline_vs_bare_cpu_pct"]
+    assert set(r["steps"]) == {"capture", "prepare", "infer", "finish", "sink", "frame"}
+    assert len(r["load_average"]["start"]) == 3
+    text = capsys.readouterr().out
+    assert "careful hand loop" in text and "per-step budget" in text and "load average" in text
 
 
 def test_enhance_missing_input_is_one_clear_error(tiny_bundle, tmp_path, capsys):
