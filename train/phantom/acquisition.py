@@ -148,13 +148,14 @@ class _Beam:
 
 
 def _filter(field: np.ndarray, beam: _Beam) -> np.ndarray:
-    """Depth-dependent PSF: lateral transfer row by row, then the axial transfer (FFT domain)."""
-    spec = np.fft.fft(field, axis=1)
+    """Depth-dependent PSF: lateral transfer row by row, then the axial transfer (FFT domain).
+    complex64 throughout, the four transforms in two buffers (``field`` is overwritten)."""
+    spec = np.fft.fft(field, axis=1, out=field)
     spec *= beam.h_lat
-    lat = np.fft.ifft(spec, axis=1)
-    spec = np.fft.fft(lat, axis=0)
+    lat = np.fft.ifft(spec, axis=1, out=np.empty_like(spec))
+    spec = np.fft.fft(lat, axis=0, out=spec)
     spec *= beam.h_ax[:, None]
-    return np.fft.ifft(spec, axis=0)
+    return np.fft.ifft(spec, axis=0, out=lat)
 
 
 def _acquire(beam: _Beam, scene: _Scene, tm: TissueModel, texture: _Texture, warp: _Warp, steer: float,
@@ -190,8 +191,14 @@ def _acquire(beam: _Beam, scene: _Scene, tm: TissueModel, texture: _Texture, war
 
 
 def _complex_noise(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    parts = rng.standard_normal((2, *shape), dtype=np.float32) * np.float32(math.sqrt(0.5))
-    return parts[0] + 1j * parts[1]
+    """complex64 (shape) with unit power: real part from the first half of the draws, imaginary from
+    the second. Written into one complex64 array (the values of ``parts[0] + 1j * parts[1]``
+    without its two temporaries)."""
+    parts = rng.standard_normal((2, *shape), dtype=np.float32)
+    parts *= np.float32(math.sqrt(0.5))
+    out = np.empty(shape, np.complex64)
+    out.real, out.imag = parts[0], parts[1]
+    return out
 
 
 def _add_points(iq: np.ndarray, beam: _Beam, scene: _Scene, tm: TissueModel, warp: _Warp, steer: float,
