@@ -69,14 +69,22 @@ class LoopConfig:
     device: str = "auto"  # "auto" (CUDA when present), "cpu", "cuda", "cuda:1"
     amp: bool = True  # mixed precision + gradient scaling on CUDA (both papers); ignored on CPU
     amp_dtype: str = "float16"  # "float16" (with GradScaler) or "bfloat16"
-    channels_last: bool = True  # NHWC memory format on CUDA; ignored on CPU
+    # NHWC memory format on CUDA; ignored on CPU. Off: every conv of the resnet and unet generators
+    # feeds an InstanceNorm, which returns the standard layout (torch 2.x), so NHWC would be
+    # converted back and forth at every layer. Not measured on a GPU (docs/BENCHMARKS.md).
+    channels_last: bool = False
+    cudnn_benchmark: bool = True  # CUDA: cuDNN times its conv algorithms once for the fixed training shapes; ignored on CPU
+    compile: bool = False  # torch.compile the four networks (the first steps are slower while it compiles)
     pool_size: int = 0  # discriminator history pool; 50 images in CycleGAN (Zhu et al. 2017)
-    workers: int = 0  # DataLoader worker processes
+    # DataLoader worker processes; -1 = auto: min(8, os.cpu_count() - 1) on CUDA (decoding and
+    # augmentation overlap the GPU), 0 on CPU (the training step already uses every core)
+    workers: int = -1
+    prefetch_factor: int = 2  # batches each worker loads ahead (with workers > 0); DataLoader's default
     threads: int = 0  # torch intra-op CPU threads; 0 = torch's default. On a shared CPU, 1 avoids OpenMP spin contention
     max_steps: int = 0  # stop (and save last.pt) after this many optimisation steps; 0 = no limit
     val_max_items: int = 0  # validate on at most this many images; 0 = the whole split
     best_metric: str = "ssim"  # "ssim", "psnr", "lncc" (higher is better) or "lpips" (lower)
-    log_every: int = 10  # steps between JSON-lines / TensorBoard loss records
+    log_every: int = 10  # steps between loss records; the losses reach the CPU (a GPU sync) only then
     grid_images: int = 4  # validation images in the TensorBoard grid (low | enhanced | high)
 
 
@@ -101,3 +109,5 @@ class TrainConfig:
             raise InputError(f"train.amp_dtype must be 'float16' or 'bfloat16', got '{self.train.amp_dtype}'")
         if self.train.batch_size < 1 or self.train.epochs < 1:
             raise InputError("train.batch_size and train.epochs must be at least 1")
+        if self.train.workers < -1 or self.train.prefetch_factor < 1 or self.train.log_every < 1:
+            raise InputError("train.workers must be -1 (auto) or more, train.prefetch_factor and train.log_every at least 1")

@@ -58,6 +58,19 @@ def real_target(mean_real_h: float, mean_real_l: float, enabled: bool = True,
     return 1.0
 
 
-def discriminator_lsgan(real_scores: torch.Tensor, fake_scores: torch.Tensor, target: float) -> torch.Tensor:
-    """One discriminator: MSE(target, D(real)) + MSE(0, D(fake)) (LSGAN; fake label 0, Eq. 7 text)."""
-    return F.mse_loss(real_scores, torch.full_like(real_scores, target)) + F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
+def real_target_tensor(mean_real_h: torch.Tensor, mean_real_l: torch.Tensor, enabled: bool = True,
+                       threshold: float = SMOOTH_THRESHOLD, smoothed: float = SMOOTH_TARGET) -> torch.Tensor:
+    """:func:`real_target` computed on the scores' device (a 0-dim float32 tensor): the training step
+    decides the label without waiting for the GPU."""
+    one = torch.ones((), dtype=torch.float32, device=mean_real_h.device)
+    if not enabled:
+        return one
+    below = (mean_real_h < threshold) & (mean_real_l < threshold)
+    return torch.where(below, one, torch.full_like(one, smoothed))
+
+
+def discriminator_lsgan(real_scores: torch.Tensor, fake_scores: torch.Tensor, target: float | torch.Tensor) -> torch.Tensor:
+    """One discriminator: MSE(target, D(real)) + MSE(0, D(fake)) (LSGAN; fake label 0, Eq. 7 text);
+    ``target`` a number or a 0-dim tensor (:func:`real_target_tensor`)."""
+    real = torch.full_like(real_scores, target) if not torch.is_tensor(target) else target.to(real_scores.dtype).expand_as(real_scores)
+    return F.mse_loss(real_scores, real) + F.mse_loss(fake_scores, torch.zeros_like(fake_scores))

@@ -111,7 +111,24 @@ def build_phi(cfg: TrainConfig, device: torch.device):
 
 
 def unwrap(module: nn.Module) -> nn.Module:
+    """The network itself, out of torch.compile's and DistributedDataParallel's wrappers."""
+    module = getattr(module, "_orig_mod", module)  # torch.compile
     return module.module if isinstance(module, nn.parallel.DistributedDataParallel) else module
+
+
+def loader_workers(workers: int, cuda: bool, cpu_count: int | None = None) -> int:
+    """``train.workers``, with -1 (auto) resolved: min(8, cores - 1) on CUDA, 0 on CPU."""
+    if workers >= 0:
+        return workers
+    if not cuda:
+        return 0
+    return max(0, min(8, (cpu_count if cpu_count is not None else os.cpu_count() or 1) - 1))
+
+
+def apply_cuda_settings(loop: Any, cuda: bool) -> None:
+    """The process-wide CUDA switches of ``train``: cuDNN autotuning (the training shapes are fixed)."""
+    if cuda:
+        torch.backends.cudnn.benchmark = bool(loop.cudnn_benchmark)
 
 
 def split_batch(batch: dict[str, Any], device: torch.device, channels_last: bool) -> tuple[torch.Tensor, torch.Tensor, bool]:
@@ -143,6 +160,7 @@ class Trainer:
         self.amp = cfg.train.amp and self.cuda
         self.amp_dtype = torch.float16 if cfg.train.amp_dtype == "float16" else torch.bfloat16
         self.channels_last = cfg.train.channels_last and self.cuda
+        apply_cuda_settings(cfg.train, self.cuda)
         if cfg.train.threads > 0:
             torch.set_num_threads(cfg.train.threads)
         seed_everything(cfg.train.seed)
@@ -178,6 +196,9 @@ class Trainer:
         if self.world > 1:
             ids = [self.device.index] if self.cuda else None
             self.nets = {k: nn.parallel.DistributedDataParallel(v, device_ids=ids) for k, v in self.nets.items()}
+        if cfg.train.compile:
+            self.nets = {k: torch.compile(v) for k, v in self.nets.items()}
+        self.finite = torch.ones((), dtype=torch.bool, device=self.device)  # every loss since the last record was finite
         self.writer = self._open_records() if self.rank == 0 else None
 
     def _check_sizes(self) -> None:
@@ -217,8 +238,10 @@ class Trainer:
             return contextlib.nullcontext()
         return torch.autocast(device_type="cuda", dtype=self.amp_dtype)
 
-    def train_step(self, low: torch.Tensor, high: torch.Tensor, paired: bool) -> dict[str, float]:
-        """One generator and one discriminator update on (N, C, H, W) batches in [-1, 1]."""
+    def train_step(self, low: torch.Tensor, high: torch.Tensor, paired: bool) -> dict[str, torch.Tensor]:
+        """One generator and one discriminator update on (N, C, H, W) batches in [-1, 1]; returns the
+        losses and the real label as 0-dim tensors on the device (no GPU->CPU sync: :meth:`scalars`
+        brings them over at logging steps)."""
         cfg, lw = self.cfg, self.cfg.loss
         G_H, G_L, D_H, D_L = (self.nets[k] for k in NETS)
         if not paired and (lw.lambda_paired > 0 or (lw.perceptual == "translated" and lw.lambda_perceptual > 0)):
@@ -229,9 +252,13 @@ class Trainer:
             d.requires_grad_(False)
         with self.autocast():
             fake_h, fake_l = G_H(low), G_L(high)  # H' = G_H(L), L' = G_L(H)
-            cyc_h, cyc_l = G_H(fake_l), G_L(fake_h)  # H-bar, L-bar
-            terms = {"adv": losses.adversarial_g(unwrap(D_H)(fake_h), unwrap(D_L)(fake_l)),
-                     "cycle": losses.cycle_l1(high, cyc_h, low, cyc_l)}
+            terms = {}  # a term with weight 0 is not computed (bench-train times each term this way)
+            if lw.lambda_adv > 0:
+                terms["adv"] = losses.adversarial_g(unwrap(D_H)(fake_h), unwrap(D_L)(fake_l))
+            if lw.lambda_cycle > 0 or (needs_lpips(cfg) and lw.perceptual == "cycled"):
+                cyc_h, cyc_l = G_H(fake_l), G_L(fake_h)  # H-bar, L-bar
+            if lw.lambda_cycle > 0:
+                terms["cycle"] = losses.cycle_l1(high, cyc_h, low, cyc_l)
             if lw.lambda_identity > 0:
                 terms["identity"] = losses.identity_l1(high, G_H(high), low, G_L(low))
             if lw.lambda_paired > 0:
@@ -253,18 +280,27 @@ class Trainer:
             scores_h = D_H(torch.cat([high, fakes["H"]]))
             scores_l = D_L(torch.cat([low, fakes["L"]]))
             n = high.shape[0]
-            target = losses.real_target(float(scores_h[:n].detach().float().mean()), float(scores_l[:n].detach().float().mean()),
-                                        enabled=lw.label_smoothing)
+            target = losses.real_target_tensor(scores_h[:n].detach().float().mean(), scores_l[:n].detach().float().mean(),
+                                               enabled=lw.label_smoothing)
             loss_d = (losses.discriminator_lsgan(scores_h[:n].float(), scores_h[n:].float(), target)
                       + losses.discriminator_lsgan(scores_l[:n].float(), scores_l[n:].float(), target))
         self.opt["D"].zero_grad(set_to_none=True)
         self.scaler.scale(loss_d).backward()
         self.scaler.step(self.opt["D"])
         self.scaler.update()
-        out = {f"loss_{k}": float(v.detach()) for k, v in terms.items()}
-        out.update(loss_g=float(loss_g.detach()), loss_d=float(loss_d.detach()), real_target=target)
-        if not all(math.isfinite(v) for v in out.values()):
-            raise FloatingPointError(f"non-finite loss at step {self.step}: {out}")
+        out = {f"loss_{k}": v.detach() for k, v in terms.items()}
+        out.update(loss_g=loss_g.detach(), loss_d=loss_d.detach(), real_target=target)
+        self.finite &= torch.isfinite(out["loss_g"]) & torch.isfinite(out["loss_d"])
+        return out
+
+    def scalars(self, record: dict[str, torch.Tensor]) -> dict[str, float]:
+        """The step's losses as floats (one GPU->CPU transfer); raises if any loss since the last
+        call was NaN or Inf (checked on the device every step, reported here)."""
+        names = list(record)
+        values = torch.stack([record[k].float() for k in names] + [self.finite.float()]).tolist()
+        out = dict(zip(names, values[:-1]))
+        if values[-1] != 1.0 or not all(math.isfinite(v) for v in out.values()):
+            raise FloatingPointError(f"non-finite loss at or before step {self.step}: {out}")
         return out
 
     # ------------------------------------------------------------------ data order
@@ -282,7 +318,9 @@ class Trainer:
         indices = indices[: len(indices) // bs * bs][self.batch_in_epoch * bs:]  # full batches only
         # its own generator: creating a loader must not draw from the global RNG (exact resume)
         generator = torch.Generator().manual_seed(self.cfg.train.seed * 100003 + self.epoch)
-        return DataLoader(self.data["train"], batch_size=bs, sampler=indices, num_workers=self.cfg.train.workers,
+        workers = loader_workers(self.cfg.train.workers, self.cuda)
+        return DataLoader(self.data["train"], batch_size=bs, sampler=indices, num_workers=workers,
+                          prefetch_factor=self.cfg.train.prefetch_factor if workers > 0 else None,
                           drop_last=True, pin_memory=self.cuda, generator=generator)
 
     def batches_per_epoch(self) -> int:
@@ -303,12 +341,16 @@ class Trainer:
                 low, high, paired = split_batch(batch, self.device, self.channels_last)
                 record = self.train_step(low, high, paired)
                 self.step, self.batch_in_epoch, seen = self.step + 1, self.batch_in_epoch + 1, seen + 1
-                bar.set_postfix(g=f"{record['loss_g']:.3f}", d=f"{record['loss_d']:.3f}")
-                if self.step % cfg.log_every == 0 or self.step == 1:
-                    self.log({"kind": "step", "epoch": self.epoch, "step": self.step, **record})
+                if self.step % cfg.log_every == 0 or self.step == 1:  # the only GPU->CPU syncs of the loop
+                    values = self.scalars(record)
+                    bar.set_postfix(g=f"{values['loss_g']:.3f}", d=f"{values['loss_d']:.3f}")
+                    self.log({"kind": "step", "epoch": self.epoch, "step": self.step, **values})
                 if cfg.max_steps and self.step >= cfg.max_steps:
+                    self.scalars(record)  # never save weights a NaN has reached
                     self.save("last.pt", {})
                     return self.out
+            if seen:
+                self.scalars(record)  # never save weights a NaN has reached
             self.epoch, self.batch_in_epoch = self.epoch + 1, 0
             for s in self.sched.values():
                 s.step()
