@@ -99,23 +99,6 @@ def daemon_memory(cfg: EnhancerConfig, clip: str, marks: list[int], fps: float =
             "memory": rows, "exit_code": rc, "machine": machine()}
 
 
-def load_frames(path: str, n: int, grey: str = "fast") -> list:
-    """``n`` uint8 frames from ``path``, decoded into memory (looped when the file is shorter)."""
-    frames = []
-    for frame in iter_frames(path, grey):
-        frames.append(frame)
-        if len(frames) >= n:
-            break
-    return loop_frames(frames, n)
-
-
-def loop_frames(frames: list, n: int) -> list:
-    """``n`` frames: ``frames`` repeated in order."""
-    if not frames:
-        raise InputError("no frames to benchmark")
-    return [frames[i % len(frames)] for i in range(n)]
-
-
 def write_clip(frames: list, path: Path, fps: float = 25.0) -> Path:
     """uint8 (H, W) grey frames -> a lossless FFV1 video at ``path`` (the phantom clip of ``bench``)."""
     import cv2
