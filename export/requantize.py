@@ -89,13 +89,36 @@ def requantize_bundle(bundle: str | Path, cfg: RequantizeConfig, progress: Progr
     return manifest
 
 
+NEAR_DUPLICATE = 2.0  # grey levels: mean |difference| of 32 x 32 thumbnails below which two crops are one frame
+
+
 def _holdout(cfg: RequantizeConfig, size: tuple[int, int], calib: FrameSet) -> FrameSet:
+    """The holdout frames; refused when one is a calibration frame, exactly or re-encoded (a JPEG
+    still cut from a calibration clip differs by a fraction of a grey level, not by its hash)."""
     held = collect_frames(cfg.holdout, cfg.holdout_frames, size)
     shared = {hash_frames([im]) for im in held.images} & {hash_frames([im]) for im in calib.images}
-    if shared:
-        raise InputError(f"{len(shared)} holdout frame(s) from {cfg.holdout} are also calibration frames; "
-                         "pass a holdout source that does not overlap --calib")
+    near = _near_duplicates(held, calib)
+    if shared or near:
+        example = f" (e.g. {near[0][0]} ~ {near[0][1]})" if near else ""
+        raise InputError(f"{max(len(shared), len(near))} holdout frame(s) from {cfg.holdout} are also calibration "
+                         f"frames{example}; pass a holdout source that does not overlap --calib")
     return held
+
+
+def _near_duplicates(held: FrameSet, calib: FrameSet) -> list[tuple[str, str]]:
+    import cv2
+
+    def thumbs(frames: FrameSet) -> np.ndarray:
+        return np.stack([cv2.resize(im, (32, 32), interpolation=cv2.INTER_AREA) for im in frames.images]).astype(np.float32)
+
+    a, b = thumbs(held), thumbs(calib)
+    out = []
+    for i in range(len(a)):
+        diff = np.abs(b - a[i]).mean(axis=(1, 2))
+        j = int(diff.argmin())
+        if diff[j] < NEAR_DUPLICATE:
+            out.append((held.sources[i], calib.sources[j]))
+    return out
 
 
 def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, calib: FrameSet,

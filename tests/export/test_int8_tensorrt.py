@@ -219,6 +219,13 @@ def test_requantize_rebuilds_int8_from_the_bundles_fp32(tmp_path, tiny_checkpoin
     assert main(["requantize", str(out), "--calib", str(speckle_dir), "--holdout", str(speckle_dir),
                  "--calib-size", "64", "--calib-frames", "10"]) == 2
     assert "also calibration frames" in capsys.readouterr().err and (out / "bundle.sha256").read_bytes() == before
+    jpegs = tmp_path / "jpeg"  # the calibration frames re-encoded: not bit-identical, still the same frames
+    jpegs.mkdir()
+    for path in sorted(speckle_dir.glob("*.png"))[:6]:
+        cv2.imwrite(str(jpegs / (path.stem + ".jpg")), cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), [cv2.IMWRITE_JPEG_QUALITY, 95])
+    with pytest.raises(InputError, match="also calibration frames"):
+        requantize_bundle(out, RequantizeConfig(calib=str(speckle_dir), holdout=str(jpegs), calib_size=(64, 64),
+                                                calib_frames=10, search_frames=3), _quiet)
     assert main(["requantize", str(out)]) == 2
     assert "--calib" in capsys.readouterr().err
 
