@@ -256,3 +256,19 @@ def test_shipped_default_bundle_int8_on_real_holdout_frames(realus):
                                manifest.model.stride, _quiet)
     for name in ("int8", "tensorrt_emulation"):
         assert report[name]["psnr_min"] >= 45.0 and report[name]["ssim_min"] >= 0.99, report[name]
+
+
+def test_int8_failing_as_tensorrt_computes_it_fails_the_export(tmp_path, tiny_checkpoints, speckle_dir, monkeypatch):
+    from sonoedge.export import trt_emulate
+    from sonoedge.runtime.errors import GateError
+
+    bad = {"max_abs": 1.0, "p99_abs": 0.5, "mean_abs": 0.1, "psnr": 20.0, "ssim": 0.5, "frames": 1.0}
+    monkeypatch.setattr(trt_emulate, "emulated_metrics", lambda *a: bad)
+    cfg = _cfg(frames=str(speckle_dir), precisions=("fp32", "int8"))
+    with pytest.raises(GateError, match="emulated TensorRT int8: PSNR 20"):
+        export_bundle(tiny_checkpoints["unet"], tmp_path / "b", cfg, _quiet)
+    assert not (tmp_path / "b").exists()
+    manifest = export_bundle(tiny_checkpoints["unet"], tmp_path / "d", _cfg(frames=str(speckle_dir), precisions=("fp32", "int8"),
+                                                                           allow_degraded=True), _quiet)
+    int8 = manifest.precisions["int8"]
+    assert not int8.passed and int8.degraded and any("emulated TensorRT" in f for f in int8.failures)
