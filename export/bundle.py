@@ -153,11 +153,14 @@ def _calibration_sets(cfg: ExportConfig, target: Target, stride: int, ref_source
 def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degraded: bool,
                 progress: Progress, lpips_trunk: str, extra: dict[str, Any]) -> PrecisionEntry:
     result = check_gate(precision, metrics)
-    degraded = not result.passed and allow_degraded
-    status = "PASS" if result.passed else ("DEGRADED (kept by --allow-degraded)" if degraded else "FAIL")
+    # an INT8 model that fails as TensorRT computes it fails its precision, whatever ONNX Runtime says
+    failures = (*result.failures, *extra.get("tensorrt_emulation", {}).get("failures", ()))
+    passed = not failures
+    degraded = not passed and allow_degraded
+    status = "PASS" if passed else ("DEGRADED (kept by --allow-degraded)" if degraded else "FAIL")
     progress(f"export: {precision:5} {status}: max {metrics['max_abs']:.3g}, p99 {metrics['p99_abs']:.3g}, "
              f"PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.5f}, LPIPS {metrics.get('lpips', float('nan')):.4f}")
-    return PrecisionEntry(file=file, passed=result.passed, failures=result.failures, gate=dict(result.thresholds),
+    return PrecisionEntry(file=file, passed=passed, failures=failures, gate=dict(result.thresholds),
                           results=dict(result.metrics), degraded=degraded, reference="pytorch fp32",
                           lpips_trunk=lpips_trunk, extra=extra)
 
@@ -203,11 +206,12 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
     progress(f"export: {checkpoint.name}: generator '{info['generator']}' ({info['task']}, x{scale}, stride {stride}) "
              f"-> target {target.name} ({', '.join(target.profile_names())}), precisions {', '.join(precisions)}")
     ref_size = tuple(max(16, v // scale) for v in cfg.reference_size)  # outputs are scale x larger
-    if cfg.frames is None:
+    ref_source = cfg.frames or cfg.calib  # real calibration frames make real references too
+    if ref_source is None:
         progress("export: no --frames given: parity is measured on phantom frames; pass real recordings for a real check")
         refs = phantom_frames(cfg.reference_frames, ref_size)
     else:
-        refs = collect_frames(cfg.frames, cfg.reference_frames, ref_size)
+        refs = collect_frames(ref_source, cfg.reference_frames, ref_size)
     progress(f"export: {len(refs.images)} reference frames from {refs.description} "
              f"({', '.join(sorted({f'{i.shape[0]}x{i.shape[1]}' for i in refs.images}))})")
     torch_infer = _torch_infer(generator)
@@ -246,7 +250,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
             gate("fp16", path, {"conversion": fp16_mod.convert_fp16(fp32_path, path)})
         calibration: dict[str, Any] | None = None
         if "int8" in precisions:
-            calibration = _int8(root, fp32_path, cfg, target, stride, gate, progress, refs)
+            calibration = _int8(root, fp32_path, cfg, target, stride, gate, progress, refs, ref_source)
         if failures and not cfg.allow_degraded:
             raise GateError("; ".join(failures) + " (pass --allow-degraded to keep failing precisions, flagged)")
         _copy_profiles(root, target)
@@ -264,14 +268,14 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
 
 
 def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride: int, gate: Callable,
-          progress: Progress, refs: FrameSet) -> dict[str, Any]:
-    calib, tiles, search_inputs, size = _calibration_sets(cfg, target, stride, cfg.frames, progress)
+          progress: Progress, refs: FrameSet, ref_source: str | None) -> dict[str, Any]:
+    calib, tiles, search_inputs, size = _calibration_sets(cfg, target, stride, ref_source, progress)
     # the search must satisfy the gate on the held-out calibration frames AND on the reference frames
     # the bundle is verified against (a search set from another device can pass while they fail)
     search_inputs = search_inputs + [pad_to_stride(normalise(im), stride)[0] for im in refs.images]
     (root / "calibration").mkdir()
     qcfg = int8_mod.Int8Config(method=cfg.calib_method, quantize_outputs=cfg.int8_quantize_outputs,
-                               hist_bins=cfg.calib_bins)
+                               hist_bins=cfg.calib_bins, remainder=cfg.int8_remainder)
     path = root / PRECISION_FILES["int8"]
     ranges = root / "calibration" / "ort_ranges.json"
     try:
@@ -286,16 +290,48 @@ def _int8(root: Path, fp32_path: Path, cfg: ExportConfig, target: Target, stride
     calibration = {"method": cfg.calib_method, "settings": result.calibrator, **calib.to_manifest(), "tile_size": list(tiles[0].shape),
                    "bundle_tiles": int(carried.shape[0]), "ranges": "calibration/ort_ranges.json",
                    "tiles": CALIBRATION_TILES}
+    checks = tensorrt_checks(fp32_path, path, search_inputs, progress)  # emulation failures fail the int8 entry
+    gate("int8", path, int8_extra(result, qcfg, calibration, checks))
+    return calibration
+
+
+def int8_extra(result: Any, qcfg: Any, calibration: dict[str, Any], checks: dict[str, Any]) -> dict[str, Any]:
+    """The int8 precision entry's diagnostics (manifest ``extra``; docs/results/export.md reads them)."""
     ranked = sorted(result.sensitivity.items(), key=lambda kv: kv[1])
-    gate("int8", path, {
+    return {
         "calibration": calibration,
         "quantization": {"format": "QDQ", "activations": "int8 symmetric per-tensor", "weights": "int8 symmetric per-channel",
-                         "op_types": list(qcfg.op_types), "outputs_quantized": qcfg.quantize_outputs},
+                         "bias": "float (not quantized)", "op_types": list(qcfg.op_types),
+                         "outputs_quantized": qcfg.quantize_outputs, "remainder": result.remainder},
         "excluded_nodes": result.excluded, "quantized_nodes": result.quantized,
         "search": {"passed": result.passed_search, "metrics": result.search_metrics, "trace": result.trace,
                    "most_sensitive": [{"node": n, "psnr_alone": round(v, 3)} for n, v in ranked[:8]]},
-    })
-    return calibration
+        "tensorrt_parser": checks["parser"], "tensorrt_emulation": checks["emulation"],
+    }
+
+
+def tensorrt_checks(fp32_path: Path, int8_path: Path, inputs: list[np.ndarray], progress: Progress) -> dict[str, Any]:
+    """The parser check (InputError naming the node) and the emulated-TensorRT gate on ``inputs``
+    (real held-out and reference frames, padded) against the fp32 ONNX model."""
+    import tempfile
+
+    from sonoedge.export.qdq_rules import check_qdq
+    from sonoedge.export.trt_emulate import emulate_tensorrt, emulated_metrics
+
+    parser = check_qdq(int8_path)
+    progress(f"export: int8 Q/DQ graph passes the TensorRT {'/'.join(parser['tensorrt'])} parser rules")
+    with tempfile.TemporaryDirectory(prefix="sonoedge-trt-") as tmp:
+        emulated = Path(tmp) / "emulated.onnx"
+        how = emulate_tensorrt(int8_path, emulated)
+        metrics = emulated_metrics(emulated, inputs, int8_mod.run_onnx(fp32_path, inputs))
+    result = check_gate("int8", metrics)
+    failures = [f"emulated TensorRT {f}" for f in result.failures]
+    progress(f"export: int8 as TensorRT computes it (emulated, {how['remainder']}): "
+             f"{'PASS' if result.passed else 'FAIL'}: PSNR {metrics['psnr']:.2f} dB, SSIM {metrics['ssim']:.5f} "
+             f"on {len(inputs)} frames vs fp32 ONNX")
+    return {"parser": parser, "emulation": {**how, "passed": result.passed, "failures": failures,
+                                            "gate": dict(result.thresholds), "results": dict(result.metrics),
+                                            "reference": "fp32 onnx", "frames": "held-out calibration + reference frames"}}
 
 
 def _copy_profiles(root: Path, target: Target) -> None:

@@ -14,8 +14,8 @@ class ExportConfig:
 
     target: str = "jetson"
     precisions: tuple[str, ...] = PRECISIONS
-    frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = phantom
-    calib: str | None = None  # calibration source; default: the reference source
+    frames: str | None = None  # reference frames source (folder, video, DICOM, ...); None = --calib, else phantom
+    calib: str | None = None  # calibration source(s), comma-separated; default: the reference source
     calib_method: str = "entropy"
     calib_bins: int = 2048  # histogram bins for entropy/percentile (TensorRT's 2048)
     calib_frames: int = 300  # "several hundred frames", as TensorRT's INT8 calibration guidance asks
@@ -30,4 +30,5 @@ class ExportConfig:
     lpips: bool = True  # LPIPS is reported (not gated); off only to save the VGG16 cost
     lpips_trunk: str | None = None
     int8_quantize_outputs: bool = False
+    int8_remainder: str = "fp16"  # type of the INT8 model's float (non-quantized) part where the gate allows
     tar: bool = False

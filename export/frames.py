@@ -6,7 +6,7 @@
 
 A source is a file of any kind ``sonoedge.runtime.readers`` reads (stills, video, DICOM, NRRD,
 MetaImage), a folder of images, or a dataset folder: every readable file below it, recursively,
-in natural order. Frames are sampled evenly across files and within each file, so a 369-frame clip
+in natural order; several sources are joined with commas (``realus/clips,realus/hip_spj``). Frames are sampled evenly across files and within each file, so a 369-frame clip
 does not crowd out ten stills. Each frame is cropped to its imaging region
 (``sonoedge.runtime.region.detect_region``: no vendor UI, rulers or text), then to a centred window
 of at most ``size`` pixels. Calibration tiles are then reflect-padded up to exactly ``size`` (one
@@ -68,6 +68,13 @@ def source_files(path: str | Path) -> list[Path]:
     if not files:
         raise InputError(f"frame source {path} holds no readable ultrasound files ({' '.join(known)})")
     return sorted(files, key=lambda p: _natural_key(p.relative_to(path).as_posix()))
+
+
+def split_sources(source: str | Path) -> list[Path]:
+    """``"a,b"`` -> [a, b]; a single existing path (even one with a comma in its name) stays whole."""
+    if isinstance(source, Path) or Path(source).exists() or "," not in str(source):
+        return [Path(source)]
+    return [Path(part.strip()) for part in str(source).split(",") if part.strip()]
 
 
 def _natural_key(name: str) -> list[object]:
@@ -140,7 +147,8 @@ def collect_frames(source: str | Path, count: int, size: tuple[int, int], skip_f
     """
     if count < 1:
         raise InputError(f"frame count must be >= 1, got {count}")
-    files = source_files(source)
+    parts = split_sources(source)
+    files = [f for part in parts for f in source_files(part)]
     want = count + skip_first
     counts = [_frame_count(f) for f in files]
     quotas = allocate_quotas([c if c is not None else want for c in counts], want)
@@ -161,7 +169,8 @@ def collect_frames(source: str | Path, count: int, size: tuple[int, int], skip_f
     picked = _interleave(picked)[skip_first:skip_first + count]
     if not picked:
         raise InputError(f"frame source {source} gave no frame with an imaging region of at least {MIN_REGION} px")
-    return FrameSet([p[0] for p in picked], [p[1] for p in picked], f"{Path(source).name} ({len(files)} file(s))")
+    names = " + ".join(p.name for p in parts)
+    return FrameSet([p[0] for p in picked], [p[1] for p in picked], f"{names} ({len(files)} file(s))")
 
 
 def frames_from_images(images: Iterable[tuple[np.ndarray, str]], count: int, size: tuple[int, int],

@@ -46,7 +46,22 @@ def _int8_lines(e: dict) -> list[str]:
              f"Layers kept in float ({len(e['excluded_nodes'])} of {len(e['excluded_nodes']) + e['quantized_nodes']}): "
              + (", ".join(f"`{n}`" for n in e["excluded_nodes"]) or "none"),
              "Search trace (worst-frame PSNR/SSIM vs fp32 on held-out calibration frames + reference frames): "
-             + "; ".join(f"{t['excluded']} out: {t['psnr']:.2f} dB / {t['ssim']:.4f}" for t in e["search"]["trace"])]
+             + "; ".join(f"{t['excluded']} out{', ' + t['remainder'] + ' remainder' if 'remainder' in t else ''}: "
+                         f"{t['psnr']:.2f} dB / {t['ssim']:.4f}" for t in e["search"]["trace"])]
+    if "remainder" in q:
+        rem = q["remainder"]
+        lines.append(f"Bias: {q.get('bias', 'quantized (INT32)')}; float remainder: {rem.get('dtype', '?')}"
+                     + (f", kept fp32: {', '.join(rem['fp32_nodes'])}" if rem.get("fp32_nodes") else ""))
+    if "tensorrt_emulation" in e:
+        t = e["tensorrt_emulation"]
+        lines.append(f"TensorRT parser rules ({'/'.join(e['tensorrt_parser']['tensorrt'])}): pass; as TensorRT computes it "
+                     f"(emulated, {t['remainder']}): {'pass' if t['passed'] else 'FAIL'}, PSNR {t['results']['psnr']:.2f} dB / "
+                     f"SSIM {t['results']['ssim']:.4f} vs fp32 ONNX on {int(t['results']['frames'])} frames.")
+    if "real_frames" in e:
+        r = e["real_frames"]
+        lines.append(f"INT8 vs fp32 ONNX on {r['frames']} holdout frames from {r['source']}: PSNR mean "
+                     f"{r['int8']['psnr_mean']:.2f} / worst {r['int8']['psnr_min']:.2f} dB, SSIM mean "
+                     f"{r['int8']['ssim_mean']:.4f} / worst {r['int8']['ssim_min']:.4f}.")
     if e["search"]["most_sensitive"]:
         lines.append("Most sensitive layers (PSNR with that layer alone in INT8): "
                      + ", ".join(f"`{s['node']}` {s['psnr_alone']:.1f} dB" for s in e["search"]["most_sensitive"]))

@@ -12,6 +12,12 @@ side, LPIPS: ``sonoedge.export.lpips_metric``), so a result is never a bare pass
 are the worst over the reference frames (largest error, lowest PSNR/SSIM): a gate passes only if
 every frame passes. A metric that is required and missing, NaN or not computable fails the gate.
 
+The export also gates the INT8 model *as TensorRT computes it* (export/trt_emulate.py: Q/DQ as
+placed, the float remainder in fp16) against the fp32 ONNX model on real held-out frames, with the
+int8 thresholds below and no threshold of its own: TensorRT's int8 arithmetic is the Q/DQ graph's up
+to float rounding, so the same 35 dB / 0.97 applies; a tighter emulation gate would fail exports on
+rounding noise that the device gate (``sonoedge verify --backend tensorrt``) does not see.
+
     metrics = compare_outputs(outputs, references)   # lists of (1, C, H, W) float32 arrays
     result = check_gate("int8", metrics)             # GateResult(passed, failures, thresholds)
 """

@@ -24,8 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "target": "device profile, family or 'all' (jetson, x86, cpu, jetson-orin-nano-8gb, ...; see 'sonoedge devices')",
         "precisions": f"comma-separated subset of {','.join(PRECISIONS)}",
         "frames": "real ultrasound frames for the parity references (folder, video, DICOM, ...); "
-                  "none: phantom simulator frames (said so in the manifest)",
-        "calib": "INT8 calibration frames (folder, video, dataset); none: --frames",
+                  "none: --calib, else phantom simulator frames (said so in the manifest)",
+        "calib": "INT8 calibration frames (folder, video, dataset; several joined by commas); none: --frames",
         "calib_method": "INT8 calibration method",
         "calib_bins": "histogram bins for entropy/percentile calibration (2048 as TensorRT)",
         "calib_frames": "calibration frames",
@@ -40,9 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        "torchvision cache; none found is an error)",
         "lpips": "skip LPIPS (reported only, never gated; saves the VGG16 cost)",
         "int8_quantize_outputs": "also quantize conv outputs (faster ONNX Runtime CPU int8; TensorRT prefers inputs only)",
+        "int8_remainder": "type of the INT8 model's non-quantized layers: fp16 where the gate allows (TensorRT strongly typed "
+                          "runs them as typed), or fp32",
         "tar": "also write BUNDLE.tar",
     }, types={"precisions": csv_list, "calib_size": size, "reference_size": size},
-       choices={"calib_method": CALIB_METHODS})
+       choices={"calib_method": CALIB_METHODS, "int8_remainder": ("fp16", "fp32")})
 
 
 def run(args: argparse.Namespace) -> int:
