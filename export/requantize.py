@@ -82,7 +82,9 @@ def requantize_bundle(bundle: str | Path, cfg: RequantizeConfig, progress: Progr
              f"{frames.description}, +{n_search} held out for the search, {len(refs)} reference frames")
     qcfg = int8_mod.Int8Config(method=cfg.calib_method, hist_bins=cfg.calib_bins, remainder=cfg.int8_remainder,
                                min_psnr=cfg.min_psnr, min_ssim=cfg.min_ssim)
-    with atomic_dir(root) as new:
+    # replace: the new folder starts as a copy of every file of the old one (listed or not), so
+    # nothing the user keeps there is lost; it takes the old one's place only when all gates pass
+    with atomic_dir(root, replace=True) as new:
         shutil.copytree(root, new, dirs_exist_ok=True)
         manifest = _rebuild(new, manifest, cfg, qcfg, calib, tiles, search, refs, holdout, progress)
     progress(f"requantize: {root} rewritten (manifest.json, bundle.sha256)")
