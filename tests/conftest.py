@@ -237,3 +237,11 @@ def bundle_factory():
 def numpy_reference():
     """``reference_forward(x, weights, variant)``: the independent numpy forward of the tiny model."""
     return reference_forward
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Say in every run what the TensorRT API tier checked (versions loaded, uses per version)."""
+    for report in terminalreporter.stats.get("passed", []) + terminalreporter.stats.get("failed", []):
+        for name, value in getattr(report, "user_properties", ()):
+            if name == "api_tier" and report.when == "call":
+                terminalreporter.write_line(f"TensorRT API tier: {value}")
