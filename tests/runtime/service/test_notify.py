@@ -86,3 +86,23 @@ def test_daemon_notifies_ready_watchdog_and_stopping(tmp_path, tiny_bundle, noti
 def test_the_unit_file_asks_for_notify_and_a_watchdog():
     unit = (Path(__file__).resolve().parents[3] / "runtime" / "service" / "sonoedge-enhancer.service").read_text()
     assert "Type=notify" in unit and "WatchdogSec=" in unit and "NotifyAccess=main" in unit
+
+
+def test_the_watchdog_goes_unfed_only_when_frames_come_in_and_none_go_out():
+    from types import SimpleNamespace
+
+    from sonoedge.runtime.service.daemon import Daemon, DaemonConfig
+    from sonoedge.runtime.stream.pipeline import Stats
+
+    daemon = Daemon(DaemonConfig())
+    daemon.watchdog_s = 1.0  # WatchdogSec=2
+    stats = Stats()
+    daemon.pipeline = SimpleNamespace(stats=stats)
+    daemon._progress = (0, 0, 0.0)
+    assert daemon._progressing(0.0)
+    stats.frames_in = 5  # frames arrive, none leaves: a stage is stuck
+    assert daemon._progressing(1.5)
+    assert not daemon._progressing(2.5)  # two intervals without output: no more pings
+    stats.frames_out = 1
+    assert daemon._progressing(2.6)  # output moved again
+    assert daemon._progressing(60.0)  # an idle source (nothing in) is not a hang
