@@ -295,16 +295,16 @@ class Daemon:
             self._close()
 
     def _start(self) -> None:
+        if self.cfg.health.enabled:  # first: a port in use fails at once, and /healthz says "starting" during the load
+            self.health = HealthServer(self.cfg.health.host, self.cfg.health.port, self.status, self.metrics).start()
+            log.info("health endpoint listening", extra={"event": "health_listening", "host": self.cfg.health.host,
+                                                          "port": self.health.port})
         model = self._load(self.cfg.enhancer)
         try:
             self.enhancer = Enhancer(model, self.cfg.enhancer)
         except BaseException:
             model.close()
             raise
-        if self.cfg.health.enabled:
-            self.health = HealthServer(self.cfg.health.host, self.cfg.health.port, self.status, self.metrics).start()
-            log.info("health endpoint listening", extra={"event": "health_listening", "host": self.cfg.health.host,
-                                                          "port": self.health.port})
         self.sink = open_sink(self.cfg.sink.uri, **self.cfg.sink.options)
         self.sink.open()
         self.pipeline = Pipeline(self._make_source, self.enhancer, self.sink, self.cfg.pipeline,
