@@ -48,21 +48,51 @@ def from_dict(cls: type[C], data: dict[str, Any], where: str = "config") -> C:
 
 
 def _coerce(hint: Any, value: Any, where: str) -> Any:
-    if dataclasses.is_dataclass(hint) and isinstance(value, dict):
-        return from_dict(hint, value, where)
-    origin = typing.get_origin(hint)
+    """``value`` checked against the type hint ``hint`` (TOML gives lists for tuples, ints for floats).
+
+    A bool is never an int or a float here (``port = true`` is a mistake, not port 1); lists and
+    tuples have their items checked, fixed-length tuples their length; tables must be tables.
+    """
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, dict):
+            return from_dict(hint, value, where)
+        if isinstance(value, hint):
+            return value
+        raise InputError(f"{where}: expected a table, got {_show(value)}")
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
+        args = tuple(a for a in args if a is not type(None))
         if value is None:
             return None
         return _coerce(args[0], value, where) if len(args) == 1 else value
-    if origin in (tuple,) and isinstance(value, list):
-        return tuple(value)
+    if origin is tuple:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {_show(value)}")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value))
+        if args and len(value) != len(args):
+            raise InputError(f"{where}: expected {len(args)} values, got {len(value)}: {_show(value)}")
+        return tuple(_coerce(a, v, f"{where}[{i}]") for i, (a, v) in enumerate(zip(args, value))) if args else tuple(value)
+    if origin is list:
+        if not isinstance(value, (list, tuple)):
+            raise InputError(f"{where}: expected a list, got {_show(value)}")
+        return [_coerce(args[0], v, f"{where}[{i}]") for i, v in enumerate(value)] if args else list(value)
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise InputError(f"{where}: expected a table, got {_show(value)}")
+        return {k: _coerce(args[1], v, f"{where}.{k}") for k, v in value.items()} if args else dict(value)
     if hint is float and isinstance(value, int) and not isinstance(value, bool):
         return float(value)
+    if hint in (int, float) and isinstance(value, bool):
+        raise InputError(f"{where}: expected {hint.__name__}, got {_show(value)}")
     if hint in (int, float, str, bool) and not isinstance(value, hint):
-        raise InputError(f"{where}: expected {hint.__name__}, got {value!r}")
+        raise InputError(f"{where}: expected {hint.__name__}, got {_show(value)}")
     return value
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:

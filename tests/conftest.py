@@ -5,6 +5,8 @@ tests that need them take the ``realus`` fixture and skip with a message when it
 Set SONOEDGE_REALUS to point elsewhere."""
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -13,6 +15,8 @@ import numpy as np
 import pytest
 
 from sonoedge.runtime.bundle.manifest import (
+    CHECKSUMS,
+    MANIFEST,
     Manifest,
     ModelInfo,
     PrecisionEntry,
@@ -20,6 +24,8 @@ from sonoedge.runtime.bundle.manifest import (
     SizeRange,
     SourceCheckpoint,
     Target,
+    checksum_text,
+    sha256_file,
     write_manifest,
 )
 
@@ -245,3 +251,23 @@ def pytest_terminal_summary(terminalreporter):
         for name, value in getattr(report, "user_properties", ()):
             if name == "api_tier" and report.when == "call":
                 terminalreporter.write_line(f"TensorRT API tier: {value}")
+
+
+def rehash_bundle(root: Path, edit=None) -> Path:
+    """Apply ``edit(data)`` to ``root``'s manifest.json (the parsed JSON, edited in place), re-hash
+    the files it lists and write bundle.sha256, so the bundle passes its integrity check whatever
+    the edit (a hash-valid bad bundle). Returns ``root``."""
+    data = json.loads((root / MANIFEST).read_text())
+    if edit is not None:
+        edit(data)
+    data["files"] = {rel: sha256_file(root / rel) for rel in data["files"]}
+    raw = (json.dumps(data, indent=2) + "\n").encode()
+    (root / MANIFEST).write_bytes(raw)
+    (root / CHECKSUMS).write_text(checksum_text({**data["files"], MANIFEST: hashlib.sha256(raw).hexdigest()}))
+    return root
+
+
+@pytest.fixture(scope="session")
+def rehash():
+    """``rehash_bundle(root, edit=None)``: rewrite a bundle's manifest and make its hashes pass."""
+    return rehash_bundle

@@ -64,7 +64,9 @@ class OnnxRuntimeBackend(Backend):
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        # fatal only: a failure reaches the caller as an exception (the daemon logs it as JSON);
+        # ONNX Runtime's own coloured stderr lines would break the daemon's one-JSON-object-per-line log
+        opts.log_severity_level = 4
         opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.allow_spinning else "0")
         if "TensorrtExecutionProvider" in providers:
             log.info("building or loading the ONNX Runtime TensorRT EP engine (can take minutes the first time)",

@@ -25,10 +25,12 @@ or upgrade one you trust in place with :func:`migrate_v1`.
 """
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import hashlib
 import json
 import re
+import shutil
 import tarfile
 import tempfile
 from pathlib import Path, PurePosixPath
@@ -456,24 +458,38 @@ def write_manifest(root: str | Path, manifest: Manifest) -> Manifest:
 
 
 # -- opening and checking ----------------------------------------------------------------------
-def open_bundle(path: str | Path) -> Path:
-    """A bundle directory for ``path``; a .tar is unpacked to a temporary directory first.
+def open_bundle(path: str | Path, into: str | Path | None = None) -> Path:
+    """A bundle directory for ``path``; a .tar is unpacked first.
 
-    Tar members must be plain files or folders inside the archive: an absolute path, a '..' or a
-    link (symbolic or hard) refuses the whole archive before anything is unpacked.
+    A .tar is unpacked into ``into``, an empty directory the caller owns and removes when it is
+    done with the bundle (the daemon removes it with the model it loaded); without ``into``, into a
+    new temporary directory removed when the process exits. Tar members must be plain files or
+    folders inside the archive: an absolute path, a '..' or a link (symbolic or hard) refuses the
+    whole archive before anything is unpacked; an archive that cannot be read is refused too.
     """
     path = Path(path)
     if path.is_dir():
         return path
-    if path.is_file() and tarfile.is_tarfile(path):
+    try:
+        is_tar = path.is_file() and tarfile.is_tarfile(path)
+    except OSError as exc:
+        raise BundleError(f"bundle {path} cannot be read ({exc.strerror or exc})") from None
+    if not is_tar:
+        raise BundleError(f"bundle {path} does not exist (expected a directory or a .tar of one)")
+    if into is None:
         out = Path(tempfile.mkdtemp(prefix="sonoedge-bundle-"))
+        atexit.register(shutil.rmtree, out, True)
+    else:
+        out = Path(into)
+    try:
         with tarfile.open(path) as tar:
             for member in tar.getmembers():
                 _check_member(path, member)
             tar.extractall(out, filter="data")
-        dirs = [p for p in out.iterdir() if p.is_dir()]
-        return dirs[0] if not (out / MANIFEST).exists() and len(dirs) == 1 else out
-    raise BundleError(f"bundle {path} does not exist (expected a directory or a .tar of one)")
+    except (tarfile.TarError, EOFError, OSError, ValueError) as exc:
+        raise BundleError(f"bundle {path}: the archive cannot be unpacked ({type(exc).__name__}: {exc})") from None
+    dirs = [p for p in out.iterdir() if p.is_dir()]
+    return dirs[0] if not (out / MANIFEST).exists() and len(dirs) == 1 else out
 
 
 def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
@@ -488,12 +504,14 @@ def _check_member(archive: Path, member: tarfile.TarInfo) -> None:
         raise BundleError(f"bundle {archive}: tar member {member.name!r} {problem}")
 
 
-def load_manifest(path: str | Path, verify_hashes: bool = True) -> tuple[Path, Manifest]:
+def load_manifest(path: str | Path, verify_hashes: bool = True,
+                  into: str | Path | None = None) -> tuple[Path, Manifest]:
     """(bundle directory, manifest) once bundle.sha256 vouches for manifest.json and every file.
 
-    ``verify_hashes=False`` skips re-hashing the listed files (never the manifest's own check).
+    ``verify_hashes=False`` skips re-hashing the listed files (never the manifest's own check);
+    ``into``: where a .tar is unpacked (:func:`open_bundle`).
     """
-    root = open_bundle(path)
+    root = open_bundle(path, into)
     sums = read_checksums(root)
     raw = _read_manifest_bytes(root)
     _compare(root, MANIFEST, sums[MANIFEST], hashlib.sha256(raw).hexdigest(), CHECKSUMS)

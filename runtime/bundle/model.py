@@ -6,21 +6,31 @@
 :func:`load_model` checks every hash of the bundle, picks the backend (``auto`` asks the device
 profile), builds a missing TensorRT engine first when asked (:func:`.engine.build_engine`, with
 its progress), warms the backend up and re-runs the bundle's reference frames against the stored
-PyTorch outputs under the precision's gate. Nothing half-loaded is ever returned.
+PyTorch outputs under the precision's gate. Nothing half-loaded is ever returned: whatever goes
+wrong on the way (ONNX Runtime's own errors, a shape the model does not produce, memory) ends in a
+BundleError naming the bundle, and a .tar bundle's unpacked copy is removed with the model.
 """
 from __future__ import annotations
 
 import dataclasses
 import importlib.util
 import logging
+import shutil
+import tempfile
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from sonoedge.runtime.backends import BACKENDS, Backend
 from sonoedge.runtime.bundle.manifest import Manifest, load_manifest, model_file, sha256_file
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
 log = logging.getLogger("sonoedge.runtime.bundle.model")
+
+# Warm-up inputs are allocated before anything runs; a side above this is a typo or a hostile
+# manifest, not a probe's frame (4096 x 4096 float32 is 64 MiB before the model's activations).
+MAX_WARMUP_SIDE = 4096
 
 
 @dataclasses.dataclass
@@ -48,6 +58,7 @@ class LoadedModel:
     backend: Backend
     backend_name: str
     model_sha256: str
+    workdir: Path | None = None  # where a .tar bundle was unpacked; removed by close()
 
     @property
     def stride(self) -> int:
@@ -67,7 +78,11 @@ class LoadedModel:
         return (rng.min, rng.max) if rng is not None else ((1, 1), (1 << 16, 1 << 16))
 
     def close(self) -> None:
-        self.backend.close()
+        try:
+            self.backend.close()
+        finally:
+            if self.workdir is not None:
+                shutil.rmtree(self.workdir, ignore_errors=True)
 
 
 def resolve_bundle(bundle: str) -> Path:
@@ -137,44 +152,116 @@ def _backend_options(name: str, cfg: ModelConfig, root: Path, manifest: Manifest
 def load_model(cfg: ModelConfig) -> LoadedModel:
     """Verify the bundle's hashes, load the backend, warm it up and re-check the reference frames.
 
-    Raises BundleError (naming the file and the reason) for a bundle that fails any of it; nothing
-    half-loaded is returned.
+    Raises BundleError (naming the bundle and the reason) for a bundle that fails any of it, also
+    when the failure is not sonoedge's own (an ONNX Runtime error, a MemoryError); InputError for a
+    config value that does not fit the bundle. Nothing half-loaded is returned, and a .tar bundle
+    is unpacked into a temporary directory that :meth:`LoadedModel.close` removes.
     """
-    root, manifest = load_manifest(resolve_bundle(cfg.bundle))
-    precision = model_precision(root, manifest, cfg.precision)
-    path = model_file(root, manifest, precision)
-    name = choose_backend(cfg.backend, precision)
-    options = _backend_options(name, cfg, root, manifest)
-    if name == "onnxruntime":
-        options.update(precision=precision)
-    if name == "tensorrt":
-        options.update(precision=precision, bundle=root)
-        if cfg.build_engine:  # announced with its progress, at load, never on the first frame
-            from sonoedge.runtime.bundle.engine import build_engine
-
-            log.warning("building the TensorRT engine if it is not cached (minutes; progress follows)",
-                        extra={"event": "engine_build", "bundle": str(root), "precision": precision})
-            build_engine(root, precision)
-    backend = BACKENDS.create(name, path, **options)
-    backend.load()
-    model = LoadedModel(root, manifest, precision, backend, name, sha256_file(path))
+    source = resolve_bundle(cfg.bundle)
+    workdir = Path(tempfile.mkdtemp(prefix="sonoedge-bundle-")) if source.is_file() else None
+    backend = None
     try:
-        model.backend.warmup(_warmup_shape(model, cfg), runs=1)
+        root, manifest = load_manifest(source, into=workdir)
+        shape = warmup_shape(manifest, cfg)  # checked before anything is allocated
+        precision = model_precision(root, manifest, cfg.precision)
+        path = model_file(root, manifest, precision)
+        name = choose_backend(cfg.backend, precision)
+        options = _backend_options(name, cfg, root, manifest)
+        if name == "onnxruntime":
+            options.update(precision=precision)
+        if name == "tensorrt":
+            options.update(precision=precision, bundle=root)
+            if cfg.build_engine:  # announced with its progress, at load, never on the first frame
+                from sonoedge.runtime.bundle.engine import build_engine
+
+                log.warning("building the TensorRT engine if it is not cached (minutes; progress follows)",
+                            extra={"event": "engine_build", "bundle": str(root), "precision": precision})
+                build_engine(root, precision)
+        backend = BACKENDS.create(name, path, **options)
+        backend.load()
+        model = LoadedModel(root, manifest, precision, backend, name, sha256_file(path), workdir)
+        probe_shapes(model, shape)
         if cfg.verify_reference:
             check_reference(model)
-    except BaseException:
-        model.close()
-        raise
+    except BaseException as exc:
+        if backend is not None:
+            backend.close()
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if isinstance(exc, SonoedgeError) or not isinstance(exc, Exception):
+            raise
+        raise BundleError(f"bundle {source} cannot be loaded: {type(exc).__name__}: {exc}") from exc
     return model
 
 
-def _warmup_shape(model: LoadedModel, cfg: ModelConfig) -> tuple[int, int, int, int]:
+def warmup_size(manifest: Manifest, cfg: ModelConfig) -> tuple[int, int]:
+    """(H, W) of the warm-up input: ``cfg.warmup_size``, or the manifest's opt size (256 x 256
+    without a size range), checked against the manifest's size range and :data:`MAX_WARMUP_SIDE`."""
     h, w = cfg.warmup_size
-    if not (h and w):
-        rng = model.manifest.model.size_range
+    rng = manifest.model.size_range
+    if (h, w) == (0, 0):
         h, w = rng.opt if rng is not None else (256, 256)
+        if max(h, w) > MAX_WARMUP_SIDE:
+            raise BundleError(f"manifest size_range.opt {h}x{w} is over the warm-up limit of {MAX_WARMUP_SIDE} a side; "
+                              "re-export the bundle with a real frame size")
+        return h, w
+    if min(h, w) < 1 or max(h, w) > MAX_WARMUP_SIDE:
+        raise InputError(f"enhancer.warmup_size [{h}, {w}] must be [0, 0] (the manifest's opt size) or "
+                         f"1..{MAX_WARMUP_SIDE} a side")
+    if rng is not None and not (rng.min[0] <= h <= rng.max[0] and rng.min[1] <= w <= rng.max[1]):
+        raise InputError(f"enhancer.warmup_size [{h}, {w}] is outside the bundle's size range "
+                         f"{rng.min[0]}x{rng.min[1]}..{rng.max[0]}x{rng.max[1]}")
+    return h, w
+
+
+def warmup_shape(manifest: Manifest, cfg: ModelConfig) -> tuple[int, int, int, int]:
+    """(1, C, H, W) of the warm-up input, H and W rounded up to the stride; BundleError when the
+    manifest's stride or channel count would make it larger than MAX_WARMUP_SIDE squared."""
+    h, w = warmup_size(manifest, cfg)
+    s = manifest.model.stride
+    shape = (1, manifest.model.channels, -(-h // s) * s, -(-w // s) * s)
+    _check_size(manifest, shape)
+    return shape
+
+
+def _check_size(manifest: Manifest, shape: tuple[int, int, int, int]) -> None:
+    if max(shape[2:]) > MAX_WARMUP_SIDE or shape[1] * shape[2] * shape[3] > MAX_WARMUP_SIDE ** 2:
+        info = manifest.model
+        raise BundleError(f"manifest model.stride {info.stride} and model.channels {info.channels} make a warm-up "
+                          f"input of shape {shape}, over the limit of {MAX_WARMUP_SIDE} a side; re-export the bundle")
+
+
+def probe_shapes(model: LoadedModel, warmup: tuple[int, int, int, int]) -> None:
+    """Warm up at ``warmup`` and check the model's contract on it and on an odd multiple of the
+    stride (the smallest at or above the size range's minimum): the output is (1, C, sH, sW).
+
+    A manifest whose stride or channel count is not the model's, or a model whose output has
+    another shape, fails here at load instead of on every frame.
+    """
     s = model.stride
-    return (1, model.manifest.model.channels, -(-h // s) * s, -(-w // s) * s)
+    lo, hi = model.size_range()
+    shapes = [warmup]
+    odd = []
+    for side, top in zip(lo, hi):
+        k = -(-side // s)
+        k += 1 - k % 2  # an odd multiple: a model needing a larger stride cannot take it
+        odd.append(k * s)
+    fits = all(o <= min(t, MAX_WARMUP_SIDE) for o, t in zip(odd, hi)) and odd[0] * odd[1] <= warmup[2] * warmup[3]
+    if fits and tuple(odd) != warmup[2:]:  # (the warm-up's size bounds the probe's)
+        shapes.append((1, warmup[1], *odd))
+    for shape in shapes:
+        try:
+            y = model.backend.infer(np.zeros(shape, np.float32))
+        except SonoedgeError:
+            raise
+        except Exception as exc:  # the engine's own error type, e.g. a shape the graph cannot take
+            raise BundleError(f"bundle {model.root}: the model fails on an input of shape {shape} (a multiple of "
+                              f"manifest model.stride {s} with model.channels {shape[1]}): "
+                              f"{type(exc).__name__}: {str(exc).strip()}") from None
+        want = (1, shape[1], shape[2] * model.scale, shape[3] * model.scale)
+        if tuple(getattr(y, "shape", ())) != want:
+            raise BundleError(f"bundle {model.root}: the model maps an input of shape {shape} to "
+                              f"{tuple(getattr(y, 'shape', ()))}, not {want} (manifest channels, stride and scale)")
 
 
 def check_reference(model: LoadedModel) -> dict[str, float]:

@@ -41,8 +41,9 @@ from typing import Any
 import cv2
 import numpy as np
 
+from sonoedge.runtime.bundle.manifest import Manifest
 from sonoedge.runtime.bundle.model import LoadedModel, ModelConfig
-from sonoedge.runtime.errors import InputError, SonoedgeError
+from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 from sonoedge.runtime.frames import GREY_METHODS, MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
 from sonoedge.runtime.region import REGION_CHOICES, REGION_MODES
 
@@ -87,7 +88,7 @@ class _Region:
     geometry changes) for ``auto``; the whole frame for ``full``."""
 
     def __init__(self, mode: str, every: int = 0):
-        self.mode = mode
+        self.mode, self.every = mode, every
         self.tracker = None
         self._cached: tuple[Any, tuple[tuple[int, int, int, int], np.ndarray | None]] | None = None
         if mode == "auto":
@@ -111,6 +112,22 @@ class _Region:
             found = ((x0, y0, x1, y1), mask[y0:y1, x0:x1].astype(np.uint8))  # uint8: what cv2.copyTo takes
         self._cached = (region, found)
         return found
+
+
+def region_mode(model: LoadedModel, cfg: EnhancerConfig) -> str:
+    """The region mode to run: the config's, or the bundle's ``preprocess.region`` for ``bundle``."""
+    mode = cfg.region if cfg.region != "bundle" else model.manifest.preprocess.region
+    if mode not in REGION_MODES:
+        raise InputError(f"enhancer.region '{mode}' is not one of {', '.join(REGION_CHOICES)}")
+    return mode
+
+
+def check_servable(manifest: Manifest, root: Any) -> None:
+    """BundleError unless the enhancer can feed this bundle's model: it makes grey (1, 1, H, W) tensors."""
+    channels = manifest.model.channels
+    if channels != 1:
+        raise BundleError(f"bundle {root}: manifest model.channels is {channels}; the stream enhancer "
+                          "feeds grey B-mode frames (1 channel)")
 
 
 def _bbox_of(region: Any, mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -167,13 +184,11 @@ class Enhancer:
 
     def __init__(self, model: LoadedModel, cfg: EnhancerConfig | None = None):
         self.cfg = cfg or EnhancerConfig()
+        check_servable(model.manifest, model.root)
         self._model = model
         self._lock = threading.Lock()
         self._retired: list[LoadedModel] = []
-        mode = self.cfg.region if self.cfg.region != "bundle" else model.manifest.preprocess.region
-        if mode not in REGION_MODES:
-            raise InputError(f"enhancer.region '{mode}' is not one of {', '.join(REGION_CHOICES)}")
-        self.region = _Region(mode, self.cfg.region_every)
+        self.region = _Region(region_mode(model, self.cfg), self.cfg.region_every)
         if self.cfg.grey not in GREY_METHODS:
             raise InputError(f"enhancer.grey '{self.cfg.grey}' is not one of {', '.join(GREY_METHODS)}")
         self.scratch = _Scratch()
@@ -192,9 +207,17 @@ class Enhancer:
     def model(self) -> LoadedModel:
         return self._model
 
-    def swap(self, model: LoadedModel) -> LoadedModel:
-        """Atomically serve ``model`` from the next frame on; the old one is closed at the next swap."""
+    def swap(self, model: LoadedModel, cfg: EnhancerConfig | None = None) -> LoadedModel:
+        """Atomically serve ``model`` (with ``cfg``, when given: region, fail-safe, marker) from the
+        next frame on; the old model is closed at the next swap. A model this enhancer cannot serve
+        raises BundleError and nothing changes."""
+        cfg = cfg or self.cfg
+        check_servable(model.manifest, model.root)
+        mode = region_mode(model, cfg)
         with self._lock:
+            if (mode, cfg.region_every) != (self.region.mode, self.region.every):
+                self.region = _Region(mode, cfg.region_every)  # the new bundle's (or config's) region
+            self.cfg = cfg
             old, self._model = self._model, model
             for retired in self._retired:
                 retired.close()
@@ -425,4 +448,4 @@ def draw_marker(image: np.ndarray) -> np.ndarray:
     return out
 
 
-__all__ = ["EnhancerConfig", "Enhancer", "Job", "MalformedFrame", "validate"]
+__all__ = ["EnhancerConfig", "Enhancer", "Job", "MalformedFrame", "check_servable", "region_mode", "validate"]

@@ -81,23 +81,25 @@ class PipelineConfig:
 
 
 class Ring:
-    """The last ``size`` float samples (fixed memory)."""
+    """The last ``size`` float samples (fixed memory), plus the count and sum of every sample."""
 
     def __init__(self, size: int = LATENCY_WINDOW):
         self.data = np.zeros(size, np.float64)
         self.n = 0
+        self.total = 0.0
 
     def add(self, value: float) -> None:
         self.data[self.n % len(self.data)] = value
         self.n += 1
+        self.total += value
 
     def summary(self) -> dict[str, float]:
         values = self.data[: min(self.n, len(self.data))]
         if values.size == 0:
-            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0, "count": 0}
+            return {"p50": 0.0, "p95": 0.0, "p99": 0.0, "max": 0.0, "mean": 0.0, "count": 0, "sum": 0.0}
         p50, p95, p99 = np.percentile(values, [50, 95, 99]) * 1000
         return {"p50": float(p50), "p95": float(p95), "p99": float(p99), "max": float(values.max() * 1000),
-                "mean": float(values.mean() * 1000), "count": int(self.n)}
+                "mean": float(values.mean() * 1000), "count": int(self.n), "sum": self.total * 1000}
 
 
 class Stats:

@@ -14,21 +14,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override a config key, e.g. --set enhancer.precision=fp16 (repeatable)")
     parser.add_argument("--validate-config", action="store_true",
-                        help="check the config, the source/sink schemes and the bundle's hashes, then exit")
+                        help="check every key, the source and sink, the bundle's hashes and the health port, then exit")
 
 
 def run(args: argparse.Namespace) -> int:
-    from sonoedge.runtime.service.daemon import Daemon, read_config, validate_config
-    from sonoedge.runtime.service.logs import setup_logging
+    from sonoedge.runtime.service.daemon import read_config, serve, validate_config
 
-    cfg = read_config(args.config, args.overrides)
     if args.validate_config:
-        for fact in validate_config(cfg):
+        for fact in validate_config(read_config(args.config, args.overrides)):
             print(f"ok  {fact}")
         print(f"config {args.config} is valid")
         return 0
-    validate_config(cfg, check_bundle=False)  # the bundle is checked (fully) when it loads
-    setup_logging(cfg.log.level)
-    daemon = Daemon(cfg, args.config, args.overrides)
-    daemon.install_signals()
-    return daemon.run()
+    return serve(args.config, args.overrides)

@@ -3,13 +3,10 @@ bundles), a NaN model, truncated frames, SIGTERM within a second, --validate-con
 from __future__ import annotations
 
 import json
-import queue
 import shutil
 import signal
 import subprocess
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -21,110 +18,12 @@ from sonoedge.runtime.readers import probe
 TIMEOUT = 20  # seconds any single wait may take before the test fails
 
 
-class Served:
-    """A running ``sonoedge serve`` with its JSON log lines collected from stderr."""
-
-    def __init__(self, config: Path, *overrides: str):
-        args = [sys.executable, "-m", "sonoedge", "serve", "--config", str(config)]
-        for o in overrides:
-            args += ["--set", o]
-        self.proc = subprocess.Popen(args, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
-        self.events: list[dict] = []
-        self.lines: "queue.Queue[dict]" = queue.Queue()
-        self.raw: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        self.port = self.wait_for("health_listening")["port"]
-
-    def _read(self) -> None:
-        for line in self.proc.stderr:
-            self.raw.append(line)
-            try:
-                event = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            self.events.append(event)
-            self.lines.put(event)
-
-    def wait_for(self, name: str, timeout: float = TIMEOUT) -> dict:
-        for e in self.events:
-            if e.get("event") == name:
-                return e
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                e = self.lines.get(timeout=0.1)
-            except queue.Empty:
-                if self.proc.poll() is not None and self.lines.empty():
-                    break
-                continue
-            if e.get("event") == name:
-                return e
-        raise AssertionError(f"no '{name}' event; rc={self.proc.poll()} log:\n" + "".join(self.raw[-30:]))
-
-    def get(self, path: str) -> tuple[int, str]:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}{path}", timeout=5) as r:
-                return r.status, r.read().decode()
-        except urllib.error.HTTPError as exc:
-            return exc.code, exc.read().decode()
-
-    def health(self) -> tuple[int, dict]:
-        code, body = self.get("/healthz")
-        return code, json.loads(body)
-
-    def wait_health(self, pred, timeout: float = TIMEOUT) -> dict:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            code, h = self.health()
-            if pred(code, h):
-                return h
-            time.sleep(0.05)
-        raise AssertionError(f"health never matched; last {code} {h}")
-
-    def stop(self) -> int:
-        self.proc.send_signal(signal.SIGTERM)
-        t0 = time.monotonic()
-        rc = self.proc.wait(timeout=TIMEOUT)
-        self.stop_s = time.monotonic() - t0
-        return rc
-
-    def kill(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
-
-
-def _config(tmp_path: Path, source: str, bundle: Path, sink: str = "null://", **extra: str) -> Path:
-    lines = [f'[source]\nuri = "{source}"', f'[sink]\nuri = "{sink}"',
-             f'[enhancer]\nbundle = "{bundle}"\nretry_backoff_s = 0.05\nretry_backoff_max_s = 0.2',
-             '[health]\nport = 0\nstale_after_s = 2.0', "[log]\nstats_interval_s = 0.0"]
-    for section, body in extra.items():
-        lines.append(f"[{section}]\n{body}")
-    path = tmp_path / "enhancer.toml"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-@pytest.fixture
-def served():
-    started = []
-
-    def start(*args, **kwargs):
-        s = Served(*args, **kwargs)
-        started.append(s)
-        return s
-
-    yield start
-    for s in started:
-        s.kill()
-
-
 @pytest.mark.realus
-def test_serves_reloads_survives_a_corrupt_bundle_and_stops(tmp_path, realus, tiny_bundle, bundle_factory, served):
+def test_serves_reloads_survives_a_corrupt_bundle_and_stops(tmp_path, realus, tiny_bundle, bundle_factory, served, daemon_config):
     bundle = tmp_path / "live_bundle"
     shutil.copytree(tiny_bundle, bundle)
     clip = realus / "clips" / "itkpocus" / "sonosite-anon-eye1-video.mp4"
-    d = served(_config(tmp_path, f"replay://{clip}?fps=40&loop=1", bundle))
+    d = served(daemon_config(tmp_path, f"replay://{clip}?fps=40&loop=1", bundle))
     d.wait_for("first_frame")
     h = d.wait_health(lambda code, h: code == 200 and h["frames_out"] > 5)
     assert h["state"] == "serving" and h["model"] == "tiny-enhance"
@@ -157,7 +56,7 @@ def test_serves_reloads_survives_a_corrupt_bundle_and_stops(tmp_path, realus, ti
     assert stopped["drained"] and stopped["frames_in"] == stopped["frames_out"] + stopped["frames_dropped"]
 
 
-def test_nan_model_passes_through_and_reports_unhealthy(tmp_path, nan_bundle, served):
+def test_nan_model_passes_through_and_reports_unhealthy(tmp_path, nan_bundle, served, daemon_config):
     frames = tmp_path / "frames"
     frames.mkdir()
     import cv2
@@ -165,7 +64,7 @@ def test_nan_model_passes_through_and_reports_unhealthy(tmp_path, nan_bundle, se
 
     for i in range(5):
         cv2.imwrite(str(frames / f"f{i}.png"), np.full((64, 96), 40 * i, np.uint8))
-    cfg = _config(tmp_path, f"replay://{frames}?fps=50&loop=1", nan_bundle)
+    cfg = daemon_config(tmp_path, f"replay://{frames}?fps=50&loop=1", nan_bundle)
     d = served(cfg, "enhancer.verify_reference=false", "enhancer.marker=true")
     alarm = d.wait_for("alarm")
     assert "NaN" in alarm["reason"]
@@ -177,14 +76,14 @@ def test_nan_model_passes_through_and_reports_unhealthy(tmp_path, nan_bundle, se
 
 
 @pytest.mark.realus
-def test_truncated_frames_are_skipped_and_counted(tmp_path, realus, tiny_bundle, served):
+def test_truncated_frames_are_skipped_and_counted(tmp_path, realus, tiny_bundle, served, daemon_config):
     frames = tmp_path / "frames"
     frames.mkdir()
     for p in sorted((realus / "clips" / "plus_toolkit" / "frames_png").glob("BoneUltrasound_L14_frame00[0-3].png")):
         shutil.copy(p, frames / p.name)
     victim = sorted(frames.iterdir())[1]
     victim.write_bytes(victim.read_bytes()[:5000])
-    d = served(_config(tmp_path, f"replay://{frames}?fps=40&loop=1", tiny_bundle))
+    d = served(daemon_config(tmp_path, f"replay://{frames}?fps=40&loop=1", tiny_bundle))
     h = d.wait_health(lambda code, h: h.get("dropped", {}).get("malformed", 0) >= 2 and h["frames_out"] >= 6)
     assert h["state"] == "serving"
     code, metrics = d.get("/metrics")
@@ -193,18 +92,18 @@ def test_truncated_frames_are_skipped_and_counted(tmp_path, realus, tiny_bundle,
 
 
 @pytest.mark.realus
-def test_serves_a_clip_to_a_file_and_exits_at_its_end(tmp_path, realus, tiny_bundle, served):
+def test_serves_a_clip_to_a_file_and_exits_at_its_end(tmp_path, realus, tiny_bundle, served, daemon_config):
     clip = realus / "clips" / "plus_toolkit" / "BoneUltrasound_L14.igs.mha"
     out = tmp_path / "out.avi"
-    d = served(_config(tmp_path, str(clip), tiny_bundle, sink=str(out), pipeline='mode = "blocking"\non_end = "stop"'))
+    d = served(daemon_config(tmp_path, str(clip), tiny_bundle, sink=str(out), pipeline='mode = "blocking"\non_end = "stop"'))
     assert d.proc.wait(timeout=TIMEOUT) == 0
     stopped = d.wait_for("stopped")
     assert stopped["frames_in"] == stopped["frames_out"] == 21
     assert probe(out).frames == 21
 
 
-def test_validate_config(tmp_path, tiny_bundle):
-    good = _config(tmp_path, "v4l2:///dev/video0", tiny_bundle)
+def test_validate_config(tmp_path, tiny_bundle, daemon_config):
+    good = daemon_config(tmp_path, "v4l2:///dev/video0", tiny_bundle)
     run = subprocess.run([sys.executable, "-m", "sonoedge", "serve", "--config", str(good), "--validate-config"],
                          capture_output=True, text=True, timeout=TIMEOUT)
     assert run.returncode == 0, run.stderr
