@@ -184,10 +184,13 @@ def declared_trt_version(profile: Any) -> str:
 
 def dry_run(bundle: str | Path, precision: str | None = None, profile: str | None = None,
             trt_version: str | None = None, legacy: bool = False, dla_core: int | None = None,
-            allow_gpu_fallback: bool = False) -> dict[str, Any]:
-    """The build :func:`build_engine` would run on the profile's TensorRT, with its trtexec line; needs no TensorRT."""
+            allow_gpu_fallback: bool = False, progress: Callable[[str], None] = print) -> dict[str, Any]:
+    """The build :func:`build_engine` would run on the profile's TensorRT, with its trtexec line; needs no TensorRT.
+
+    ``progress`` gets the detected-device line, so a caller printing the plan as JSON can keep it apart.
+    """
     root, manifest = load_manifest(bundle)
-    prof = device_profile(root, manifest, profile)
+    prof = device_profile(root, manifest, profile, progress)
     precision = resolve_precision(manifest, prof, precision, root)
     version = trt_version or declared_trt_version(prof)
     spec = build_spec(manifest, prof, precision, version, legacy, dla_core, allow_gpu_fallback)

@@ -32,13 +32,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     import json
+    import sys
 
     from sonoedge.runtime.bundle.engine import build_engine, dry_run
 
     dla_core = None if args.no_dla else args.dla_core
     if args.dry_run:
-        print(json.dumps(dry_run(args.bundle, args.precision, args.profile, args.trt_version, args.legacy, dla_core,
-                                 args.allow_gpu_fallback), indent=2))
+        plan = dry_run(args.bundle, args.precision, args.profile, args.trt_version, args.legacy, dla_core,
+                       args.allow_gpu_fallback, progress=lambda line: print(line, file=sys.stderr, flush=True))
+        print(json.dumps(plan, indent=2))  # stdout holds the JSON alone
         return 0
     build_engine(args.bundle, args.precision, args.profile, args.cache, args.calib, args.legacy, dla_core, args.force,
                  args.allow_gpu_fallback, progress=lambda line: print(line, flush=True))

@@ -157,3 +157,17 @@ def test_build_engine_on_a_fresh_device_creates_the_cache_folder(monkeypatch, tm
     key = engine_key(model_file(root, manifest, precision), precision, None, gpu=GPU)
     assert EngineCache().lookup(key) == plan
     assert any("cached at" in line for line in lines)
+
+
+def test_dry_run_stdout_is_the_json_alone_with_a_detected_device(monkeypatch, default_bundle, capsys):
+    """The detected-device line goes to stderr, so `build-engine --dry-run | jq` reads the plan."""
+    import json
+
+    from sonoedge.cli import main
+
+    root, _ = default_bundle
+    _detect_as(monkeypatch, "jetson-orin-nano-8gb")
+    assert main(["build-engine", str(root), "--dry-run"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["profile"] == "jetson-orin-nano-8gb"
+    assert "detected device jetson-orin-nano-8gb" in captured.err
