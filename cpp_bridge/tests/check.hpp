@@ -37,6 +37,17 @@ inline sb_channel_config fast_config(uint32_t slots, uint64_t slot_bytes) {
     return cfg;
 }
 
+// The info of a tightly packed 8-bit grey frame, w x h, with id `id`.
+inline sb_frame_info grey(uint32_t w, uint32_t h, uint64_t id) {
+    sb_frame_info f{};
+    f.width = w;
+    f.height = h;
+    f.stride = w;
+    f.format = SB_FORMAT_GRAY8;
+    f.frame_id = id;
+    return f;
+}
+
 }  // namespace check
 
 #define CHECK(cond)                                                      \

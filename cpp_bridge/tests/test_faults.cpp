@@ -57,16 +57,6 @@ struct Forger {
     }
 };
 
-sb_frame_info grey(uint32_t w, uint32_t h, uint64_t id) {
-    sb_frame_info f{};
-    f.width = w;
-    f.height = h;
-    f.stride = w;
-    f.format = SB_FORMAT_GRAY8;
-    f.frame_id = id;
-    return f;
-}
-
 // Run `call` and check that it took at most its timeout (plus slack); returns its status.
 sb_status timed(int timeout_ms, const std::function<sb_status()> &call, const char *what) {
     uint64_t t0 = sb_now_ns();
@@ -94,7 +84,7 @@ struct Pair {
         sb_channel_unlink(name.c_str());
     }
     sb_status send(uint64_t id) {
-        sb_frame_info f = grey(32, 32, id);
+        sb_frame_info f = check::grey(32, 32, id);
         return sb_channel_write(client, &f, px.data(), 100);
     }
     sb_status read(int timeout_ms, sb_frame_info *got = nullptr) {
@@ -103,7 +93,7 @@ struct Pair {
                      "sb_channel_read");
     }
     sb_status write_back(int timeout_ms) {
-        sb_frame_info f = grey(32, 32, 1);
+        sb_frame_info f = check::grey(32, 32, 1);
         return timed(timeout_ms, [&] { return sb_channel_write(server, &f, px.data(), timeout_ms); }, "sb_channel_write");
     }
     // Everything else the victim may call; none may crash.

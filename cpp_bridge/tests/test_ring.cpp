@@ -21,13 +21,8 @@ bool painted(const uint8_t *pixels, size_t n, uint64_t id) {
     return true;
 }
 
-sb_frame_info grey(uint32_t w, uint32_t h, uint64_t id) {
-    sb_frame_info f{};
-    f.width = w;
-    f.height = h;
-    f.stride = w;
-    f.format = SB_FORMAT_GRAY8;
-    f.frame_id = id;
+sb_frame_info grey(uint32_t w, uint32_t h, uint64_t id) {  // check::grey, stamped now
+    sb_frame_info f = check::grey(w, h, id);
     f.timestamp_ns = sb_now_ns();
     return f;
 }

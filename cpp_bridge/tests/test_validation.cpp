@@ -21,37 +21,27 @@ sb::SlotHeader *slot_of(sb_channel *ch, uint32_t ring, uint32_t index) {
     return reinterpret_cast<sb::SlotHeader *>(base + h->ring_offset[ring] + index * h->slot_stride);
 }
 
-sb_frame_info grey(uint32_t w, uint32_t h, uint64_t id) {
-    sb_frame_info f{};
-    f.width = w;
-    f.height = h;
-    f.stride = w;
-    f.format = SB_FORMAT_GRAY8;
-    f.frame_id = id;
-    return f;
-}
-
 void oversized_and_malformed_frames_are_refused_on_write() {
     auto cfg = check::fast_config(2, 32 * 32);
     std::string name = check::unique_name("oversize");
     sb_channel *c = nullptr;
     CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_CLIENT, &cfg, &c), SB_OK);
     std::vector<uint8_t> px(64 * 64 * 3);
-    sb_frame_info f = grey(33, 32, 1);  // one column too many for a 32x32 slot
+    sb_frame_info f = check::grey(33, 32, 1);  // one column too many for a 32x32 slot
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_ERR_FRAME_TOO_LARGE);
-    f = grey(32, 32, 1);
+    f = check::grey(32, 32, 1);
     f.format = SB_FORMAT_RGB8;
     f.stride = 96;
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_ERR_FRAME_TOO_LARGE);
-    f = grey(16, 16, 1);
+    f = check::grey(16, 16, 1);
     f.stride = 15;  // shorter than a row
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_ERR_INVALID_ARGUMENT);
-    f = grey(16, 16, 1);
+    f = check::grey(16, 16, 1);
     f.format = 99;
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_ERR_INVALID_ARGUMENT);
-    f = grey(0, 16, 1);
+    f = check::grey(0, 16, 1);
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_ERR_INVALID_ARGUMENT);
-    f = grey(16, 16, 1);
+    f = check::grey(16, 16, 1);
     CHECK_STATUS(sb_channel_write(c, &f, nullptr, 0), SB_ERR_INVALID_ARGUMENT);
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_OK);
     sb_stats st{};
@@ -111,7 +101,7 @@ void corrupt_slot_is_refused_on_read_and_counted_dropped() {
     CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_CLIENT, &cfg, &c), SB_OK);
     CHECK_STATUS(sb_channel_open(name.c_str(), SB_ROLE_SERVER, &cfg, &s), SB_OK);
     std::vector<uint8_t> px(256, 3), out(256);
-    sb_frame_info f = grey(16, 16, 0), got{};
+    sb_frame_info f = check::grey(16, 16, 0), got{};
 
     CHECK_STATUS(sb_channel_write(c, &f, px.data(), 0), SB_OK);  // frame 0 -> slot 0
     slot_of(c, sb::kRingIn, 0)->magic = 0x12345678;
