@@ -61,11 +61,11 @@ from sonoedge.runtime.bundle.manifest import (
     Reference,
     SizeRange,
     SourceCheckpoint,
-    sha256_file,
     write_manifest,
 )
 from sonoedge.runtime.bundle.manifest import Target as ManifestTarget
 from sonoedge.runtime.bundle.verify import run_frame
+from sonoedge.runtime.digest import sha256_file
 from sonoedge.runtime.errors import GateError, InputError
 from sonoedge.runtime.frames import normalise, pad_to_stride
 from sonoedge.runtime.outputs import check_file, check_whole_folder

@@ -1,6 +1,6 @@
 """sonoedge.runtime: what runs on the device. numpy, OpenCV and one inference engine; never torch.
 
-The root of this package is the kernel every stage imports: ``errors``, ``atomic``, ``registry``,
+The root of this package is the kernel every stage imports: ``errors``, ``atomic``, ``digest``, ``registry``,
 ``config``, ``precision``, ``frames`` (the frame contract), ``metrics``, ``readers`` and ``region``.
 The wings stand on the kernel in one direction (DESIGN.md, Layout; tests/test_layout.py):
 

@@ -25,9 +25,9 @@ from sonoedge.runtime.bundle.manifest import (
     SourceCheckpoint,
     Target,
     checksum_text,
-    sha256_file,
     write_manifest,
 )
+from sonoedge.runtime.digest import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -41,7 +41,8 @@ WAIT_S = 300.0  # longest wait for one reload's outcome on a loaded machine
 # -- bundles ---------------------------------------------------------------------------------------
 def rehash(root: Path, data: dict) -> None:
     """Write ``data`` as manifest.json and a bundle.sha256 that vouches for it and every listed file."""
-    from sonoedge.runtime.bundle.manifest import CHECKSUMS, MANIFEST, checksum_text, sha256_file
+    from sonoedge.runtime.bundle.manifest import CHECKSUMS, MANIFEST, checksum_text
+    from sonoedge.runtime.digest import sha256_file
 
     data["files"] = {rel: sha256_file(root / rel) for rel in data["files"] if (root / rel).is_file()}
     raw = (json.dumps(data, indent=2) + "\n").encode()

@@ -151,7 +151,7 @@ def _trunk_features(net: str, trunk: Path | str, seed: int):
     """(features module, description): torchvision ``features`` with the trunk's weights."""
     import torch
 
-    from sonoedge.runtime.bundle.manifest import sha256_file
+    from sonoedge.runtime.digest import sha256_file
 
     if trunk == RANDOM:
         with torch.random.fork_rng(devices=[]):

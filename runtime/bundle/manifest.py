@@ -37,6 +37,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any, Callable
 
 from sonoedge.runtime.atomic import atomic_path
+from sonoedge.runtime.digest import sha256_file
 from sonoedge.runtime.errors import BundleError
 from sonoedge.runtime.precision import PRECISIONS
 from sonoedge.runtime.region import REGION_MODES
@@ -414,14 +415,6 @@ def _manifest(data: Any) -> Manifest:
 
 
 # -- hashing and writing -----------------------------------------------------------------------
-def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def hash_files(root: Path) -> dict[str, str]:
     """sha256 of every file under ``root`` except manifest.json and bundle.sha256, by POSIX relative path."""
     return {

@@ -23,7 +23,8 @@ from typing import Any
 import numpy as np
 
 from sonoedge.runtime.backends import BACKENDS, Backend
-from sonoedge.runtime.bundle.manifest import Manifest, load_manifest, model_file, sha256_file
+from sonoedge.runtime.bundle.manifest import Manifest, load_manifest, model_file
+from sonoedge.runtime.digest import sha256_file
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 
 log = logging.getLogger("sonoedge.runtime.bundle.model")

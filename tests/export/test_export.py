@@ -201,7 +201,7 @@ def test_build_engine_caches_under_the_backend_key(small_bundle, tmp_path, monke
     import types
 
     from sonoedge.runtime.backends.tensorrt import cache as engine_cache
-    from sonoedge.runtime.bundle.manifest import sha256_file
+    from sonoedge.runtime.digest import sha256_file
 
     built = []
 

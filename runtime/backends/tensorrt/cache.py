@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
 from sonoedge.runtime.atomic import atomic_path
+from sonoedge.runtime.digest import sha256_file
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.precision import PRECISIONS
 
@@ -90,7 +91,7 @@ def engine_key(model_path: str | Path, precision: str, dla_core: int | None = No
     ``gpu`` defaults to :func:`describe_current_gpu` (injectable for tests).
     """
     gpu = gpu if gpu is not None else describe_current_gpu()
-    return gpu.key(precision, dla_core, _sha256_bytes_of(Path(model_path)))
+    return gpu.key(precision, dla_core, sha256_file(Path(model_path)))
 
 
 def default_cache_root() -> Path:
@@ -116,7 +117,7 @@ class EngineCache:
         meta = self._read_sidecar(sidecar)
         if meta is None or meta.get("key") != key.to_dict():
             return None
-        if meta.get("plan_sha256") != _sha256_bytes_of(plan):
+        if meta.get("plan_sha256") != sha256_file(plan):
             return None
         return plan
 
@@ -169,14 +170,6 @@ class EngineCache:
         except (OSError, json.JSONDecodeError, UnicodeDecodeError):
             return None
         return data if isinstance(data, dict) else None
-
-
-def _sha256_bytes_of(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        while block := handle.read(1 << 20):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 Runner = Callable[[Sequence[str]], str]

@@ -90,7 +90,7 @@ def test_tensorrt_engine_parity(tiny_bundle, tmp_path, tiny_weights, numpy_refer
     import tensorrt as trt
 
     from sonoedge.runtime.backends.tensorrt.cache import EngineCache, describe_current_gpu
-    from sonoedge.runtime.bundle.manifest import sha256_file
+    from sonoedge.runtime.digest import sha256_file
 
     onnx_path = tiny_bundle / "model.onnx"
     with pytest.raises(BundleError, match="run `sonoedge build-engine"):
