@@ -1,4 +1,5 @@
-"""The export configuration: one dataclass, the single source of ``sonoedge export``'s defaults."""
+"""The export configurations, the single source of ``sonoedge export``'s and ``sonoedge requantize``'s
+defaults; light to import, so building the command line costs nothing."""
 from __future__ import annotations
 
 import dataclasses
@@ -32,3 +33,22 @@ class ExportConfig:
     int8_quantize_outputs: bool = False
     int8_remainder: str = "fp16"  # type of the INT8 model's float (non-quantized) part where the gate allows
     tar: bool = False
+
+
+@dataclasses.dataclass(frozen=True)
+class RequantizeConfig:
+    """What ``sonoedge requantize`` does; every default of its command line is here."""
+
+    calib: str = ""  # calibration source(s), comma-separated (required)
+    holdout: str | None = None  # frames for the INT8-vs-fp32 quality report; never calibration frames
+    calib_method: str = "entropy"
+    calib_bins: int = 2048
+    calib_frames: int = 300
+    calib_size: tuple[int, int] | None = None  # default: the bundle's opt size, at most 256 x 256
+    search_frames: int = 8
+    holdout_frames: int = 64
+    bundle_calib_tiles: int = 16
+    min_psnr: float | None = None  # INT8 search target above the gate, on the search frames
+    min_ssim: float | None = None
+    int8_remainder: str = "fp16"
+    allow_degraded: bool = False

@@ -25,6 +25,7 @@ import numpy as np
 
 from sonoedge.export import int8 as int8_mod
 from sonoedge.export.bundle import _gate_entry, _ort_infer, int8_extra, tensorrt_checks
+from sonoedge.export.config import RequantizeConfig
 from sonoedge.export.frames import FrameSet, calibration_tiles, collect_frames, hash_frames
 from sonoedge.runtime.atomic import atomic_dir
 from sonoedge.runtime.bundle.engine import CALIBRATION_TILES
@@ -36,25 +37,6 @@ from sonoedge.runtime.frames import normalise, pad_to_stride
 
 Progress = Callable[[str], None]
 LPIPS_NOTE = "not recomputed by requantize (needs torch); see the export's value in git history"
-
-
-@dataclasses.dataclass(frozen=True)
-class RequantizeConfig:
-    """What ``sonoedge requantize`` does; every default of its command line is here."""
-
-    calib: str = ""  # calibration source(s), comma-separated (required)
-    holdout: str | None = None  # frames for the INT8-vs-fp32 quality report; never calibration frames
-    calib_method: str = "entropy"
-    calib_bins: int = 2048
-    calib_frames: int = 300
-    calib_size: tuple[int, int] | None = None  # default: the bundle's opt size, at most 256 x 256
-    search_frames: int = 8
-    holdout_frames: int = 64
-    bundle_calib_tiles: int = 16
-    min_psnr: float | None = None  # INT8 search target above the gate, on the search frames
-    min_ssim: float | None = None
-    int8_remainder: str = "fp16"
-    allow_degraded: bool = False
 
 
 def requantize_bundle(bundle: str | Path, cfg: RequantizeConfig, progress: Progress = print) -> Manifest:

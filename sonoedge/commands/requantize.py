@@ -15,7 +15,7 @@ from sonoedge.export.config import CALIB_METHODS
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sonoedge.export.requantize import RequantizeConfig
+    from sonoedge.export.config import RequantizeConfig
 
     parser.add_argument("bundle", help="bundle directory written by 'sonoedge export'")
     add_config_arguments(parser, RequantizeConfig, {
@@ -37,7 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from sonoedge.export.requantize import RequantizeConfig, requantize_bundle
+    from sonoedge.export.config import RequantizeConfig
+    from sonoedge.export.requantize import requantize_bundle
 
     requantize_bundle(args.bundle, config_from_args(RequantizeConfig, args), progress=lambda line: print(line, flush=True))
     return 0
