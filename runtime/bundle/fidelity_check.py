@@ -102,7 +102,8 @@ def _middle_frame(path: Path) -> tuple[np.ndarray, int]:
     raise InputError(f"{path} holds fewer frames than it says ({count})")
 
 
-def _files(source: Path) -> list[Path]:
+def readable_files(source: Path) -> list[Path]:
+    """Every readable ultrasound file of a folder (recursively, natural order), or the file itself."""
     known = (readers.IMAGE_EXTENSIONS + readers.DICOM_EXTENSIONS + readers.NRRD_EXTENSIONS
              + readers.METAIMAGE_EXTENSIONS + readers.VIDEO_EXTENSIONS)
     if source.is_file():
@@ -133,7 +134,7 @@ def pick_files(source: str | Path, per_group: int = 3) -> list[Path]:
     source = Path(source)
     if per_group < 1:
         raise InputError(f"frames per group must be at least 1, got {per_group}")
-    files = _files(source)
+    files = readable_files(source)
     if source.is_file():
         return files
     groups: dict[str, dict[Path, list[Path]]] = {}
@@ -187,9 +188,9 @@ def run_deployed(infer: Infer, image: np.ndarray, stride: int, region: str = "au
     return out
 
 
-def measure_frame(frame: FidelityFrame, output: np.ndarray) -> dict:
+def measure_frame(frame: FidelityFrame, output: np.ndarray, report: fidelity.FidelityReport | None = None) -> dict:
     """The gate's measures of one frame: ``fidelity.measure`` (and the skull's on HC18 frames)."""
-    report = fidelity.measure(frame.image, output)
+    report = fidelity.measure(frame.image, output) if report is None else report
     m = {"frame": frame.name, **report.to_dict(structures=False)}
     m["erased_list"] = [s.to_dict() for s in report.erased[:8]]  # the first few, for a person to find them
     m["invented_list"] = [s.to_dict() for s in report.invented[:8]]
@@ -222,3 +223,102 @@ def check_model(infer: Infer, frames: Sequence[FidelityFrame], stride: int, regi
             progress(f"fidelity: [{i + 1}/{len(frames)}] {frame.name}: erased {m['erased']}, invented {m['invented']}, "
                      f"low-pass r {m['lowpass_corr']:.3f}, bright->black {100 * m['bright_to_black']:.1f} %")
     return check_fidelity(measures, gate)
+
+
+# -- scoring files and reporting (``sonoedge fidelity``, docs/results/fidelity.md) ------------------
+
+def frame_indices(path: str | Path, count: int = 1) -> list[int]:
+    """``count`` frame indices of a file spread evenly (the middle one for 1; every frame of a short file)."""
+    try:
+        total = readers.probe(path).frames or 1
+    except InputError:
+        total = 1
+    if count >= total:
+        return list(range(total))
+    return [int((i + 0.5) * total / count) for i in range(count)]
+
+
+def read_frames(path: str | Path, indices: Sequence[int]) -> dict[int, np.ndarray]:
+    """{index: uint8 (H, W) grey} of the wanted frames of a file."""
+    wanted, out, seen = set(indices), {}, 0
+    for i, frame in enumerate(readers.iter_frames(path)):
+        seen = i + 1
+        if i in wanted:
+            out[i] = frame
+            if len(out) == len(wanted):
+                break
+    missing = sorted(wanted - set(out))
+    if missing:
+        raise InputError(f"{path} has no frame {missing[0]} (it holds {seen}); compare files of the same length")
+    return out
+
+
+def score(frame: FidelityFrame, output: np.ndarray, gate: FidelityGate = FIDELITY_GATE) -> tuple[dict, fidelity.FidelityReport]:
+    """(row, report): the gate's measures of one frame with its verdict ("pass"/"fail") and failures."""
+    if output.shape != frame.image.shape:
+        raise InputError(f"{frame.name}: the enhanced frame is {output.shape[1]}x{output.shape[0]} but the input is "
+                         f"{frame.image.shape[1]}x{frame.image.shape[0]}; compare a frame with its own enhancement")
+    report = fidelity.measure(frame.image, output)
+    row = measure_frame(frame, output, report)
+    result = check_fidelity([row], gate)
+    row["verdict"] = "pass" if result.passed else "fail"
+    row["failures"] = [f.split(": ", 1)[1] for f in result.failures]
+    return row, report
+
+
+def source_of(name: str) -> str:
+    """The source group of a frame name: its first folder (``hc18/000_HC.png#0`` -> hc18)."""
+    parts = name.split("#", 1)[0].split("/")
+    return parts[0] if len(parts) > 1 else "."
+
+
+def summary_by_source(rows: Sequence[dict]) -> list[dict]:
+    """One line per source: frames, frames failing, structures erased / invented (total), low-pass r
+    (median, min), bright->black (max), skull kept (median, min) and |HC diff| (max) where measured."""
+    out = []
+    for source in sorted({source_of(r["frame"]) for r in rows}):
+        group = [r for r in rows if source_of(r["frame"]) == source]
+        corr = [r["lowpass_corr"] for r in group]
+        skull = [r["skull_kept"] for r in group if r.get("skull_kept") is not None]
+        hc = [abs(r["hc_diff_mm"]) for r in group if r.get("hc_diff_mm") is not None]
+        lost = sum(1 for r in group if r.get("hc_source_mm") is not None and r.get("hc_diff_mm") is None)
+        out.append({"source": source, "frames": len(group), "failing": sum(r.get("verdict") == "fail" for r in group),
+                    "erased": sum(r["erased"] for r in group), "invented": sum(r["invented"] for r in group),
+                    "lowpass_corr_median": float(np.median(corr)), "lowpass_corr_min": float(min(corr)),
+                    "bright_to_black_max": float(max(r["bright_to_black"] for r in group)),
+                    "skull_kept_median": float(np.median(skull)) if skull else None,
+                    "skull_kept_min": float(min(skull)) if skull else None,
+                    "hc_abs_diff_max_mm": float(max(hc)) if hc else None, "hc_lost": lost})
+    return out
+
+
+def _num(value, fmt: str) -> str:
+    return "-" if value is None else format(value, fmt)
+
+
+def markdown_rows(rows: Sequence[dict]) -> str:
+    """The per-frame table (markdown)."""
+    head = ("| frame | verdict | erased | invented | low-pass r | bias | bright->black % | bright kept | "
+            "anechoic kept | skull kept | HC diff mm |\n|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    lines = [head]
+    for r in rows:
+        hc = r.get("hc_diff_mm")
+        hc_text = "lost" if r.get("hc_source_mm") is not None and hc is None else _num(hc, "+.2f")
+        lines.append(f"| {r['frame']} | {r.get('verdict', '')} | {r['erased']} | {r['invented']} | "
+                     f"{r['lowpass_corr']:.3f} | {r['lowpass_bias']:+.1f} | {100 * r['bright_to_black']:.1f} | "
+                     f"{_num(r.get('bright_kept'), '.2f')} | {_num(r.get('anechoic_kept'), '.2f')} | "
+                     f"{_num(r.get('skull_kept'), '.2f')} | {hc_text} |")
+    return "\n".join(lines)
+
+
+def markdown_summary(summary: Sequence[dict]) -> str:
+    """The per-source table (markdown)."""
+    lines = ["| source | frames | failing | erased | invented | low-pass r median (min) | bright->black max % | "
+             "skull kept median (min) | max abs HC diff mm |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for s in summary:
+        skull = "-" if s["skull_kept_median"] is None else f"{s['skull_kept_median']:.2f} ({s['skull_kept_min']:.2f})"
+        hc = _num(s["hc_abs_diff_max_mm"], ".2f") + (f", lost on {s['hc_lost']}" if s["hc_lost"] else "")
+        lines.append(f"| {s['source']} | {s['frames']} | {s['failing']} | {s['erased']} | {s['invented']} | "
+                     f"{s['lowpass_corr_median']:.3f} ({s['lowpass_corr_min']:.3f}) | "
+                     f"{100 * s['bright_to_black_max']:.1f} | {skull} | {hc} |")
+    return "\n".join(lines)
