@@ -4,7 +4,7 @@
 
 Per precision: gate, pass/fail, max and p99 absolute error, PSNR, SSIM and LPIPS against the
 PyTorch fp32 reference on the bundle's reference frames; then the INT8 calibration set and the
-layers the sensitivity search kept out of INT8.
+layers the sensitivity search kept out of INT8; and each precision's fidelity gate on real frames.
 """
 from __future__ import annotations
 
@@ -32,9 +32,29 @@ def report_markdown(bundle: str) -> str:
                      f"{r['ssim']:.5f} | {lpips} |")
         trunk = entry.lpips_trunk or trunk
     lines += ["", f"LPIPS trunk: {trunk}.", "PSNR/SSIM over [-1, 1] model outputs (data range 2), worst frame."]
+    lines += _fidelity_lines(manifest)
     if "int8" in manifest.precisions:
         lines += _int8_lines(manifest.precisions["int8"].extra)
     return "\n".join(lines)
+
+
+def _fidelity_lines(manifest) -> list[str]:
+    """One line per precision: the fidelity gate on real frames (runtime/bundle/gates.py), as recorded."""
+    lines = ["", "Fidelity gate (each precision run as deployed on real frames, measured against its input):"]
+    for name, entry in manifest.precisions.items():
+        f = entry.fidelity
+        if f is None:
+            lines.append(f"- {name}: not checked (the bundle predates the fidelity gate)")
+        elif f.status == "not checked":
+            lines.append(f"- {name}: not checked ({f.reason})")
+        else:
+            w = f.results
+            status = "pass" if f.passed else ("DEGRADED" if f.degraded else "FAIL")
+            lines.append(f"- {name}: {status} on {len(f.frames)} frames from {f.source}: worst erased {w.get('erased', 0):g}, "
+                         f"invented {w.get('invented', 0):g}, low-pass r {w.get('lowpass_corr', float('nan')):.3f}, "
+                         f"bright->black {100 * w.get('bright_to_black', float('nan')):.1f} %"
+                         + (f"; {len(f.failures)} failure(s), first: {f.failures[0]}" if f.failures else ""))
+    return lines
 
 
 def _int8_lines(e: dict) -> list[str]:

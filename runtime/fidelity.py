@@ -79,6 +79,9 @@ OUTLINE_MIN_RAYS = 0.5  # a skull fit needs a bright peak on at least half the r
 # a third of STRUCTURE_CONTRAST, because the expert outline says where to look (realus hc18: the
 # source's skull fits on 10 of 10 frames with this, 9 of 10 with 15)
 OUTLINE_PEAK = 10.0
+# an output ray keeps the boundary when its peak stands out by half the source's or more, and the
+# output's ellipse needs half the source's boundary rays: fewer is "the skull is lost"
+OUTLINE_KEPT = 0.5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -451,18 +454,25 @@ def outline_measures(source: np.ndarray, output: np.ndarray, outline: np.ndarray
     c_out = signed_contrast(o, peak, ~peak)
     mx, my = map_x[rays], map_y[rays]
 
-    def perimeter(samples: np.ndarray) -> float | None:
-        best = np.argmax(samples, axis=1)
-        strength = samples.max(axis=1) - np.median(samples, axis=1)
-        ok = strength >= OUTLINE_PEAK  # a ray whose brightest sample stands out: a boundary
-        if ok.sum() < OUTLINE_MIN_RAYS * OUTLINE_RAYS:
+    def strength(samples: np.ndarray) -> np.ndarray:  # brightest sample above the ray's median
+        return samples.max(axis=1) - np.median(samples, axis=1)
+
+    def perimeter(samples: np.ndarray, ok: np.ndarray, need: float) -> float | None:
+        if ok.sum() < need:
             return None
         idx = np.flatnonzero(ok)
-        pts = np.column_stack([mx[idx, best[idx]], my[idx, best[idx]]])
+        best = np.argmax(samples[idx], axis=1)
+        pts = np.column_stack([mx[idx, best], my[idx, best]])
         _, (a1, a2), _ = _ellipse_of(pts)
         return ellipse_perimeter(a1 / 2, a2 / 2) * pixel_mm
 
-    return OutlineReport(c_src, c_out, expert, perimeter(s), perimeter(o))
+    # the source's boundary rays: the brightest sample stands out; the output keeps a ray when its own
+    # brightest sample stands out by at least OUTLINE_KEPT of the source's (a gain down to 0.5 keeps it)
+    src_ok = strength(s) >= OUTLINE_PEAK
+    out_ok = src_ok & (strength(o) >= OUTLINE_KEPT * strength(s))
+    source_perimeter = perimeter(s, src_ok, OUTLINE_MIN_RAYS * OUTLINE_RAYS)
+    output_perimeter = perimeter(o, out_ok, OUTLINE_MIN_RAYS * src_ok.sum()) if source_perimeter else None
+    return OutlineReport(c_src, c_out, expert, source_perimeter, output_perimeter)
 
 
 # -- pictures -------------------------------------------------------------------------------------

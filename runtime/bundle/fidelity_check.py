@@ -227,6 +227,28 @@ def check_model(infer: Infer, frames: Sequence[FidelityFrame], stride: int, regi
 
 # -- scoring files and reporting (``sonoedge fidelity``, docs/results/fidelity.md) ------------------
 
+def _gain(g: float) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda image: np.clip(np.rint(image.astype(np.float32) * g), 0, 255).astype(np.uint8)
+
+
+def _offset(d: int) -> Callable[[np.ndarray], np.ndarray]:
+    return lambda image: np.clip(image.astype(np.int16) + d, 0, 255).astype(np.uint8)
+
+
+# Known changes in place of a model, to see what the measures and the gate say about them: the
+# harmless ones must pass on every real frame, the broken one must fail (docs/results/fidelity.md).
+CONTROLS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "identity": lambda image: image.copy(),
+    "gauss3": lambda image: cv2.GaussianBlur(image, (3, 3), 0),
+    "median3": lambda image: cv2.medianBlur(image, 3),
+    "gain0.8": _gain(0.8),
+    "gain1.3": _gain(1.3),
+    "offset+10": _offset(10),
+    "offset-10": _offset(-10),
+    "invert": lambda image: 255 - image,  # the broken model: every echo inverted
+}
+
+
 def frame_indices(path: str | Path, count: int = 1) -> list[int]:
     """``count`` frame indices of a file spread evenly (the middle one for 1; every frame of a short file)."""
     try:

@@ -20,6 +20,12 @@ rounding noise that the device gate (``sonoedge verify --backend tensorrt``) doe
 
     metrics = compare_outputs(outputs, references)   # lists of (1, C, H, W) float32 arrays
     result = check_gate("int8", metrics)             # GateResult(passed, failures, thresholds)
+
+The fidelity gate (below, :data:`FIDELITY_GATE`) is of another kind: not precision against the
+reference, but the model's output against its own input on real frames (runtime/fidelity.py), so
+that a model that erases or invents anatomy is refused whatever its precision.
+
+    result = check_fidelity(per_frame_measures)      # FidelityResult(passed, failures naming frames)
 """
 from __future__ import annotations
 

@@ -3,6 +3,7 @@
     sonoedge fidelity INPUT ENHANCED [--out DIR]             # a file and its enhancement, or two folders
     sonoedge fidelity --run FILES... [--bundle B] [--out DIR] # run a bundle (default: the embedded one)
     sonoedge fidelity INPUT ENHANCED --reference REF         # the same measures against a better image
+    sonoedge fidelity --control gauss3 FILES...              # a known change instead of a model (controls)
 
 Measures (runtime/fidelity.py) of each enhanced frame against its input, inside the imaging
 region: structures erased and invented, the low-pass echogenicity map's correlation and bias, the
@@ -38,6 +39,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--run", action="store_true",
                         help="run the model (--bundle, default the embedded one) on PATHs instead of reading enhanced files")
     add_model_arguments(parser)
+    parser.add_argument("--control", metavar="NAME",
+                        help="apply a known change to PATHs instead of a model, to see what the measures say about it: "
+                             "identity, gauss3, median3, gain0.8, gain1.3, offset+10, offset-10 (harmless) or invert")
     parser.add_argument("--reference", metavar="REF",
                         help="a better image (file or folder paired like ENHANCED): measure input and enhanced against it")
     parser.add_argument("--frames", type=int, default=1, metavar="N", help="frames per multi-frame file (default 1, the middle one)")
@@ -95,6 +99,17 @@ def _jobs(args: argparse.Namespace):
             f.outline, f.pixel_mm = found
         return f
 
+    if args.control:
+        from sonoedge.runtime.bundle.fidelity_check import CONTROLS
+
+        if args.control not in CONTROLS:
+            raise InputError(f"--control '{args.control}' is not one of {', '.join(CONTROLS)}")
+        for given in map(Path, args.paths):
+            for rel, path in sorted(_files(given).items()):
+                name = f"{given.name}/{path.relative_to(given).as_posix()}" if given.is_dir() else path.name
+                for index, image in read_frames(path, frame_indices(path, args.frames)).items():
+                    yield frame(name, path, index, image), CONTROLS[args.control](image), None
+        return
     if args.run:
         from sonoedge.commands._args import enhancer_config
         from sonoedge.runtime.bundle.model import load_model
@@ -143,8 +158,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
-    if args.reference and args.run:
-        raise InputError("--reference pairs INPUT ENHANCED with a better image; it does not combine with --run")
+    if args.reference and (args.run or args.control):
+        raise InputError("--reference pairs INPUT ENHANCED with a better image; it does not combine with --run or --control")
+    if args.run and args.control:
+        raise InputError("--run (a model) and --control (a known change) are two ways to make the output; pick one")
     inputs = [*args.paths, args.reference, args.annotations, args.bundle or None]
     if args.out:
         check_whole_folder(args.out, inputs, args.overwrite)

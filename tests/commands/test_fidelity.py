@@ -85,3 +85,15 @@ def test_the_default_bundle_fails_on_a_real_fetal_head(realus, capsys):
     assert row["erased"] > 0 and row["invented"] > 0 and row["bright_to_black"] > 0.3
     if (realus.parent / "annotations" / "hc18").is_dir():
         assert row["skull_kept"] < 0.5
+
+
+def test_controls_harmless_pass_and_inversion_fails(folders, capsys):
+    src, _, _ = folders
+    for control in ("identity", "gauss3", "median3", "gain0.8", "gain1.3", "offset+10", "offset-10"):
+        assert main(["fidelity", "--control", control, str(src)]) == 0, control
+    capsys.readouterr()
+    assert main(["fidelity", "--control", "invert", str(src), "--json"]) == 3
+    rows = json.loads(capsys.readouterr().out)["frames"]
+    assert all(r["verdict"] == "fail" and r["lowpass_corr"] < -0.9 for r in rows)
+    assert main(["fidelity", "--control", "sharpen", str(src)]) == 2
+    assert "not one of identity" in capsys.readouterr().err
