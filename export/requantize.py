@@ -30,7 +30,7 @@ from sonoedge.export.frames import FrameSet, calibration_tiles, collect_frames, 
 from sonoedge.runtime.atomic import atomic_dir
 from sonoedge.runtime.bundle.engine import CALIBRATION_TILES
 from sonoedge.runtime.bundle.gates import compare_outputs
-from sonoedge.runtime.bundle.manifest import PRECISION_FILES, Manifest, load_manifest, write_manifest
+from sonoedge.runtime.bundle.manifest import PRECISION_FILES, FidelityEntry, Manifest, load_manifest, write_manifest
 from sonoedge.runtime.bundle.verify import load_references, run_frame
 from sonoedge.runtime.errors import GateError, InputError
 from sonoedge.runtime.frames import normalise, pad_to_stride
@@ -135,12 +135,15 @@ def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, c
         metrics = compare_outputs(outputs, [expected for _, expected in refs])
         entry = _gate_entry(precision, metrics, old.file, cfg.allow_degraded, progress, LPIPS_NOTE,
                             extra if precision == "int8" else old.extra)
+        # fp32/fp16 files are unchanged: their fidelity result stands; the new INT8 model has none yet
+        entry = dataclasses.replace(entry, fidelity=_REBUILT if precision == "int8" else old.fidelity)
         entries[precision] = entry
         failures.extend(entry.failures)
     if "int8" not in entries:
         entries["int8"] = _gate_entry("int8", compare_outputs(
             [run_frame(_ort_infer(int8_path), im, manifest.model.stride, manifest.model.scale) for im, _ in refs],
             [expected for _, expected in refs]), int8_path.name, cfg.allow_degraded, progress, LPIPS_NOTE, extra)
+        entries["int8"] = dataclasses.replace(entries["int8"], fidelity=_REBUILT)
         failures.extend(entries["int8"].failures)
     if failures and not cfg.allow_degraded:
         raise GateError("; ".join(failures) + " (the bundle was left unchanged)")
@@ -148,6 +151,10 @@ def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, c
     new = dataclasses.replace(manifest, precisions=entries,
                               extra={**manifest.extra, "calibration": calibration, "requantize": settings})
     return write_manifest(root, new)
+
+
+_REBUILT = FidelityEntry(status="not checked", reason="INT8 model rebuilt by requantize; check it on real frames with "
+                                                     "sonoedge verify BUNDLE --precision int8 --fidelity-frames DIR")
 
 
 def real_frame_report(fp32_path: Path, int8_path: Path, frames: FrameSet, stride: int,

@@ -109,7 +109,8 @@ def recorded_fidelity(manifest: Manifest, precision: str) -> FidelityCheck:
     """The manifest's fidelity result of ``precision``, re-checked against today's thresholds."""
     entry = manifest.precisions[precision].fidelity
     if entry is None:
-        return FidelityCheck("not checked", reason="the bundle predates the fidelity gate (no result in its manifest)")
+        return FidelityCheck("not checked", reason="no fidelity result in the manifest (the bundle predates the "
+                                                   "fidelity gate)")
     if entry.status == "not checked":
         return FidelityCheck("not checked", reason=entry.reason or "export had no real frames")
     result = check_fidelity(entry.per_frame)

@@ -213,6 +213,9 @@ def test_requantize_rebuilds_int8_from_the_bundles_fp32(tmp_path, tiny_checkpoin
     assert int8.passed and int8.extra["quantization"]["remainder"]["dtype"] == "fp16"
     assert int8.extra["real_frames"]["frames"] == 6 and int8.extra["real_frames"]["int8"]["psnr_min"] > 35
     assert reread.extra["requantize"]["holdout"] == str(other_speckle_dir)
+    # the unchanged precisions keep their fidelity entry; the rebuilt INT8 model says it has none yet
+    assert reread.precisions["fp32"].fidelity.status == "not checked" and "none" in reread.precisions["fp32"].fidelity.reason
+    assert int8.fidelity.status == "not checked" and "requantize" in int8.fidelity.reason
     assert all(c.ok for c in verify_bundle(out))
     # a holdout that overlaps the calibration frames is refused, and the bundle is left as it was
     before = (out / "bundle.sha256").read_bytes()
