@@ -204,15 +204,20 @@ class _Maps:
         return self.fine - self.background
 
 
-def _maps(image: np.ndarray, mask: np.ndarray, cell: float) -> _Maps:
+SCALES = (FINE_CELLS, LOWPASS_CELLS, BACKGROUND_CELLS)  # the three maps, in speckle cells
+
+
+def _norms(mask: np.ndarray, cell: float) -> tuple[np.ndarray, list[np.ndarray]]:
+    """(weight float32 0/1, the blurred mask per scale): shared by the source's and the output's maps."""
     weight = mask.astype(np.float32)
+    return weight, [np.maximum(cv2.GaussianBlur(weight, (0, 0), max(0.5, c * cell), borderType=cv2.BORDER_REFLECT), 1e-6)
+                    for c in SCALES]
+
+
+def _maps(image: np.ndarray, norms: tuple[np.ndarray, list[np.ndarray]], cell: float) -> _Maps:
+    weight, blurred = norms
     values = image.astype(np.float32)
-    out = []
-    for cells in (FINE_CELLS, LOWPASS_CELLS, BACKGROUND_CELLS):
-        sigma = max(0.5, cells * cell)
-        norm = np.maximum(cv2.GaussianBlur(weight, (0, 0), sigma, borderType=cv2.BORDER_REFLECT), 1e-6)
-        out.append(_blur(values, weight, norm, sigma))
-    return _Maps(*out)
+    return _Maps(*(_blur(values, weight, norm, max(0.5, c * cell)) for c, norm in zip(SCALES, blurred)))
 
 
 def _components(candidates: np.ndarray, min_area: float) -> tuple[int, np.ndarray, np.ndarray]:
@@ -306,7 +311,8 @@ def measure(source: np.ndarray, output: np.ndarray, mask: np.ndarray | None = No
     factor = max(1, int(cell // WORK_CELL))
     s_img, o_img, s_mask = (_shrink(x, factor) for x in (src_img, out_img, mask))
     s_cell = cell / factor
-    src, out = _maps(s_img, s_mask, s_cell), _maps(o_img, s_mask, s_cell)
+    norms = _norms(s_mask, s_cell)
+    src, out = _maps(s_img, norms, s_cell), _maps(o_img, norms, s_cell)
     min_area = MIN_AREA_CELLS * s_cell * s_cell
     a, b = src.lowpass[s_mask].astype(np.float64), out.lowpass[s_mask].astype(np.float64)
     corr = _pearson(a, b)
