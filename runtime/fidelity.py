@@ -66,7 +66,10 @@ ERASED_KEPT = 0.25
 BRIGHT_LEVEL, BLACK_LEVEL = 100, 10  # "bright anatomy came out black": source >= 100, output < 10
 # Invented dark: the output is below DARK_RATIO of the source's echogenicity there, by at least
 # DARK_MARGIN levels, where the source's fine map is not itself dark (>= SOURCE_NOT_DARK of its
-# echogenicity): a hole where the source shows tissue. A gain of 0.7 gives 0.7 * fine >= 0.42, above 0.35.
+# echogenicity) and, over the blob, the source's local contrast is above -STRUCTURE_CONTRAST / 2 (no
+# darker region there: deepening a hypoechoic region the source shows is its anechoic contrast
+# rising, not an invention): a hole where the source shows tissue. A gain of 0.7 gives
+# 0.7 * fine >= 0.42, above 0.35.
 DARK_RATIO = 0.35
 DARK_MARGIN = 20.0
 SOURCE_NOT_DARK = 0.6
@@ -277,6 +280,11 @@ def _invented(src: _Maps, out: _Maps, mask: np.ndarray, min_area: float) -> tupl
             continue
         c_src = _per_component(labels, count, src.contrast)
         c_out = _per_component(labels, count, out.contrast)
+        if kind == "dark":  # a hole where the source already shows a darker region deepens it: not invented
+            keep = np.flatnonzero(c_src > -STRUCTURE_CONTRAST / 2)
+            lookup = np.zeros(count + 1, np.int32)
+            lookup[keep + 1] = np.arange(1, keep.size + 1)
+            labels, stats, c_src, c_out, count = lookup[labels], stats[keep], c_src[keep], c_out[keep], keep.size
         for i in range(count):
             kept = c_out[i] / c_src[i] if abs(c_src[i]) > 1e-6 else math.inf
             found.append(Structure(kind, _bbox(stats[i]), int(stats[i, cv2.CC_STAT_AREA]), float(c_src[i]),
