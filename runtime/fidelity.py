@@ -10,7 +10,7 @@ the imaging region (``runtime/region.py``), at scales set by the frame's own spe
     report.lowpass_corr, report.lowpass_bias  # echogenicity map: Pearson r, mean difference (grey levels)
     report.erased, report.invented            # lists of Structure (kind, box, area, contrasts)
     report.bright_kept, report.anechoic_kept  # signed contrast kept, output / source (negative: inverted)
-    report.bright_to_black                    # share of bright (>= 100) source pixels that came out black (< 10)
+    report.bright_to_black                    # share of bright (>= 100) source anatomy that came out black (< 10)
     overlay(source, enhanced, report)         # BGR picture: source | enhanced, erased and invented outlined
 
 With a reference image (a better acquisition of the same tissue), ``measure(reference, output)``
@@ -63,7 +63,10 @@ MIN_AREA_CELLS = 4.0
 # Erased: a source structure whose signed contrast in the output is below a quarter of the source's
 # (a gain of 0.25, -12 dB, or inverted). Mild smoothing keeps > 0.8, gains of 0.7-1.4 keep 0.7-1.4.
 ERASED_KEPT = 0.25
-BRIGHT_LEVEL, BLACK_LEVEL = 100, 10  # "bright anatomy came out black": source >= 100, output < 10
+# "bright anatomy came out black": source >= 100, output < 10, on the fine maps (sigma 0.5 cell), so
+# that a bright speckle grain replaced by a dark one (a new speckle pattern, as a console image has
+# against a handheld one of the same scene) is not counted; the raw-pixel share is reported beside it
+BRIGHT_LEVEL, BLACK_LEVEL = 100, 10
 # Invented dark: the output is below DARK_RATIO of the source's echogenicity there, by at least
 # DARK_MARGIN levels, where the source's fine map is not itself dark (>= SOURCE_NOT_DARK of its
 # echogenicity) and, over the blob, the source's local contrast is above -STRUCTURE_CONTRAST / 2 (no
@@ -115,7 +118,8 @@ class FidelityReport:
     region_area: int
     lowpass_corr: float
     lowpass_bias: float
-    bright_to_black: float
+    bright_to_black: float  # share of the source's fine map >= 100 whose output fine map is < 10
+    bright_to_black_px: float  # the same on raw pixels (a new speckle pattern moves it; reported only)
     bright_kept: float | None  # None: the source has no bright structure
     anechoic_kept: float | None  # None: the source has no anechoic structure
     bright_structures: int
@@ -136,7 +140,7 @@ class FidelityReport:
     def to_dict(self, structures: bool = True) -> dict[str, Any]:
         out = {"cell_px": round(self.cell, 2), "region_px": self.region_area,
                "lowpass_corr": round(self.lowpass_corr, 4), "lowpass_bias": round(self.lowpass_bias, 2),
-               "bright_to_black": round(self.bright_to_black, 4),
+               "bright_to_black": round(self.bright_to_black, 4), "bright_to_black_px": round(self.bright_to_black_px, 4),
                "bright_kept": None if self.bright_kept is None else round(self.bright_kept, 3),
                "anechoic_kept": None if self.anechoic_kept is None else round(self.anechoic_kept, 3),
                "bright_structures": self.bright_structures, "anechoic_structures": self.anechoic_structures,
@@ -312,7 +316,7 @@ def measure(source: np.ndarray, output: np.ndarray, mask: np.ndarray | None = No
                          f"got {mask.shape} with {int(mask.sum())}")
     cell = speckle_cell(src_img, mask) if cell is None else float(np.clip(cell, 1.0, 4 * CELL_MAX))
     bright = src_img[mask] >= BRIGHT_LEVEL
-    to_black = float((out_img[mask][bright] < BLACK_LEVEL).mean()) if bright.any() else 0.0
+    to_black_px = float((out_img[mask][bright] < BLACK_LEVEL).mean()) if bright.any() else 0.0
     # the maps need about WORK_CELL px per speckle cell, no more: larger cells are measured on a
     # copy shrunk by an integer factor (block mean), which keeps a one-cell boundary and cuts the
     # cost of the wide Gaussians (a 2083 x 1455 frame: ~9 s at full size, < 1 s shrunk)
@@ -324,11 +328,13 @@ def measure(source: np.ndarray, output: np.ndarray, mask: np.ndarray | None = No
     min_area = MIN_AREA_CELLS * s_cell * s_cell
     a, b = src.lowpass[s_mask].astype(np.float64), out.lowpass[s_mask].astype(np.float64)
     corr = _pearson(a, b)
+    bright = src.fine[s_mask] >= BRIGHT_LEVEL  # at the fine scale: anatomy, not one bright speckle grain
+    to_black = float((out.fine[s_mask][bright] < BLACK_LEVEL).mean()) if bright.any() else 0.0
     n_bright, bright_kept, erased_b, mask_b = _structures(+1.0, src, out, s_mask, min_area, "bright")
     n_dark, dark_kept, erased_d, mask_d = _structures(-1.0, src, out, s_mask, min_area, "anechoic")
     invented, invented_mask = _invented(src, out, s_mask, min_area)
     size = (src_img.shape[1], src_img.shape[0])
-    return FidelityReport(cell, int(mask.sum()), corr, float((b - a).mean()), to_black, bright_kept, dark_kept,
+    return FidelityReport(cell, int(mask.sum()), corr, float((b - a).mean()), to_black, to_black_px, bright_kept, dark_kept,
                           n_bright, n_dark, [_grow(x, factor) for x in erased_b + erased_d],
                           [_grow(x, factor) for x in invented], _expand(mask_b | mask_d, size, mask),
                           _expand(invented_mask, size, mask))
