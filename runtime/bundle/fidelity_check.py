@@ -242,6 +242,7 @@ CONTROLS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
     "gauss3": lambda image: cv2.GaussianBlur(image, (3, 3), 0),
     "median3": lambda image: cv2.medianBlur(image, 3),
     "gain0.85": _gain(0.85),
+    "gain0.8": _gain(0.8),  # on the skull threshold (0.8): fails it on HC18 frames by rounding, on purpose shown
     "gain1.3": _gain(1.3),
     "offset+10": _offset(10),
     "offset-10": _offset(-10),

@@ -41,7 +41,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument("--control", metavar="NAME",
                         help="apply a known change to PATHs instead of a model, to see what the measures say about it: "
-                             "identity, gauss3, median3, gain0.85, gain1.3, offset+10, offset-10 (harmless) or invert")
+                             "identity, gauss3, median3, gain0.85, gain1.3, offset+10, offset-10 (harmless), gain0.8 (on the skull threshold) or invert")
     parser.add_argument("--reference", metavar="REF",
                         help="a better image (file or folder paired like ENHANCED): measure input and enhanced against it")
     parser.add_argument("--frames", type=int, default=1, metavar="N", help="frames per multi-frame file (default 1, the middle one)")

@@ -162,7 +162,7 @@ def test_the_shipped_default_is_flagged_on_real_frames(default_outputs):
     for name, (image, out) in default_outputs.items():
         report = fidelity.measure(image, out)
         assert report.erased and report.invented, (name, report.to_dict(False))
-        assert report.bright_to_black > 0.1, (name, report.bright_to_black)
+        assert report.bright_to_black > 0.1 and report.bright_to_black_px > 0.1, (name, report.bright_to_black)
         assert report.lowpass_corr < 0.9, (name, report.lowpass_corr)
 
 
