@@ -1,7 +1,7 @@
 """``sonoedge fidelity``: did the enhancement keep the anatomy? No reference needed.
 
     sonoedge fidelity INPUT ENHANCED [--out DIR]             # a file and its enhancement, or two folders
-    sonoedge fidelity --run FILES... [--bundle B] [--out DIR] # run a bundle (default: the embedded one)
+    sonoedge fidelity --bundle B FILES... [--out DIR]        # run a bundle on FILES (--run: the embedded one)
     sonoedge fidelity INPUT ENHANCED --reference REF         # the same measures against a better image
     sonoedge fidelity --control gauss3 FILES...              # a known change instead of a model (controls)
 
@@ -37,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="INPUT ENHANCED (files or folders), or with --run the files/folders to enhance")
     parser.add_argument("--run", action="store_true",
-                        help="run the model (--bundle, default the embedded one) on PATHs instead of reading enhanced files")
+                        help="run the embedded default bundle on PATHs (implied by --bundle B) instead of reading enhanced files")
     add_model_arguments(parser)
     parser.add_argument("--control", metavar="NAME",
                         help="apply a known change to PATHs instead of a model, to see what the measures say about it: "
@@ -156,6 +156,7 @@ def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import GateError, InputError
     from sonoedge.runtime.outputs import check_whole_folder
 
+    args.run = args.run or bool(args.bundle)  # naming a bundle means running it
     if args.frames < 1:
         raise InputError(f"--frames must be at least 1, got {args.frames}")
     if args.reference and (args.run or args.control):

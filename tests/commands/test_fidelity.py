@@ -97,3 +97,11 @@ def test_controls_harmless_pass_and_inversion_fails(folders, capsys):
     assert all(r["verdict"] == "fail" and r["lowpass_corr"] < -0.9 for r in rows)
     assert main(["fidelity", "--control", "sharpen", str(src)]) == 2
     assert "not one of identity" in capsys.readouterr().err
+
+
+def test_naming_a_bundle_runs_it(tiny_bundle, folders, capsys):
+    src, _, _ = folders
+    code = main(["fidelity", "--bundle", str(tiny_bundle), str(src / "f0.png"), "--json"])
+    assert code in (0, 3)  # the random-weight test bundle may or may not keep the line; it ran
+    rows = json.loads(capsys.readouterr().out)["frames"]
+    assert [r["frame"] for r in rows] == ["f0.png#0"]
