@@ -193,7 +193,7 @@ class _FidelityRun:
             reason = "--fidelity-frames none: not checked on purpose"
             progress(f"export: WARNING: the fidelity gate is NOT checked ({reason}); the manifest says so")
             return cls(None, None, reason, stride, cfg.allow_degraded, progress)
-        source = Path(cfg.fidelity_frames) if cfg.fidelity_frames else default_realus()
+        source = default_realus() if cfg.fidelity_frames in ("auto", "") else Path(cfg.fidelity_frames)
         if source is None:
             reason = ("no real frames: pass --fidelity-frames DIR (the realus recordings were not found at "
                       "$SONOEDGE_REALUS or ../shared/data/realus)")
@@ -245,7 +245,7 @@ def _foreign(folder: Path) -> list[Path]:
 def check_output(out: Path, cfg: ExportConfig, checkpoint: Path, overwrite: bool) -> None:
     """Refuse, before any work, an output that would replace an input or anything not an earlier bundle."""
     inputs = [checkpoint, cfg.frames, cfg.calib, cfg.lpips_trunk,
-              cfg.fidelity_frames if cfg.fidelity_frames != "none" else None, cfg.fidelity_annotations]
+              cfg.fidelity_frames if cfg.fidelity_frames not in ("auto", "none", "") else None, cfg.fidelity_annotations]
     check_whole_folder(out, inputs, overwrite, foreign=_foreign)
     if cfg.tar:
         check_file(out.with_name(out.name + ".tar"), inputs, overwrite)

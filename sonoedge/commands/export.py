@@ -35,8 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reference_frames": "reference frames stored in the bundle",
         "reference_size": "largest reference crop HxW",
         "bundle_calib_tiles": "calibration tiles carried in the bundle for the legacy TensorRT calibrator",
-        "fidelity_frames": "real frames for the fidelity gate (folder or file; none given: the realus recordings when "
-                           "present, else not checked with a warning; 'none': not checked on purpose)",
+        "fidelity_frames": "real frames for the fidelity gate: a folder or file; 'auto': the realus recordings "
+                           "($SONOEDGE_REALUS or ../shared/data/realus) when present, else not checked with a warning; "
+                           "'none': not checked, on purpose",
         "fidelity_per_group": "fidelity frames: files per sub-folder (kind of recording)",
         "fidelity_annotations": "HC18 annotations folder for the skull measures (none: annotations/hc18 beside the frames)",
         "allow_degraded": "keep precisions that fail their accuracy or fidelity gate, flagged degraded",
