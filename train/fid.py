@@ -51,8 +51,13 @@ def build_inception(trunk: str | None = None, seed: int = 0):
     with torch.random.fork_rng(devices=[]):  # building draws from torch's RNG; leave the caller's alone
         torch.manual_seed(seed)
         # transform_input=False: the input is already in [-1, 1], the range the Google weights expect
-        net = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=False,
-                                              init_weights=where == RANDOM)
+        net = torchvision.models.inception_v3(weights=None, aux_logits=True, transform_input=False, init_weights=False)
+        if where == RANDOM:
+            # He initialisation (fan-in, ReLU) keeps activations O(1) through the ~90 conv layers: in eval mode
+            # the untrained batch norms are identities, and torchvision's own random init makes them explode
+            for m in net.modules():
+                if isinstance(m, torch.nn.Conv2d):
+                    torch.nn.init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
     if where != RANDOM:
         try:
             net.load_state_dict(load_state(where, spec), strict=True)

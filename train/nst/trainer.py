@@ -91,6 +91,22 @@ class NSTTrainConfig:
             raise InputError("train.batch_size, train.epochs and train.log_every must be at least 1 and optim.lr positive")
 
 
+def _style_images(split, data_cfg: DataConfig):
+    """Each style image of a split once, (1, H, W) in [-1, 1], unaugmented: the high images of paired
+    data, the B images of unpaired data (folder datasets), or the items' style side (in-memory sets)."""
+    from sonoedge.train.augment import crop_to_stride, prepare_eval
+    from sonoedge.train.datasets import _to_tensor
+
+    if hasattr(split, "pairs") or hasattr(split, "b_names"):
+        paths = [p[1] for p in split.pairs] if hasattr(split, "pairs") else [Path(data_cfg.root) / "B" / n for n in split.b_names]
+        for path in paths:
+            image = prepare_eval([split._load(path)], data_cfg.size)[0]
+            yield _to_tensor(crop_to_stride(image, data_cfg.stride))
+        return
+    for i in range(len(split)):
+        yield _content_and_style(split[i])[1]
+
+
 def _content_and_style(item: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor]:
     return (item["low"], item["high"]) if "low" in item else (item["A"], item["B"])
 
@@ -137,22 +153,27 @@ class NSTTrainer:
         save_config(to_dict(cfg), self.out / "config.toml")
 
     def _style_target(self) -> dict[str, torch.Tensor]:
-        """Gram targets from the style images of the train split (unaugmented, data.size)."""
-        split = self.data["train"]
-        was = getattr(split, "train", None)
-        if was is not None:
-            split.train = False  # the style images as they are: no crop or flip draws
-        count = len(split) if not self.cfg.loss.style_images else min(len(split), self.cfg.loss.style_images)
-        if self.cfg.loss.average == "none":
-            count = 1
-        feats = []
+        """Gram targets from the style images of the train split (unaugmented, at data.size),
+        accumulated as running sums so a few hundred style images fit in memory."""
+        lw = self.cfg.loss
+        sums: dict[str, torch.Tensor] = {}
+        count = 0
         with torch.no_grad():
-            for i in range(count):
-                style = _content_and_style(split[i])[1][None].to(self.device)
-                feats.append(self.vgg(style))
-        if was is not None:
-            split.train = was
-        return L.style_grams(feats, self.cfg.loss.style_layers, self.cfg.loss.average)
+            for style in _style_images(self.data["train"], self.cfg.data):
+                feats = self.vgg(style[None].to(self.device))
+                for k in lw.style_layers:
+                    value = feats[k] if lw.average == "feature" else L.gram(feats[k])
+                    if k in sums and value.shape != sums[k].shape:
+                        raise InputError("averaging style in feature space needs style images of one size; set data.size")
+                    sums[k] = sums[k] + value if k in sums else value.clone()
+                count += 1
+                if lw.average == "none" or count == lw.style_images:
+                    break
+        if count == 0:
+            raise InputError("the train split has no style images")
+        if lw.average == "feature":  # Gram of the mean feature map (Sec. 3.2, "average over the feature space")
+            return {k: L.gram(v / count)[0] for k, v in sums.items()}
+        return {k: (v / count)[0] for k, v in sums.items()}  # mean of the Grams ("Gram space"), or the one image
 
     def losses(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         lw = self.cfg.loss
