@@ -53,7 +53,7 @@ class LossConfig:
 
 @dataclasses.dataclass
 class OptimConfig:
-    """Adam for both generators together and both discriminators together, StepLR per epoch."""
+    """Adam for both generators together and both discriminators together; StepLR or linear decay per epoch."""
 
     lr_g: float = 3e-4  # conference Sec. 2.5 (two time-scale update rule); journal: 3e-4
     lr_d: float = 3e-3  # conference Sec. 2.5; journal: 3e-4
