@@ -51,6 +51,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "bench-sr": ("sonoedge.commands.bench_sr", "CPU cost of SR inference and zero-shot training"),
     "sr-eval": ("sonoedge.commands.sr_eval", "Liu et al.'s SR evaluation on the real HC18 frames (bicubic, zero-shot, dataset)"),
     "curves": ("sonoedge.commands.curves", "plot a training run's validation curves (Figure 3 layout)"),
+    "style": ("sonoedge.commands.style", "neural style transfer of an image or folder (Menini): optimisation or a trained translator"),
 }
 
 

@@ -25,6 +25,10 @@ class ModelConfig:
     discriminator: str = "patchgan"  # 30x30 PatchGAN with spectral norm (both papers)
     discriminator_kwargs: dict[str, Any] = dataclasses.field(default_factory=lambda: {"ndf": 64})
     channels: int = 1  # grey B-mode
+    # each discriminator scores the image after a denoiser, so a generator cannot hide the cycle in
+    # high-frequency noise (Grimwood et al. 2022, Sec. 2.2): "none" or "gaussian" (train/sim2real.py)
+    discriminator_denoiser: str = "none"
+    denoiser_sigma: float = 1.0  # px, standard deviation of the "gaussian" denoiser
 
 
 @dataclasses.dataclass
@@ -49,7 +53,7 @@ class LossConfig:
 
 @dataclasses.dataclass
 class OptimConfig:
-    """Adam for both generators together and both discriminators together, StepLR per epoch."""
+    """Adam for both generators together and both discriminators together; StepLR or linear decay per epoch."""
 
     lr_g: float = 3e-4  # conference Sec. 2.5 (two time-scale update rule); journal: 3e-4
     lr_d: float = 3e-3  # conference Sec. 2.5; journal: 3e-4
@@ -57,6 +61,9 @@ class OptimConfig:
     betas_d: tuple[float, float] = (0.9, 0.9)  # journal: (0.9, 0.999)
     lr_step_epochs: int = 100  # "reduced learning rates by half every 100 epochs" (both papers)
     lr_gamma: float = 0.5
+    # "step": x lr_gamma every lr_step_epochs; "linear": constant for lr_step_epochs, then linearly
+    # to 0 at train.epochs (Grimwood et al. 2022 Sec. 2.3; CycleGAN's policy)
+    lr_policy: str = "step"
 
 
 @dataclasses.dataclass
@@ -103,6 +110,8 @@ class TrainConfig:
 
         if self.loss.perceptual not in ("translated", "cycled", "none"):
             raise InputError(f"loss.perceptual must be 'translated', 'cycled' or 'none', got '{self.loss.perceptual}'")
+        if self.optim.lr_policy not in ("step", "linear"):
+            raise InputError(f"optim.lr_policy must be 'step' or 'linear', got '{self.optim.lr_policy}'")
         if self.train.best_metric not in ("ssim", "psnr", "lncc", "lpips"):
             raise InputError(f"train.best_metric must be ssim, psnr, lncc or lpips, got '{self.train.best_metric}'")
         if self.train.amp_dtype not in ("float16", "bfloat16"):

@@ -64,6 +64,33 @@ def journal() -> Any:
     )
 
 
+def grimwood() -> Any:
+    """Grimwood et al. 2022, EUS CycleGAN (seed 004), Sec. 2.2-2.3, as sim-to-real translation:
+    domain A (the ``low`` slot, G_H's input) is the phantom, domain B (``high``) real recordings, so
+    the deployed G_H translates simulation toward real. "Other hyperparameters were set to the
+    defaults used in the original implementation [5]" (Zhu et al. 2017): those are stated below."""
+    from sonoedge.train.config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from sonoedge.train.datasets import DataConfig
+
+    return TrainConfig(
+        preset="grimwood2022-sim2real",
+        # "For each epoch, a 90/10 training/validation split" (Sec. 2.3); flips and 40 px crops are the
+        # AugmentConfig defaults (Sec. 2.3); intensities in [-1, 1] as everywhere here
+        data=_data(DataConfig, layout="unpaired", ratios=(0.9, 0.1, 0.0)),
+        # CycleGAN defaults (Zhu et al. 2017, code): ResNet generator with 9 blocks for 256 px, ngf = ndf = 64
+        model=ModelConfig(generator="resnet", generator_kwargs={"ngf": 64, "n_blocks": 9, "n_down": 2},
+                          discriminator_kwargs={"ndf": 64},
+                          discriminator_denoiser="gaussian", denoiser_sigma=1.0),  # Sec. 2.2 (Gaussian, see sim2real.py)
+        # CycleGAN defaults: lambda_cycle = 10, identity 0.5 x 10 = 5; no perceptual or paired term, no label smoothing
+        loss=LossConfig(lambda_adv=1.0, lambda_cycle=10.0, lambda_identity=5.0, lambda_paired=0.0, lambda_perceptual=0.0,
+                        perceptual="none", label_smoothing=False),
+        # "learning rate of 0.0002 that decayed linearly after 100 epochs" (Sec. 2.3); Adam beta1 = 0.5 (CycleGAN default)
+        optim=OptimConfig(lr_g=2e-4, lr_d=2e-4, betas_g=(0.5, 0.999), betas_d=(0.5, 0.999), lr_step_epochs=100,
+                          lr_policy="linear"),
+        train=LoopConfig(epochs=200, batch_size=1, pool_size=50),  # "batch size of 1 ... 200 epochs"; 50-image pool (CycleGAN)
+    )
+
+
 def _data(cls, **values):
     """A DataConfig with the paper's split, passing only the fields that DataConfig has."""
     names = {f.name for f in dataclasses.fields(cls)}
@@ -76,3 +103,6 @@ PRESETS.register("athreya2024-conference")(Preset(
 PRESETS.register("athreya2024-journal")(Preset(
     "athreya2024-journal", "CycleGAN + LPIPS perceptual loss + paired L1, U-Net generator (Athreya et al. 2024, JMIR Biomed Eng)",
     config=journal(), run=_run_cyclegan))
+PRESETS.register("grimwood2022-sim2real")(Preset(
+    "grimwood2022-sim2real", "sim-to-real CycleGAN with denoiser-guarded discriminators, A = phantom, B = real "
+    "(Grimwood et al. 2022, EUS CycleGAN)", config=grimwood(), run=_run_cyclegan))

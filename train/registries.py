@@ -25,6 +25,8 @@ _MODULES = (
     "sonoedge.train.presets",
     "sonoedge.train.sr.networks",
     "sonoedge.train.sr.presets",
+    "sonoedge.train.nst.transform_net",
+    "sonoedge.train.nst.presets",
 )
 
 

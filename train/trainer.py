@@ -49,6 +49,7 @@ from sonoedge.train.checkpoint import load_checkpoint, model_info, rng_state, sa
 from sonoedge.train.config import TrainConfig
 from sonoedge.train.pool import ImagePool
 from sonoedge.train.registries import DISCRIMINATORS, GENERATORS, load_all
+from sonoedge.train.sim2real import guard_discriminator, make_scheduler
 
 NETS = ("G_H", "G_L", "D_H", "D_L")
 HIGHER_IS_BETTER = {"ssim": True, "psnr": True, "lncc": True, "lpips": False}
@@ -95,7 +96,9 @@ def build_networks(cfg: TrainConfig, device: torch.device) -> dict[str, nn.Modul
                              f"check the keys of model.{key}") from None
 
     gen = lambda: create(GENERATORS, m.generator, "generator_kwargs", in_channels=c, out_channels=c, **m.generator_kwargs)  # noqa: E731
-    dis = lambda: create(DISCRIMINATORS, m.discriminator, "discriminator_kwargs", in_channels=c, **m.discriminator_kwargs)  # noqa: E731
+    dis = lambda: guard_discriminator(  # noqa: E731
+        create(DISCRIMINATORS, m.discriminator, "discriminator_kwargs", in_channels=c, **m.discriminator_kwargs),
+        m.discriminator_denoiser, m.denoiser_sigma)
     return {"G_H": gen(), "G_L": gen(), "D_H": dis(), "D_L": dis()}
 
 
@@ -185,7 +188,7 @@ class Trainer:
             "G": torch.optim.Adam([*self.nets["G_H"].parameters(), *self.nets["G_L"].parameters()], lr=o.lr_g, betas=tuple(o.betas_g)),
             "D": torch.optim.Adam([*self.nets["D_H"].parameters(), *self.nets["D_L"].parameters()], lr=o.lr_d, betas=tuple(o.betas_d)),
         }
-        self.sched = {k: torch.optim.lr_scheduler.StepLR(v, step_size=o.lr_step_epochs, gamma=o.lr_gamma) for k, v in self.opt.items()}
+        self.sched = {k: make_scheduler(v, o, cfg.train.epochs) for k, v in self.opt.items()}
         self.scaler = torch.amp.GradScaler("cuda", enabled=self.amp and self.amp_dtype == torch.float16)
         self.pools = {"H": ImagePool(cfg.train.pool_size), "L": ImagePool(cfg.train.pool_size)}
         self.epoch, self.step, self.batch_in_epoch = 0, 0, 0

@@ -12,6 +12,15 @@ the low-pass correlation with the high image); scores_per_image.csv its per-imag
 OUT must be new or empty; ``--overwrite`` replaces these four files and touches nothing else. OUT
 is never one of the input folders nor inside one.
 
+Realism of image sets (no pairs): FID, KID with its standard error, histogram distance and speckle
+statistics of each set against real frames, and, with ``--phantom``, the structure check of
+translated phantom images (``sonoedge.train.realism``):
+
+    sonoedge evaluate --real REAL_DIR --images phantom=PH/high --images cyclegan=OUT/cg --size 96
+                      --inception-trunk PATH|random [--phantom PH] --out OUT
+
+writes OUT/realism.md (also printed), OUT/realism.csv and, with --phantom, OUT/structure.json.
+
 Extension point (the training engineer adds ``--checkpoint``): :func:`collect_methods` returns the
 method outputs; a branch there may add a method computed in memory from a checkpoint.
 """
@@ -48,6 +57,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="LNCC window side in pixels (default 9, see sonoedge.runtime.metrics.LNCC_WINDOW)")
     parser.add_argument("--figure-rows", type=int, default=4, help="image rows in figure.png (default 4)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    realism = parser.add_argument_group("realism of image sets (FID/KID, histogram, speckle; no pairs)")
+    realism.add_argument("--real", metavar="REAL_DIR", help="folder of real frames: score each --images set against it")
+    realism.add_argument("--images", action="append", default=[], metavar="NAME=DIR", help="a set of images, repeatable")
+    realism.add_argument("--inception-trunk", default=None, metavar="PATH|random",
+                         help="torchvision Inception-v3 weights (default: $SONOEDGE_INCEPTION_TRUNK, then the torch hub "
+                              "cache); 'random' = seeded random trunk, labelled, not comparable to published FID")
+    realism.add_argument("--size", type=int, default=0, help="resize every image to SIZE x SIZE first (0: keep)")
+    realism.add_argument("--phantom", metavar="PH_DIR", help="phantom folder (phantom.json) the sets translate: structure check")
 
 
 def load_folder(path: str | Path, label: str) -> dict:
@@ -112,10 +129,66 @@ def check_out(args: argparse.Namespace) -> None:
     check_fill_folder(args.out, OUTPUTS, inputs, args.overwrite)
 
 
+REALISM_OUTPUTS = ("realism.md", "realism.csv", "structure.json")
+
+
+def run_realism(args: argparse.Namespace) -> int:
+    """FID/KID, histogram and speckle statistics of the --images sets against --real (sets, no pairs)."""
+    import json
+
+    import cv2
+
+    from sonoedge.runtime.atomic import atomic_path
+    from sonoedge.runtime.errors import InputError, require
+    from sonoedge.runtime.outputs import check_fill_folder
+
+    if not args.images:
+        raise InputError("--real needs at least one --images NAME=DIR set to compare with it")
+    sets = dict(parse_method(text) for text in args.images)
+    inputs = [args.real, args.phantom, *sets.values(), args.inception_trunk if args.inception_trunk != "random" else None]
+    check_fill_folder(args.out, REALISM_OUTPUTS, inputs, args.overwrite)
+    require("torch", "train")
+    from sonoedge.train.fid import build_inception
+    from sonoedge.train.realism import realism_report, structure_check
+
+    def load(folder: str, label: str) -> dict:
+        images = load_folder(folder, label)
+        if args.size:
+            images = {k: cv2.resize(v, (args.size, args.size), interpolation=cv2.INTER_AREA) for k, v in images.items()}
+        return images
+
+    extractor = build_inception(args.inception_trunk)  # before scoring: a missing trunk fails fast
+    real = load(args.real, "real")
+    loaded = {name: load(folder, f"set '{name}'") for name, folder in sets.items()}
+    report = realism_report(real, loaded, extractor, real_name=f"real ({Path(args.real).name})", progress=not args.quiet)
+    files = {"realism.md": report.markdown(), "realism.csv": report.csv_text()}
+    if args.phantom:
+        checks = {name: structure_check(args.phantom, images) for name, images in loaded.items()}
+        files["structure.json"] = json.dumps(checks, indent=1)
+        lines = ["", "Structure check against the phantom's ground truth (train/realism.py):", "",
+                 "| Set | images | shift px median (max) | structure corr | cysts visible before | lost | "
+                 "cyst dB before | after | painted outside max |", "|---|---|---|---|---|---|---|---|---|"]
+        for name, check in checks.items():
+            c = check["summary"]
+            lines.append(f"| {name} | {c['images']} | {c['shift_px_median']:.2f} ({c['shift_px_max']:.2f}) | "
+                         f"{c['structure_corr_median']:.3f} | {c['cysts_visible_before']} | {c['cysts_lost']} | "
+                         f"{c['cyst_db_before_median']:.1f} | {c['cyst_db_after_median']:.1f} | {c['painted_outside_max']:.3f} |")
+        files["realism.md"] += "\n".join(lines) + "\n"
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    for name, text in files.items():
+        with atomic_path(Path(args.out) / name) as tmp:
+            tmp.write_text(text)
+    print(files["realism.md"])
+    print("wrote " + ", ".join(str(Path(args.out) / n) for n in files))
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     from sonoedge.runtime.errors import InputError
     from sonoedge.train.evaluate import checkpoint_inputs, evaluate_methods
 
+    if args.real:
+        return run_realism(args)
     if args.figure_rows < 1:
         raise InputError(f"--figure-rows must be at least 1, got {args.figure_rows}")
     check_out(args)

@@ -124,6 +124,14 @@ def train(w, out, bundle):
     return ["train", "--preset", "liu2021-sr", "--data", w / "in", "--out", out]
 
 
+def style_file(w, out, bundle):
+    return ["style", w / "image.png", "--style", w / "image.png", "-o", out, "--vgg-trunk", "random", "--iterations", "1"]
+
+
+def style_folder(w, out, bundle):
+    return ["style", w / "in", "--style", w / "image.png", "-o", out, "--vgg-trunk", "random", "--iterations", "1"]
+
+
 # command -> (argv builder, output kind, suffix of a file output, the input an output may collide with)
 COMMANDS = {
     "enhance-image": (enhance_image, "file", ".png", "image.png"),
@@ -137,8 +145,10 @@ COMMANDS = {
     "curves": (curves, "file", ".png", "run/log.jsonl"),
     "bench-json": (bench, "file", ".json", "clip.avi"),
     "train": (train, "folder", "", "in"),
+    "style-file": (style_file, "file", ".png", "image.png"),
+    "style-folder": (style_folder, "folder", "", "in"),
 }
-NEEDS = {"sr": "torch", "train": "torch", "curves": "matplotlib"}
+NEEDS = {"sr": "torch", "train": "torch", "curves": "matplotlib", "style-file": "torch", "style-folder": "torch"}
 
 
 def _skip_missing(name: str) -> None:
@@ -184,6 +194,7 @@ INSIDE = {
     "evaluate": lambda w, b: evaluate(w, w / "in" / "eval", b),
     "bench-json": lambda w, b: ["bench", b, "--input", w / "in", "--json", w / "in" / "b.json"],
     "train": lambda w, b: train(w, w / "in" / "run", b),
+    "style-folder": lambda w, b: style_folder(w, w / "in" / "styled", b),
 }
 
 
