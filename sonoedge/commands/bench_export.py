@@ -1,8 +1,10 @@
 """``sonoedge bench-export BUNDLE CKPT``: ONNX Runtime CPU latency of each precision beside PyTorch eager.
 
-    sonoedge bench-export BUNDLE CKPT [--rounds 20] [--threads 2] [--size 256]
+    sonoedge bench-export BUNDLE CKPT [--rounds 20] [--threads 2] [--size 256] [--no-torch]
 
-Prints a Markdown table (median and p90 ms per frame, speed against PyTorch eager) and the machine line.
+Prints a Markdown table (median and p90 wall ms per frame, median CPU ms per frame, speed against
+PyTorch eager and against ONNX Runtime fp32) with the machine, load and INT8 layout lines.
+For the CPU INT8 layout (integer kernels), export with ``--int8-quantize-outputs --int8-remainder fp32``.
 """
 from __future__ import annotations
 
@@ -15,10 +17,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--rounds", type=int, default=20)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--size", type=int, help="tile the reference frames up to SIZE x SIZE")
+    parser.add_argument("--no-torch", action="store_true", help="skip PyTorch eager (slow for full-width generators)")
 
 
 def run(args: argparse.Namespace) -> int:
     from sonoedge.export.bench import bench_bundle
 
-    print(bench_bundle(args.bundle, args.checkpoint, args.rounds, args.threads, args.size))
+    print(bench_bundle(args.bundle, args.checkpoint, args.rounds, args.threads, args.size, torch_eager=not args.no_torch))
     return 0
