@@ -53,7 +53,7 @@ def _inputs(root: Path, manifest: "Manifest", size: int | None) -> list[np.ndarr
     return [pad_to_stride(normalise(f), stride)[0] for f in frames]
 
 
-def bench_bundle(bundle: str, checkpoint: str, rounds: int = 20, threads: int = 2, size: int | None = None,
+def bench_bundle(bundle: str, checkpoint: str | None, rounds: int = 20, threads: int = 2, size: int | None = None,
                  torch_eager: bool = True) -> str:
     """The Markdown latency table (plus machine, model and load lines) of every precision of ``bundle``."""
     import onnxruntime as ort
