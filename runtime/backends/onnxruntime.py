@@ -11,8 +11,8 @@ the CPU provider (at least one), ONNX Runtime's own default (one per physical co
 provider. The core left over is the stream pipeline's: its capture thread decodes the next frame and
 its sink thread pastes the last one while the model runs. With every core in ONNX Runtime's pool,
 those threads preempt a pool worker in the middle of a parallel section and the calling thread
-waits for that worker's share: measured on a 2-core CPU, decode + model and the pipeline each used
-7 % more CPU per frame with 2 intra-op threads than with 1 (docs/benchmarks/runtime.md, section 0).
+waits for that worker's share: measured on a 2-core CPU, the pipeline used 3-7 % more CPU per
+frame with 2 intra-op threads than with 1 (docs/benchmarks/runtime.md, section 0).
 A loop that does nothing but inference (``sonoedge bench``'s hand loop) wants every core: pass
 ``intra_op_threads=physical_cores()``. Inter-op parallelism is off (sequential execution: these
 generators are a chain). ``allow_spinning`` (default off) lets idle ORT workers spin: it wins a

@@ -7,8 +7,8 @@ post-processing and the sink overlap. Two thread layouts (``PipelineConfig.threa
   finish (about 0.5 ms) are short next to inference, so a thread of their own buys no overlap that
   the neighbouring thread does not already give, and costs two more queue hand-offs per frame
   (condition wake-ups, GIL hand-overs, the frame's pixels moving between cores): measured on a
-  2-core CPU, the 5-thread layout used 10.5 % more process CPU per frame than decode + model, this
-  one 5.7 % (docs/benchmarks/runtime.md, section 0).
+  2-core CPU, the 5-thread layout used 1-5 % more process CPU per frame than this one
+  (docs/benchmarks/runtime.md, section 0).
 - ``5``: one thread per step, for a sink or source slow enough to be worth its own thread.
 
 Two queue policies:
