@@ -143,10 +143,37 @@ def iter_frames(path: str | Path, grey: str = "fast") -> Iterator[np.ndarray]:
     colour becomes grey by ``grey`` (one of ``frames.GREY_METHODS``)."""
     path = Path(path)
     kind = kind_of(path)
+    _check_grey(grey)
+    yield from _checked(_READERS[kind](path, grey), path, kind)
+
+
+def open_frames(path: str | Path, grey: str = "fast") -> tuple[MediaInfo, Iterator[np.ndarray]]:
+    """:func:`probe` and :func:`iter_frames` with ONE opening of the file where that saves work: a
+    video's probe opens the decoder and decodes the first frame, and the iterator goes on from
+    there (opening an FFmpeg decoder and decoding a frame again cost about 15-20 ms of CPU per
+    file). Other kinds: the probe, and the lazy :func:`iter_frames`."""
+    path = Path(path)
+    kind = kind_of(path)
+    _check_grey(grey)
+    if kind != "video":
+        return probe(path), iter_frames(path, grey)
+    capture = _open_video(path)
+    try:
+        info, first = _probe_capture(path, capture)
+    except BaseException:
+        capture.release()
+        raise
+    return info, _checked(_read_video(path, grey, capture, first), path, kind)
+
+
+def _check_grey(grey: str) -> None:
     if grey not in GREY_METHODS:
         raise InputError(f"grey method '{grey}' is not one of {', '.join(GREY_METHODS)}")
+
+
+def _checked(frames: Iterator[np.ndarray], path: Path, kind: str) -> Iterator[np.ndarray]:
     count = 0
-    for frame in _READERS[kind](path, grey):
+    for frame in frames:
         _check_size(frame, path)
         count += 1
         yield frame
@@ -268,7 +295,8 @@ def _quiet_opencv() -> Iterator[Any]:
     set for that moment only and removed again."""
     import cv2
 
-    unset_ffmpeg = not {"OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FFMPEG_DEBUG"} & set(os.environ)
+    # two lookups, not a set of the whole environment: this runs around every decoded video frame
+    unset_ffmpeg = "OPENCV_FFMPEG_LOGLEVEL" not in os.environ and "OPENCV_FFMPEG_DEBUG" not in os.environ
     if unset_ffmpeg:
         os.environ["OPENCV_FFMPEG_LOGLEVEL"] = "-8"  # AV_LOG_QUIET
     level = cv2.utils.logging.getLogLevel()
@@ -1147,24 +1175,32 @@ def _video_count_fps(capture) -> tuple[int | None, float | None]:
 def _probe_video(path: Path) -> MediaInfo:
     capture = _open_video(path)
     try:
-        frames, fps = _video_count_fps(capture)
-        if path.suffix.lower() in (".h264", ".264"):
-            frames = None  # a raw elementary stream has no container to count frames; the number is a guess
-        first = _read_frame(path, capture)
+        return _probe_capture(path, capture)[0]
     finally:
         capture.release()
+
+
+def _probe_capture(path: Path, capture) -> tuple[MediaInfo, np.ndarray]:
+    """The MediaInfo of an opened video and its first decoded (BGR) frame."""
+    frames, fps = _video_count_fps(capture)
+    if path.suffix.lower() in (".h264", ".264"):
+        frames = None  # a raw elementary stream has no container to count frames; the number is a guess
+    first = _read_frame(path, capture)
     if first is None:
         raise InputError(f"{path} contains no decodable video frame (empty or corrupt video).")
     _check_dims(path, first.shape[0], first.shape[1])
-    return MediaInfo(path, "video", frames, first.shape[0], first.shape[1], 1 if first.ndim == 2 else first.shape[2], fps)
+    info = MediaInfo(path, "video", frames, first.shape[0], first.shape[1], 1 if first.ndim == 2 else first.shape[2], fps)
+    return info, first
 
 
-def _read_video(path: Path, grey: str = "fast") -> Iterator[np.ndarray]:
-    capture = _open_video(path)
+def _read_video(path: Path, grey: str = "fast", capture=None, first: np.ndarray | None = None) -> Iterator[np.ndarray]:
+    """Every frame, grey; ``capture`` (already opened) and its ``first`` decoded frame continue a probe."""
+    capture = _open_video(path) if capture is None else capture
     decoded = 0
     try:
         stated, _ = _video_count_fps(capture)
-        while (frame := _read_frame(path, capture)) is not None:
+        while (frame := first if first is not None else _read_frame(path, capture)) is not None:
+            first = None
             decoded += 1
             yield _grey(frame, bgr=True, method=grey)
     finally:

@@ -6,10 +6,17 @@
                    precision="fp16", input_name="input",                  # ORT's own TensorRT EP
                    profile_shapes={"min": (1, 1, 64, 64), "opt": (1, 1, 512, 512), "max": (1, 1, 1024, 1024)})
 
-Threading: ``intra_op_threads`` (0 = one per physical core) run each operator; inter-op parallelism
-is off (sequential execution: these generators are a chain). ``allow_spinning`` (default off) lets
-idle ORT workers spin: it wins a little when inference is alone on the machine and loses when the
-pipeline's pre/post threads need the same cores (measured in docs/benchmarks/runtime.md).
+Threading: ``intra_op_threads`` run each operator; 0 (auto) is one per physical core LESS ONE on
+the CPU provider (at least one), ONNX Runtime's own default (one per physical core) with a GPU
+provider. The core left over is the stream pipeline's: its capture thread decodes the next frame and
+its sink thread pastes the last one while the model runs. With every core in ONNX Runtime's pool,
+those threads preempt a pool worker in the middle of a parallel section and the calling thread
+waits for that worker's share: measured on a 2-core CPU, the pipeline used 3-7 % more CPU per
+frame with 2 intra-op threads than with 1 (docs/benchmarks/runtime.md, section 0).
+A loop that does nothing but inference (``sonoedge bench``'s hand loop) wants every core: pass
+``intra_op_threads=physical_cores()``. Inter-op parallelism is off (sequential execution: these
+generators are a chain). ``allow_spinning`` (default off) lets idle ORT workers spin: it wins a
+little when inference is alone on the machine and loses when the pipeline's threads need the cores.
 
 The TensorRT execution provider builds its engine at session creation (``load``, announced in the
 log, never on the first frame) and caches it under ``cache_root`` (default: ``ort-trt`` beside the
@@ -20,6 +27,7 @@ inside the range runs on the cached engine instead of rebuilding it mid-stream.
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -60,7 +68,8 @@ class OnnxRuntimeBackend(Backend):
         if missing:
             raise SonoedgeError(f"ONNX Runtime here lacks provider(s) {', '.join(missing)}; available: {', '.join(available)}")
         opts = ort.SessionOptions()
-        opts.intra_op_num_threads = self.intra_op_threads
+        cpu_only = providers == ["CPUExecutionProvider"]
+        opts.intra_op_num_threads = self.intra_op_threads or (max(1, physical_cores() - 1) if cpu_only else 0)
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
@@ -92,6 +101,24 @@ class OnnxRuntimeBackend(Backend):
     def close(self) -> None:
         self.session = None
         super().close()
+
+
+def physical_cores() -> int:
+    """Physical cores this process may run on (hyper-threads of one core count once): what ONNX
+    Runtime's default intra-op pool uses; the logical CPU count where the topology is not readable."""
+    try:
+        cpus = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+    cores = set()
+    for cpu in cpus:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            cores.add((topology.joinpath("physical_package_id").read_text().strip(),
+                       topology.joinpath("core_id").read_text().strip()))
+        except OSError:
+            return len(cpus)
+    return max(1, len(cores))
 
 
 def tensorrt_ep_options(precision: str, cache_root: str | Path | None, input_name: str,

@@ -5,13 +5,17 @@ and against decode + model alone, decoding included, in ONE run.
 
 Three alternatives over the same frames of the same file, interleaved (:func:`bench`):
 
-- ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor;
+- ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor,
+  with the pipeline's own session (same model, same intra-op threads);
 - ``hand``: a careful hand-written loop with the same output as the pipeline (OpenCV read, cvtColor,
-  the same region crop, reflect-pad, normalise, the same backend session, de-normalise, paste back
-  inside the mask), buffers reused, one thread, no checks: what the runtime's safety features
-  (frame validation, NaN check, fail-safe, region re-check, bounded queues, threads) cost;
-- ``pipeline``: the runtime as a user runs it (file source decoding in the capture thread, prepare,
-  infer, finish, null sink; blocking mode, nothing dropped).
+  the same region crop, reflect-pad, normalise, the same model file in a session of its own with
+  one intra-op thread per physical core, the best pool for a loop that waits for the model,
+  de-normalise, paste back inside the mask), buffers reused, one thread, no checks: what the
+  runtime's safety features (frame validation, NaN check, fail-safe, region re-check, bounded
+  queues, threads) cost;
+- ``pipeline``: the runtime as a user runs it (file source decoding in the capture thread with
+  prepare, infer, finish with the null sink; blocking mode, nothing dropped; on the CPU its session
+  leaves one core to those threads, runtime/backends/onnxruntime.py).
 
 Reported: fps and process CPU ms per frame of each (medians over repeats), pipeline fps / hand-loop
 fps and pipeline CPU over decode + model (medians of per-repeat ratios, with quartiles: the runs of
@@ -236,6 +240,7 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
     t0 = time.perf_counter()
     model = load_model(cfg)
     load_s = time.perf_counter() - t0
+    hand_backend = model.backend
     try:
         enhancer = Enhancer(model, cfg)
         sample = list(opencv_frames(path, min(frames, 16), cfg.grey))
@@ -247,8 +252,9 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "pipeline": lambda: Pipeline(lambda: _LoopedFile(path, frames, cfg.grey), enhancer, NullSink(),
                                          PipelineConfig(mode="blocking", queue_size=queue_size)).run(),
         }
+        hand_backend = _hand_backend(model)
         if model.scale == 1:
-            runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, model.backend, bbox, mask, model.stride)
+            runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, hand_backend, bbox, mask, model.stride)
         wall: dict[str, list[float]] = {k: [] for k in runs}
         cpu: dict[str, list[float]] = {k: [] for k in runs}
         order, last = [k for k in ALTERNATIVES if k in runs], None
@@ -274,11 +280,40 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "steps": step_budget(last, frames),
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
+            "intra_op_threads": {"pipeline": _threads_of(model.backend), "bare": _threads_of(model.backend),
+                                 "hand": _threads_of(hand_backend)},
             "machine": machine(),
         }
         return out
     finally:
+        if hand_backend is not model.backend:
+            hand_backend.close()
         model.close()
+
+
+def _hand_backend(model: Any) -> Any:
+    """The hand loop's session: the pipeline's model file, providers and options, but ONNX
+    Runtime's default pool of one thread per physical core, which is what a loop that does nothing
+    while the model runs wants (the runtime leaves a core to its pipeline threads on the CPU:
+    runtime/backends/onnxruntime.py). Other backends: the pipeline's own."""
+    backend = model.backend
+    if getattr(backend, "name", "") != "onnxruntime" or getattr(backend, "active_providers", None) != ["CPUExecutionProvider"]:
+        return backend
+    from sonoedge.runtime.backends.onnxruntime import OnnxRuntimeBackend, physical_cores
+
+    hand = OnnxRuntimeBackend(backend.model_path, providers=backend.active_providers,
+                              intra_op_threads=physical_cores(), allow_spinning=backend.allow_spinning,
+                              precision=backend.precision, input_name=backend.input_name)
+    hand.load()
+    return hand
+
+
+def _threads_of(backend: Any) -> int | None:
+    session = getattr(backend, "session", None)
+    if session is None:
+        return None
+    value = session.get_session_options().intra_op_num_threads
+    return int(value) if value else None
 
 
 def _ratio(numerators: list[float] | None, denominators: list[float]) -> dict[str, Any] | None:
@@ -353,6 +388,10 @@ def format_result(r: dict[str, Any]) -> str:
     lines.append("  per-step budget (last pipeline run; steps overlap in their threads):")
     for stage, v in r["steps"].items():
         lines.append(f"    {stage:9s} {v['ms']:8.2f} ms {v['pct_of_frame']:6.1f}% of frame time, thread CPU {v['cpu_ms']:7.2f} ms")
+    threads = r.get("intra_op_threads") or {}
+    if threads:
+        lines.append("  intra-op threads: " + ", ".join(f"{labels[k].split(' (')[0]} {v if v else 'provider default'}"
+                                                        for k, v in threads.items() if k in fps))
     start, end = r["load_average"]["start"], r["load_average"]["end"]
     lines.append(f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores; load average "
                  f"{start[0]:.2f} at start, {end[0]:.2f} at end")

@@ -57,7 +57,7 @@ from sonoedge.runtime.service.health import HealthServer, check_loopback, check_
 from sonoedge.runtime.service.notify import notify, watchdog_interval
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, check_servable
-from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig, Stats
+from sonoedge.runtime.stream.pipeline import THREAD_LAYOUTS, Pipeline, PipelineConfig, Stats
 
 log = logging.getLogger("sonoedge.runtime.service.daemon")
 
@@ -172,6 +172,8 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True, check_port: bo
         raise InputError(f"pipeline.on_end '{cfg.pipeline.on_end}' is not one of stop, restart")
     if cfg.pipeline.queue_size < 1:
         raise InputError("pipeline.queue_size must be at least 1")
+    if cfg.pipeline.threads not in THREAD_LAYOUTS:
+        raise InputError(f"pipeline.threads {cfg.pipeline.threads!r} is not one of {', '.join(map(str, THREAD_LAYOUTS))}")
     if cfg.enhancer.precision not in (AUTO, *PRECISIONS):
         raise InputError(f"enhancer.precision '{cfg.enhancer.precision}' is not one of {', '.join((AUTO, *PRECISIONS))}")
     if cfg.enhancer.region not in REGION_CHOICES:

@@ -1,7 +1,17 @@
 """The pipelined stream: capture -> prepare -> infer -> finish -> sink.
 
-Each stage is a thread; stages hand frames on through small bounded queues, so capture,
-pre-processing, inference, post-processing and the sink overlap. Two queue policies:
+Stages hand frames on through small bounded queues, so capture, pre-processing, inference,
+post-processing and the sink overlap. Two thread layouts (``PipelineConfig.threads``):
+
+- ``3`` (default): capture + prepare | infer | finish + sink. Prepare (about 0.4 ms a frame) and
+  finish (about 0.5 ms) are short next to inference, so a thread of their own buys no overlap that
+  the neighbouring thread does not already give, and costs two more queue hand-offs per frame
+  (condition wake-ups, GIL hand-overs, the frame's pixels moving between cores): measured on a
+  2-core CPU, the 5-thread layout used 1-5 % more process CPU per frame than this one
+  (docs/benchmarks/runtime.md, section 0).
+- ``5``: one thread per step, for a sink or source slow enough to be worth its own thread.
+
+Two queue policies:
 
 - ``live`` (a probe, a replayed clip, a camera): under overload the newest frame wins: a full queue
   drops its OLDEST frame and counts the drop, so the display never lags behind the probe.
@@ -31,6 +41,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from sonoedge.runtime.errors import InputError
 from sonoedge.runtime.frames import Frame
 from sonoedge.runtime.stream.base import Sink, Source
 from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
@@ -38,6 +49,7 @@ from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
 log = logging.getLogger("sonoedge.runtime.stream.pipeline")
 
 STAGES = ("capture", "prepare", "infer", "finish", "sink")
+THREAD_LAYOUTS = (3, 5)  # threads per pipeline (PipelineConfig.threads)
 _END = object()  # end-of-stream marker, never dropped
 LATENCY_WINDOW = 4096  # samples kept per stage for the percentiles (fixed memory)
 # A source faster than the pipeline (an unpaced in-memory loop, a replay at 1000 fps) would spin
@@ -78,6 +90,11 @@ class PipelineConfig:
     restart_backoff_max_s: float = 10.0
     max_restarts: int = 10  # restarts allowed within restart_window_s (rate limit) before giving up
     restart_window_s: float = 60.0
+    threads: int = 3  # 3: capture+prepare | infer | finish+sink; 5: one thread per step (module doc)
+
+    def __post_init__(self) -> None:
+        if self.threads not in THREAD_LAYOUTS:
+            raise InputError(f"pipeline.threads must be one of {', '.join(map(str, THREAD_LAYOUTS))}, got {self.threads}")
 
 
 class Ring:
@@ -281,15 +298,25 @@ class Pipeline:
             source = _FailedSource(source.uri, exc)
         mode = self.cfg.mode
         self.live = getattr(source, "live", False) if mode == "auto" else mode == "live"
-        self.queues = [FrameQueue(self.cfg.queue_size, self.live, self._dropped, self.stop_event) for _ in range(4)]
-        q_prep, q_infer, q_finish, q_sink = self.queues
-        self.threads = [
-            threading.Thread(target=self._capture, args=(source, q_prep), name="capture", daemon=True),
-            threading.Thread(target=self._stage, args=(q_prep, q_infer, self._prepare, "prepare"), name="prepare", daemon=True),
-            threading.Thread(target=self._stage, args=(q_infer, q_finish, self._infer, "infer"), name="infer", daemon=True),
-            threading.Thread(target=self._stage, args=(q_finish, q_sink, self._finish, "finish"), name="finish", daemon=True),
-            threading.Thread(target=self._sink, args=(q_sink,), name="sink", daemon=True),
-        ]
+        fused = self.cfg.threads == 3
+        self.queues = [FrameQueue(self.cfg.queue_size, self.live, self._dropped, self.stop_event)
+                       for _ in range(2 if fused else 4)]
+        if fused:  # capture+prepare | infer | finish+sink (module doc)
+            q_infer, q_sink = self.queues
+            self.threads = [
+                threading.Thread(target=self._capture, args=(source, q_infer, True), name="capture", daemon=True),
+                threading.Thread(target=self._stage, args=(q_infer, q_sink, self._infer, "infer"), name="infer", daemon=True),
+                threading.Thread(target=self._sink, args=(q_sink, True), name="sink", daemon=True),
+            ]
+        else:
+            q_prep, q_infer, q_finish, q_sink = self.queues
+            self.threads = [
+                threading.Thread(target=self._capture, args=(source, q_prep), name="capture", daemon=True),
+                threading.Thread(target=self._stage, args=(q_prep, q_infer, self._prepare, "prepare"), name="prepare", daemon=True),
+                threading.Thread(target=self._stage, args=(q_infer, q_finish, self._infer, "infer"), name="infer", daemon=True),
+                threading.Thread(target=self._stage, args=(q_finish, q_sink, self._finish, "finish"), name="finish", daemon=True),
+                threading.Thread(target=self._sink, args=(q_sink,), name="sink", daemon=True),
+            ]
         self.stats.started = time.monotonic()
         for t in self.threads:
             t.start()
@@ -318,7 +345,7 @@ class Pipeline:
     def _dropped(self, item: Any) -> None:
         self.stats.drop("overload")
 
-    def _capture(self, source: Source, out: FrameQueue) -> None:
+    def _capture(self, source: Source, out: FrameQueue, prepare: bool = False) -> None:
         restarts: collections.deque[float] = collections.deque()
         backoff = self.cfg.restart_backoff_s
         ring = self.stats.latency["capture"]
@@ -338,7 +365,10 @@ class Pipeline:
                             break
                         with self.stats.lock:
                             self.stats.frames_in += 1
-                        if out.put(_Item(frame, time.perf_counter())):
+                        item = _Item(frame, time.perf_counter())
+                        if prepare and not self._step(self._prepare, item, "prepare"):
+                            continue
+                        if out.put(item):
                             time.sleep(OVERLOAD_YIELD_S)  # overloaded: let the stages have the GIL
                         backoff = self.cfg.restart_backoff_s
                     ended = "end of stream"
@@ -388,26 +418,30 @@ class Pipeline:
             return _FailedSource(old.uri, exc)
 
     def _stage(self, inp: FrameQueue, out: FrameQueue, fn: Callable[[_Item], bool], name: str) -> None:
-        ring = self.stats.latency[name]
         try:
             while True:
                 item = inp.get()
                 if item is _END:
                     break
-                t0, c0 = time.perf_counter(), time.thread_time()
-                try:
-                    keep = fn(item)
-                except Exception as exc:  # a bug in a stage: count the frame, keep the stream alive
-                    self.stats.drop("error")
-                    self.say(logging.ERROR, "stage failed", "stage_error", stage=name,
-                             frame_id=item.frame.frame_id, error=repr(exc))
-                    continue
-                ring.add(time.perf_counter() - t0)
-                self.stats.cpu_s[name] += time.thread_time() - c0
-                if keep:
+                if self._step(fn, item, name):
                     out.put(item)
         finally:
             out.put(_END, force=True)
+
+    def _step(self, fn: Callable[[_Item], bool], item: _Item, name: str) -> bool:
+        """Run one step on ``item``, timed (wall and thread CPU) under its name; False: the frame
+        goes no further (malformed, or a bug in the step, counted as ``error``)."""
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            keep = fn(item)
+        except Exception as exc:  # a bug in a stage: count the frame, keep the stream alive
+            self.stats.drop("error")
+            self.say(logging.ERROR, "stage failed", "stage_error", stage=name,
+                     frame_id=item.frame.frame_id, error=repr(exc))
+            return False
+        self.stats.latency[name].add(time.perf_counter() - t0)
+        self.stats.cpu_s[name] += time.thread_time() - c0
+        return keep
 
     def _prepare(self, item: _Item) -> bool:
         try:
@@ -439,12 +473,14 @@ class Pipeline:
         item.job = None  # release the tensors early
         return True
 
-    def _sink(self, inp: FrameQueue) -> None:
+    def _sink(self, inp: FrameQueue, finish: bool = False) -> None:
         ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
         while True:
             item = inp.get()
             if item is _END:
                 break
+            if finish and not self._step(self._finish, item, "finish"):
+                continue
             t0, c0 = time.perf_counter(), time.thread_time()
             try:
                 self.sink.write(item.out)
@@ -480,4 +516,4 @@ class _FailedSource(Source):
         raise self.exc
 
 
-__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "Ring"]
+__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "Ring", "THREAD_LAYOUTS"]

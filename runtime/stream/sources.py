@@ -75,12 +75,21 @@ class FileSource(Source):
         self.grey = _grey_option(uri, grey)
         self.info = None
         self.next_id = 0
+        self._opened: Iterator[np.ndarray] | None = None  # the first pass, continuing the probe's opening
 
     def open(self) -> None:
-        from sonoedge.runtime.readers import probe
+        from sonoedge.runtime.readers import open_frames
 
-        self.info = probe(self.path)  # InputError naming the path when it is missing or unsupported
+        # InputError naming the path when it is missing or unsupported; a video stays open, its
+        # first frame decoded, for the first pass (readers.open_frames: one opening, not two)
+        self.info, frames = open_frames(self.path, self.grey)
+        self._opened = frames if self.info.kind != "folder" else None
         self.fps = self.info.fps
+
+    def close(self) -> None:
+        frames, self._opened = self._opened, None
+        if frames is not None and hasattr(frames, "close"):
+            frames.close()  # a first pass never read: its decoder is released
 
     def frames(self) -> Iterator[np.ndarray | str]:
         """Decoded uint8 frames; a string in place of a frame that could not be decoded."""
@@ -94,7 +103,8 @@ class FileSource(Source):
         if self.info is None:
             self.open()
         if self.info.kind != "folder":
-            for item in iter_frames(self.path, self.grey):
+            frames, self._opened = self._opened, None
+            for item in frames if frames is not None else iter_frames(self.path, self.grey):
                 yield None, item
             return
         for file in folder_files(self.path):  # per file, so one bad still does not end the stream

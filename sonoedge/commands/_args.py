@@ -100,7 +100,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "precision": "model precision (auto: the device profile's first preferred one the bundle holds, as build-engine)",
         "backend": "auto | onnxruntime | tensorrt",
         "region": "imaging region: detect it (auto), the whole frame (full), or as the bundle says (bundle)",
-        "threads": "onnxruntime intra-op threads (0 = one per core)",
+        "threads": "onnxruntime intra-op threads (0 = auto: on the CPU one per physical core less one, at least 1)",
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
 

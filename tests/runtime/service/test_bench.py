@@ -7,7 +7,7 @@ import pytest
 
 from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.service.bench import _LoopedFile, hand_loop, opencv_frames, step_budget
+from sonoedge.runtime.service.bench import _hand_backend, _LoopedFile, hand_loop, opencv_frames, step_budget
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
 from sonoedge.runtime.stream.sinks import NullSink
@@ -40,7 +40,12 @@ def test_hand_loop_gives_the_pipelines_frames(model, tmp_path, region, grey):
     enhancer = Enhancer(model, cfg)
     job = enhancer.prepare(Frame(next(opencv_frames(clip, 1, grey)), 0))
     hand: list[np.ndarray] = []
-    hand_loop(clip, 7, grey, model.backend, job.bbox, job.mask, model.stride, on_frame=hand.append)
+    backend = _hand_backend(model)  # its own session, one intra-op thread per physical core
+    assert backend is not model.backend
+    try:
+        hand_loop(clip, 7, grey, backend, job.bbox, job.mask, model.stride, on_frame=hand.append)
+    finally:
+        backend.close()
     piped: list[np.ndarray] = []
     stats = Pipeline(lambda: _LoopedFile(clip, 7, grey), enhancer, NullSink(), PipelineConfig(mode="blocking"),
                      on_frame=lambda f: piped.append(f.image)).run()

@@ -41,6 +41,7 @@ def busy_port():
     ("enhancer.threads=1.5", "enhancer.threads: expected int"),
     ("stop_timeout_s=nan", "stop_timeout_s = nan"),
     ("pipeline.queue_size=1000000000", "pipeline.queue_size"),
+    ("pipeline.threads=4", "pipeline.threads"),
     ("pipeline.restart_backoff_s=0", "pipeline.restart_backoff_s"),
     ("enhancer.retry_backoff_max_s=0.01", "enhancer.retry_backoff_max_s"),
     ("health.stale_after_s=-1", "health.stale_after_s"),

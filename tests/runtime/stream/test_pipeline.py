@@ -262,3 +262,23 @@ def test_a_file_that_cannot_be_opened_is_an_error_at_once(model, tmp_path):
     p = Pipeline(lambda: open_source(str(tmp_path / "missing.mp4")), Enhancer(model, EnhancerConfig(region="full")), NullSink())
     with pytest.raises(InputError, match="missing.mp4 does not exist"):
         p.run()
+
+
+@pytest.mark.parametrize("threads", [3, 5])
+def test_both_thread_layouts_keep_every_frame_in_order_and_time_every_step(model, threads):
+    seen = []
+    p = Pipeline(lambda: Synthetic(n=30, live=False), Enhancer(model, EnhancerConfig(region="full")), NullSink(),
+                 PipelineConfig(threads=threads), on_frame=lambda f: seen.append(f.frame_id))
+    stats = p.run()
+    assert len(p.threads) == threads
+    _assert_accounting(stats)
+    assert seen == list(range(30)) and stats["enhanced"] == 30
+    for stage in ("capture", "prepare", "infer", "finish", "sink"):
+        assert stats["latency_ms"][stage]["count"] == 30
+
+
+def test_an_unknown_thread_layout_is_refused():
+    from sonoedge.runtime.errors import InputError
+
+    with pytest.raises(InputError, match="pipeline.threads"):
+        PipelineConfig(threads=4)

@@ -168,3 +168,45 @@ def test_sources_and_sinks_are_registered_on_import_of_the_stream_package(tmp_pa
             "sink = open_sink('null://')\n"
             "assert {'file', 'replay', 'shm'} <= set(SOURCES.names()) and 'null' in SINKS.names()\n")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _grey_clip(path, n=5):
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"FFV1"), 25, (64, 48), isColor=False)
+    for i in range(n):
+        writer.write(np.full((48, 64), 20 * i, np.uint8))
+    writer.release()
+    return path
+
+
+def test_file_source_decodes_on_from_its_probe_opening(tmp_path, monkeypatch):
+    """open() probes the video and the first pass goes on with that decoder: one opening, every frame,
+    the frames iter_frames gives; a replay's later passes open the file again."""
+    from sonoedge.runtime import readers
+
+    clip = _grey_clip(tmp_path / "c.avi")
+    opened = []
+    real = readers._open_video
+    monkeypatch.setattr(readers, "_open_video", lambda path: opened.append(path) or real(path))
+    source = open_source(str(clip))
+    source.open()
+    frames = [f.image for f in source]
+    source.close()
+    assert len(opened) == 1 and len(frames) == 5
+    assert all(np.array_equal(a, b) for a, b in zip(frames, readers.iter_frames(clip)))
+    opened.clear()
+    replay = open_source(f"replay://{clip}?fps=1000&loop=1")
+    replay.open()
+    looped = [f.image for _, f in zip(range(12), replay)]
+    replay.close()
+    assert len(opened) == 3  # the probe's opening, then one per later pass
+    assert all(np.array_equal(a, frames[i % 5]) for i, a in enumerate(looped))
+
+
+def test_file_source_closed_before_reading_releases_its_decoder(tmp_path):
+    clip = _grey_clip(tmp_path / "c.avi")
+    source = open_source(str(clip))
+    source.open()
+    source.close()
+    assert source._opened is None
+    again = open_source(str(clip))
+    assert len(list(again)) == 5  # without open(): __iter__ opens it
