@@ -10,8 +10,8 @@ PyTorch), so
 
 one strided convolution (:func:`apply`). The known operators are this form exactly:
 
-    bicubic-aa  anti-aliased bicubic (MATLAB imresize, the operator this code assumed everywhere):
-                Keys' cubic stretched 4x, 16 taps
+    bicubic-aa  anti-aliased bicubic (PyTorch's antialias=True, the operator this code assumed
+                everywhere): Keys' cubic with a = -0.5 stretched 4x, 16 taps
     cubic       plain cubic interpolation at the block centres, no anti-aliasing (OpenCV INTER_CUBIC,
                 many scanners' and screen grabbers' scaling): 4 taps, aliases
     area        4 x 4 box average (OpenCV INTER_AREA)
@@ -63,7 +63,7 @@ class Operator:
 def operator(name: str) -> Operator:
     """The operator called ``name``: bicubic-aa, cubic, area or gauss<sigma> (e.g. gauss1.5)."""
     if name == "bicubic-aa":
-        k = _keys(_offsets(16) / SCALE)
+        k = _keys(_offsets(16) / SCALE, a=-0.5)  # PyTorch's anti-aliased bicubic uses PIL's a = -0.5
     elif name == "cubic":
         k = _keys(_offsets(4))
     elif name == "area":

@@ -274,7 +274,7 @@ def super_resolve(G, image: np.ndarray, cfg: SRConfig, progress: Callable[[int],
     from sonoedge.train.sr.ensemble import self_ensemble
 
     _, est, op = resolve_degradation(cfg, image)
-    noise = est.noise / 127.5 if (est is not None and cfg.degradation.discrepancy) else 0.0
+    noise = cfg.degradation.discrepancy * est.noise / 127.5 if est is not None else 0.0
     if info is not None:
         info["back_projection_operator"] = "bicubic-aa" if op is None else op.name
         if est is not None:
