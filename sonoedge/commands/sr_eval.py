@@ -12,7 +12,8 @@ The evaluation over degradations the SR is not told about (train/sr/evaluate_deg
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all \\
         --methods bicubic,bicubic-bp,bp-est,dataset --checkpoint runs/sr-realtrain/run/last.pt
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --methods zero-shot
-    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report \
+        --handheld --checkpoint runs/sr-realtrain/run/last.pt    # + handheld stills, fidelity measures
 
 Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
@@ -42,6 +43,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --degradations: zero-shot training time per input (default: sonoedge sr's)")
     parser.add_argument("--zero-shot-frames", default="", help="with --degradations: frames for zero-shot "
                                                                "(default: one hc18 and one console frame)")
+    parser.add_argument("--handheld", action="store_true",
+                        help="with --degradations: also super-resolve crops of the realus handheld stills and "
+                             "measure their fidelity (runtime/fidelity.py) to bicubic up-scaling (no ground truth)")
     parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
     parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
@@ -82,6 +86,8 @@ def _degradations(args: argparse.Namespace) -> int:
     table = E.evaluate(args.realus, args.out, methods, degradations, checkpoint=args.checkpoint,
                        threads=args.threads, report_only=args.report, progress=progress, **kwargs)
     print(table)
+    if args.handheld:
+        print(E.handheld_fidelity(args.realus, args.out, args.checkpoint))
     return 0
 
 

@@ -45,6 +45,7 @@ def test_defaults_are_the_old_mains():
     assert (args.methods, args.artifacts, args.set, args.threads, args.report, args.tag, args.frames,
             args.degradations, args.checkpoint, args.budget) == (
         None, "runs/sr-artifacts", [], 1, False, "", "", "", None, None)
+    assert not args.handheld
 
 
 def test_sr_eval_methods_match_the_library():

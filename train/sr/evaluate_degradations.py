@@ -256,3 +256,90 @@ def evaluate(realus: str | Path, out: str | Path, methods: Sequence[str] = METHO
                 raise InputError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
             run_method(method, frames, out, degradations, checkpoint, budget, zero_shot_frames, progress)
     return markdown(report(frames, out, degradations), degradations)
+
+
+# ------------------------------------------------------------------ the real case, no ground truth
+
+HANDHELD_CROP = 192  # LR side of the crop super-resolved per handheld frame (768 x 768 output)
+HANDHELD_METHODS = ("bicubic-bp", "bp-est", "dataset")
+
+
+def handheld_crops(realus: Path) -> dict[str, np.ndarray]:
+    """name -> uint8 crop (at most HANDHELD_CROP square) at the centre of the imaging region
+    (runtime/region.py) of each realus/itkpocus_handheld still: the native handheld frame is the LR
+    input; there is no higher-resolution original to score against."""
+    from sonoedge.runtime.readers import read_image
+    from sonoedge.runtime.region import detect_region
+
+    folder = Path(realus) / "itkpocus_handheld"
+    files = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")) if folder.is_dir() else []
+    if not files:
+        raise InputError(f"no handheld frames in {folder}; pass --realus pointing at the realus folder")
+    crops = {}
+    for f in files:
+        image = read_image(f)
+        x0, y0, x1, y1 = detect_region(image).bbox
+        cx, cy = (x0 + x1) // 2, (y0 + y1) // 2
+        side = min(HANDHELD_CROP, x1 - x0, y1 - y0) // 4 * 4
+        top, left = max(0, cy - side // 2), max(0, cx - side // 2)
+        crops[f.stem] = np.ascontiguousarray(image[top:top + side, left:left + side])
+    return crops
+
+
+def handheld_fidelity(realus: str | Path, out: str | Path, checkpoint: str | Path | None) -> str:
+    """Super-resolve the handheld crops with HANDHELD_METHODS and measure each output's fidelity
+    (runtime/fidelity.py) to the bicubic up-scaling of its input: what the SR changed beyond plain
+    interpolation (erased or invented structures, echogenicity r and bias, contrast kept). Writes
+    OUT/handheld/<method>/<frame>.png and OUT/handheld/fidelity.json / .md; returns the table."""
+    import torch
+
+    from sonoedge.runtime.fidelity import measure
+    from sonoedge.train.sr import trainer as T
+    from sonoedge.train.sr.ensemble import back_project
+    from sonoedge.train.sr.resize import resize, resize_image
+
+    out = Path(out) / "handheld"
+    crops = handheld_crops(Path(realus))
+    G = T.load_sr_generator(checkpoint)[0] if checkpoint else None
+    rows: dict = {}
+    for name, lr in crops.items():
+        base = resize_image(lr, 4)
+        for method in HANDHELD_METHODS:
+            path = out / method / f"{name}.png"
+            info: dict = {}
+            if path.exists():
+                import cv2
+
+                sr = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
+                info = json.loads(path.with_suffix(".json").read_text())
+            elif method == "bicubic-bp":
+                x = T.to_tensor(lr)
+                sr = T.to_image(back_project(resize(x, scale=4), x, 8))
+                _write(path.parent, name, sr, info)
+            elif method == "bp-est":
+                sr = T.super_resolve(_Bicubic(), lr, _config(INFERENCE_OVERRIDES), info=info)
+                _write(path.parent, name, sr, info)
+            elif G is not None:
+                sr = T.super_resolve(G, lr, _config(INFERENCE_OVERRIDES, "dataset"), info=info)
+                _write(path.parent, name, sr, info)
+            else:
+                continue
+            with torch.no_grad():
+                report = measure(base, sr)
+            rows.setdefault(method, {})[name] = {**report.to_dict(structures=False),
+                                                 "lr_shape": list(lr.shape),
+                                                 "estimate": info.get("estimate", "")}
+    with atomic_path(out / "fidelity.json") as tmp:
+        tmp.write_text(json.dumps(rows, indent=1))
+    lines = ["| method | frame | LR crop | low-pass r | bias | erased | invented | bright kept | estimate |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for method, per in rows.items():
+        for name, r in per.items():
+            kept = "-" if r["bright_kept"] is None else f"{r['bright_kept']:.3f}"
+            lines.append(f"| {method} | {name} | {r['lr_shape'][1]}x{r['lr_shape'][0]} | {r['lowpass_corr']:.4f} | "
+                         f"{r['lowpass_bias']:+.2f} | {r['erased']} | {r['invented']} | {kept} | "
+                         f"{r['estimate'].split(' (')[0]} |")
+    table = "\n".join(lines) + "\n"
+    with atomic_path(out / "fidelity.md") as tmp:
+        tmp.write_text(table)
+    return table
