@@ -57,9 +57,6 @@ BRANCHES: tuple[tuple[tuple[str, int], ...], ...] = (
 class DetailBranch(nn.Module):
     """One encoder-decoder stream of Table I: (N, 1, H, W) -> detail (N, 1, H, W); H, W % 2^depth == 0."""
 
-    # state-dict version 2: the stride-1 decoder layers are Conv2d (version 1 saved them transposed)
-    _version = 2
-
     def __init__(self, groups: tuple[tuple[str, int], ...], width: float = 1.0):
         super().__init__()
         layers: list[nn.Module] = []
@@ -80,18 +77,21 @@ class DetailBranch(nn.Module):
             cin = c
         self.body = nn.Sequential(*layers)
         self.detail = nn.Conv2d(cin, 1, 3, padding=1)
+        # marks the weight layout in every state dict and checkpoint (train/checkpoint.py keeps no torch
+        # metadata): 2 = stride-1 decoder layers are Conv2d; a state dict without it is the older,
+        # transposed layout and is converted on load (_load_from_state_dict)
+        self.register_buffer("layout", torch.tensor(2, dtype=torch.int64))
         nn.init.zeros_(self.detail.weight)  # untrained branch adds no detail (module docstring)
         nn.init.zeros_(self.detail.bias)
         self.depth = max(0, n_enc - 1)  # number of stride-2 convs
 
     def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
-        # a checkpoint saved with ConvTranspose2d(stride 1) weights says version 1 (nn.Module's default);
-        # a state dict without metadata is taken as the current layout
-        if local_metadata.get("version", 2) < 2:
+        if f"{prefix}layout" not in state_dict:  # saved with ConvTranspose2d(stride 1) weights
             for i in self._plain_decoder:
                 key = f"{prefix}body.{i}.weight"
                 if key in state_dict:
                     state_dict[key] = state_dict[key].transpose(0, 1).flip(-2, -1).contiguous()
+            state_dict[f"{prefix}layout"] = torch.tensor(2, dtype=torch.int64)
         super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:

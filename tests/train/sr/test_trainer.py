@@ -149,3 +149,21 @@ def LiuSRGenerator_init(key):
 
     torch.manual_seed(0)
     return LiuSRGenerator(width=0.25).state_dict()[key]
+
+
+def test_shipped_realtrain_checkpoint_loads_and_is_small():
+    from pathlib import Path
+
+    import sonoedge.train.sr as sr_pkg
+
+    path = Path(sr_pkg.__file__).parent / "weights" / "liu2021-sr-realtrain.pt"
+    assert path.stat().st_size < 2_000_000
+    G, info = load_sr_generator(path)
+    assert info["task"] == "sr" and info["scale"] == 4
+    x = to_tensor(_image())
+    with torch.no_grad():
+        out = G(x)
+    from sonoedge.train.sr.resize import resize
+
+    assert out.shape[-2:] == (160, 192)
+    assert float((out - resize(x, scale=4).clamp(-1, 1)).abs().mean()) > 1e-4  # trained: not plain bicubic
