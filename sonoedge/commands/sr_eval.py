@@ -84,7 +84,8 @@ def _degradations(args: argparse.Namespace) -> int:
               + (f", {info['train_log']['iterations']} iterations" if "train_log" in info else ""), flush=True)
 
     table = E.evaluate(args.realus, args.out, methods, degradations, checkpoint=args.checkpoint,
-                       threads=args.threads, report_only=args.report, progress=progress, **kwargs)
+                       threads=args.threads, report_only=args.report, progress=progress,
+                       frames=_names(args.frames), **kwargs)
     print(table)
     if args.handheld:
         print(E.handheld_fidelity(args.realus, args.out, args.checkpoint))

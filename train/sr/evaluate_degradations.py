@@ -93,8 +93,9 @@ def _write(folder: Path, name: str, image: np.ndarray, info: dict) -> None:
 
 def run_method(method: str, frames: dict[str, np.ndarray], out: Path, degradations: Sequence[str],
                checkpoint: str | Path | None = None, budget: float = ZERO_SHOT_BUDGET_S,
-               zero_shot_frames: Sequence[str] = ZERO_SHOT_FRAMES, progress=None) -> None:
-    """Write the outputs of ``method`` that do not exist yet (module docstring)."""
+               zero_shot_frames: Sequence[str] = ZERO_SHOT_FRAMES, progress=None,
+               only: Sequence[str] | None = None) -> None:
+    """Write the outputs of ``method`` that do not exist yet (module docstring); ``only``: these frames."""
     import torch
 
     from sonoedge.train.sr import trainer as T
@@ -107,10 +108,10 @@ def run_method(method: str, frames: dict[str, np.ndarray], out: Path, degradatio
             raise InputError(f"method 'dataset' needs --checkpoint (a liu2021-sr checkpoint trained on realtrain); "
                              f"got {checkpoint}")
         G, _ = T.load_sr_generator(checkpoint)
-    names = [n for n in sorted(frames) if method != "zero-shot" or n in zero_shot_frames]
-    # zero-shot: one frame of every degradation before the next frame, so a stopped run covers them all
-    jobs = [(d, n) for n in names for d in degradations] if method == "zero-shot" else \
-        [(d, n) for d in degradations for n in names]
+    names = [n for n in sorted(frames) if (method != "zero-shot" or n in zero_shot_frames)
+             and (not only or n in only)]
+    # one frame in every degradation before the next frame, so a stopped run covers them all
+    jobs = [(d, n) for n in names for d in degradations]
     for degradation, name in jobs:
         folder = out / method / degradation
         if (folder / f"{name}.png").exists():
@@ -240,7 +241,7 @@ def markdown(scores: dict, degradations: Sequence[str] = EVAL_DEGRADATIONS) -> s
 def evaluate(realus: str | Path, out: str | Path, methods: Sequence[str] = METHODS,
              degradations: Sequence[str] = EVAL_DEGRADATIONS, checkpoint: str | Path | None = None,
              budget: float = ZERO_SHOT_BUDGET_S, zero_shot_frames: Sequence[str] = ZERO_SHOT_FRAMES,
-             threads: int = 1, report_only: bool = False, progress=None) -> str:
+             threads: int = 1, report_only: bool = False, progress=None, frames: Sequence[str] = ()) -> str:
     """Run ``methods`` (unless ``report_only``), score everything under ``out``; returns the table."""
     import torch
 
@@ -248,14 +249,19 @@ def evaluate(realus: str | Path, out: str | Path, methods: Sequence[str] = METHO
     unknown = sorted(set(degradations) - set(EVAL_DEGRADATIONS))
     if unknown:
         raise InputError(f"unknown degradation(s) {', '.join(unknown)}; valid: {', '.join(EVAL_DEGRADATIONS)}")
+    only = list(frames)
     frames = load_frames(Path(realus))
+    missing = sorted(set(only) - set(frames))
+    if missing:
+        raise InputError(f"unknown frame(s) {', '.join(missing)}; the evaluation has {', '.join(sorted(frames))}")
     out = Path(out)
     if not report_only:
         for method in methods:
             if method not in METHODS:
                 raise InputError(f"unknown method '{method}'; valid: {', '.join(METHODS)}")
-            run_method(method, frames, out, degradations, checkpoint, budget, zero_shot_frames, progress)
-    return markdown(report(frames, out, degradations), degradations)
+            run_method(method, frames, out, degradations, checkpoint, budget, zero_shot_frames, progress, only)
+    scored = {k: v for k, v in frames.items() if not only or k in only}
+    return markdown(report(scored, out, degradations), degradations)
 
 
 # ------------------------------------------------------------------ the real case, no ground truth
