@@ -17,8 +17,8 @@ one strided convolution (:func:`apply`). The known operators are this form exact
     area        4 x 4 box average (OpenCV INTER_AREA)
     gauss<s>    Gaussian of standard deviation s HR pixels, sampled at the block centres
 
-:func:`estimate` picks the operator from the LR image alone (the closed-form estimate of
-DESIGN-free reasoning given in its docstring); back-projection, the LR sons of zero-shot training
+:func:`estimate` picks the operator from the LR image alone (closed form, reasoning in its
+docstring); back-projection, the LR sons of zero-shot training
 and the ``bp-est`` baseline then use the same operator (ensemble.py, fathers.py).
 """
 from __future__ import annotations
