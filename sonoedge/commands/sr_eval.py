@@ -1,24 +1,51 @@
-"""``sonoedge sr-eval``: the SR paper's evaluation (Liu et al. Tables II-III) on the realus/hc18 frames.
+"""``sonoedge sr-eval``: SR on real high-end frames, scored against the originals.
+
+The paper's evaluation (Liu et al. Tables II-III) on the realus/hc18 frames, LR made by the assumed
+anti-aliased bicubic:
 
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-hc18 \\
         --methods bicubic,bicubic-bp,zero-shot --threads 1
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-hc18 --report
 
-Outputs that exist are not recomputed; prints the PSNR / SSIM / IFC table (also OUT/results.md).
+The evaluation over degradations the SR is not told about (train/sr/evaluate_degradations.py):
+
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all \\
+        --methods bicubic,bicubic-bp,bp-est,dataset --checkpoint runs/sr-realtrain/run/last.pt
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --methods zero-shot
+    sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report \
+        --handheld --checkpoint runs/sr-realtrain/run/last.pt    # + handheld stills, fidelity measures
+
+Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
 from __future__ import annotations
 
 import argparse
 
-# sonoedge.train.sr.evaluate_hc18.METHODS, repeated so that --help imports nothing heavy
-# (tests/commands/test_tools.py checks the two match)
+# sonoedge.train.sr.evaluate_hc18.METHODS and evaluate_degradations.METHODS / EVAL_DEGRADATIONS,
+# repeated so that --help imports nothing heavy (tests/commands/test_tools.py checks they match)
 METHODS = ("bicubic", "bicubic-bp", "zero-shot", "dataset")
+DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot")
+DEGRADATIONS = ("bicubic-aa", "bicubic-aa+speckle", "cubic", "cubic+speckle", "area", "area+speckle",
+                "gauss1.5", "gauss1.5+speckle", "gauss2.5", "gauss2.5+speckle")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--realus", required=True, help="the realus folder (holds hc18/)")
+    parser.add_argument("--realus", required=True, help="the realus folder (holds hc18/ and clips/)")
     parser.add_argument("--out", required=True, help="output folder for SR images and results")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated subset of {', '.join(METHODS)}")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated subset of {', '.join(METHODS)} (with --degradations: "
+                             f"{', '.join(DEGRADATION_METHODS)}); default all")
+    parser.add_argument("--degradations", default="", metavar="all|NAMES",
+                        help=f"evaluate over these LR degradations ({', '.join(DEGRADATIONS)}; 'all')")
+    parser.add_argument("--checkpoint", default=None, help="with --degradations: the dataset-mode checkpoint "
+                                                           "(trained on realtrain, never on realus)")
+    parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
+                        help="with --degradations: zero-shot training time per input (default: sonoedge sr's)")
+    parser.add_argument("--zero-shot-frames", default="", help="with --degradations: frames for zero-shot "
+                                                               "(default: one hc18 and one console frame)")
+    parser.add_argument("--handheld", action="store_true",
+                        help="with --degradations: also super-resolve crops of the realus handheld stills and "
+                             "measure their fidelity (runtime/fidelity.py) to bicubic up-scaling (no ground truth)")
     parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
     parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
@@ -29,12 +56,39 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.degradations:
+        return _degradations(args)
     from sonoedge.train.sr.evaluate_hc18 import evaluate_hc18
 
-    table = evaluate_hc18(args.realus, args.out, methods=_names(args.methods), artifacts=args.artifacts,
+    methods = _names(args.methods) if args.methods else list(METHODS)
+    table = evaluate_hc18(args.realus, args.out, methods=methods, artifacts=args.artifacts,
                           config=args.config, overrides=args.set, threads=args.threads, report_only=args.report,
                           tag=args.tag, frames=_names(args.frames))
     print(table)
+    return 0
+
+
+def _degradations(args: argparse.Namespace) -> int:
+    from sonoedge.train.sr import evaluate_degradations as E
+
+    degradations = list(DEGRADATIONS) if args.degradations == "all" else _names(args.degradations)
+    methods = _names(args.methods) if args.methods else list(DEGRADATION_METHODS)
+    kwargs = {}
+    if args.budget is not None:
+        kwargs["budget"] = args.budget
+    if args.zero_shot_frames:
+        kwargs["zero_shot_frames"] = _names(args.zero_shot_frames)
+
+    def progress(method, degradation, name, info):
+        print(f"{method} {degradation} {name}: {info['seconds']:.1f} s"
+              + (f", {info['train_log']['iterations']} iterations" if "train_log" in info else ""), flush=True)
+
+    table = E.evaluate(args.realus, args.out, methods, degradations, checkpoint=args.checkpoint,
+                       threads=args.threads, report_only=args.report, progress=progress,
+                       frames=_names(args.frames), **kwargs)
+    print(table)
+    if args.handheld:
+        print(E.handheld_fidelity(args.realus, args.out, args.checkpoint))
     return 0
 
 

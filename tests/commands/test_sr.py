@@ -79,3 +79,43 @@ def test_sr_has_the_lpips_trunk_option_its_message_names():
     sr.add_arguments(parser)
     args = parser.parse_args(["in.png", "-o", "out.png", "--zero-shot", "--lpips-trunk", "random"])
     assert sr._config(args).perceptual.trunk == "random"
+
+
+def test_sr_zero_shot_budget_stops_and_reports_what_it_reached(tmp_path, capsys):
+    _write_images(tmp_path, 1, (36, 40))
+    out = tmp_path / "b.png"
+    small = [a if a != "max_iters=2" else "max_iters=100000" for a in SMALL]
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+                 "--degradation", "area", *small]) == 0
+    text = capsys.readouterr().out
+    assert "stopped by time budget 1 s" in text and "reconstruction error" in text
+    assert "sons: area" in text and "back-projection through area" in text
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (144, 160)
+
+
+def test_sr_default_budget_and_bad_options(tmp_path, capsys):
+    import argparse
+
+    from sonoedge.commands import sr
+
+    parser = argparse.ArgumentParser()
+    sr.add_arguments(parser)
+    assert sr._config(parser.parse_args(["i.png", "-o", "o.png", "--zero-shot"])).time_budget_s == sr.DEFAULT_BUDGET_S
+    _write_images(tmp_path, 1, (36, 40))
+    for bad, words in ((["--degradation", "lanczos"], "degradation.operator"), (["--budget", "-1"], "--budget")):
+        assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "o.png"), "--zero-shot", *bad]) == 2
+        err = capsys.readouterr().err
+        assert words in err and "Traceback" not in err
+
+
+def test_sr_with_checkpoint_on_tiny_inputs(checkpoint, tmp_path, capsys):
+    for shape in ((16, 16), (17, 21)):
+        cv2.imwrite(str(tmp_path / "t.png"), np.full(shape, 100, np.uint8))
+        out = tmp_path / f"t{shape[0]}.png"
+        assert main(["sr", str(tmp_path / "t.png"), "-o", str(out), "--checkpoint", str(checkpoint), *SMALL]) == 0
+        assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (4 * shape[0], 4 * shape[1])
+    capsys.readouterr()  # the progress bars so far
+    cv2.imwrite(str(tmp_path / "t.png"), np.full((3, 9), 100, np.uint8))
+    assert main(["sr", str(tmp_path / "t.png"), "-o", str(tmp_path / "t3.png"), "--checkpoint", str(checkpoint)]) == 2
+    err = capsys.readouterr().err
+    assert "9x3 pixels" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1

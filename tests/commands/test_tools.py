@@ -42,8 +42,10 @@ def test_defaults_are_the_old_mains():
     args = _parser("bench_sr").parse_args([])
     assert (args.threads, args.repeats, args.iters, args.onnx) == (1, 5, 10, None)
     args = _parser("sr_eval").parse_args(["--realus", "r", "--out", "o"])
-    assert (args.methods, args.artifacts, args.set, args.threads, args.report, args.tag, args.frames) == (
-        "bicubic,bicubic-bp,zero-shot,dataset", "runs/sr-artifacts", [], 1, False, "", "")
+    assert (args.methods, args.artifacts, args.set, args.threads, args.report, args.tag, args.frames,
+            args.degradations, args.checkpoint, args.budget) == (
+        None, "runs/sr-artifacts", [], 1, False, "", "", "", None, None)
+    assert not args.handheld
 
 
 def test_sr_eval_methods_match_the_library():
@@ -51,6 +53,15 @@ def test_sr_eval_methods_match_the_library():
     from sonoedge.train.sr import evaluate_hc18
 
     assert sr_eval.METHODS == evaluate_hc18.METHODS
+
+
+def test_sr_eval_degradation_names_and_budget_match_the_library():
+    from sonoedge.commands import sr, sr_eval
+    from sonoedge.train.sr import degrade, evaluate_degradations
+
+    assert sr_eval.DEGRADATION_METHODS == evaluate_degradations.METHODS
+    assert sr_eval.DEGRADATIONS == degrade.EVAL_DEGRADATIONS
+    assert sr.DEFAULT_BUDGET_S == evaluate_degradations.ZERO_SHOT_BUDGET_S
 
 
 def test_command_modules_import_nothing_heavy():

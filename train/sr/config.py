@@ -30,6 +30,20 @@ class SRDataConfig:
 
 
 @dataclasses.dataclass
+class SRDegradationConfig:
+    # how LR sons are made from HR fathers, and the down-scaling back-projection inverts (degrade.py):
+    # "estimate" = estimated from the LR input (zero-shot: sons and back-projection; dataset mode:
+    #   back-projection at inference, sons from every candidate in turn as "mix")
+    # "mix" = each son by a random candidate operator (dataset mode: a blind generator)
+    # or one named operator: "bicubic-aa" (the operator this code assumed before), "cubic", "area", "gauss<sigma>"
+    operator: str = "estimate"
+    speckle: float = 0.0         # max std of unit-mean gamma noise multiplied into half of the sons (0: none)
+    discrepancy: float = 0.25    # stop back-projection once the residual RMS is below this x the input's
+                                 # estimated noise (degrade.noise_level, which counts texture too: 0.25
+                                 # chosen on realtrain/hc18 frames, never on realus); 0 = never stop early
+
+
+@dataclasses.dataclass
 class SRPerceptualConfig:
     trunk: str | None = None     # VGG16 weights file; None: $SONOEDGE_LPIPS_TRUNK or the torchvision cache;
                                  # "random": a seeded random trunk (named as such in every log)
@@ -51,11 +65,14 @@ class SRConfig:
     perceptual: SRPerceptualConfig = dataclasses.field(default_factory=SRPerceptualConfig)
     policy: ZSSRPolicyConfig = dataclasses.field(default_factory=ZSSRPolicyConfig)
     ensemble: SREnsembleConfig = dataclasses.field(default_factory=SREnsembleConfig)
+    degradation: SRDegradationConfig = dataclasses.field(default_factory=SRDegradationConfig)
     history: int = 50            # generated images kept for D (Shrivastava et al. [35]; 50 as CycleGAN)
     max_iters: int = 3000        # safety cap; the policy normally stops first (ZSSR's cap is 3000)
     time_budget_s: float = 0.0   # stop after this many seconds of training; 0 = no limit
     probe_every: int = 10        # iterations between reconstruction-error measurements for the policy
     seed: int = 0
+    device: str = "auto"         # "auto" (CUDA when present, else CPU), "cpu", "cuda", "cuda:N" (as train.device)
+    amp: bool = True             # mixed precision (bfloat16 autocast) on CUDA; ignored on the CPU
 
     def validate(self) -> "SRConfig":
         from sonoedge.runtime.errors import InputError
@@ -64,6 +81,18 @@ class SRConfig:
             raise InputError(f"SR mode '{self.mode}' is unknown; choose one of {', '.join(MODES)}")
         if self.data.crop % 4 or self.data.crop < 16:
             raise InputError(f"data.crop={self.data.crop} must be a multiple of 4 and at least 16")
+        op = self.degradation.operator
+        if op not in ("estimate", "mix"):
+            from sonoedge.train.sr.degrade import operator
+
+            try:
+                operator(op)
+            except ValueError as exc:
+                raise InputError(f"degradation.operator: {exc}") from None
+        if self.degradation.discrepancy < 0:
+            raise InputError(f"degradation.discrepancy={self.degradation.discrepancy} must be >= 0")
+        if not 0 <= self.degradation.speckle < 1:
+            raise InputError(f"degradation.speckle={self.degradation.speckle} must be in [0, 1)")
         if self.ensemble.transforms not in (1, 4, 8):
             raise InputError(f"ensemble.transforms={self.ensemble.transforms} must be 1, 4 or 8")
         return self

@@ -44,6 +44,7 @@ class FatherSet:
     sources: list[torch.Tensor]
     scales: tuple[float, ...]
     crop: int = 64
+    sons: "SonMaker | None" = None  # how a son is made from a father crop (None: make_son, bicubic)
 
     def __post_init__(self):
         if self.crop % SCALE:
@@ -72,12 +73,49 @@ class FatherSet:
             patch = father[..., top:top + self.crop, left:left + self.crop]
             crops.append(dihedral(patch, int(rng.integers(0, 8))))
         hr = torch.cat(crops, dim=0)
-        return make_son(hr), hr
+        return (make_son(hr) if self.sons is None else self.sons(hr, rng)), hr
 
 
 def make_son(father: torch.Tensor) -> torch.Tensor:
     """LR son of a father: (N, 1, H, W) -> (N, 1, H/4, W/4), bicubic, clamped to [-1, 1]."""
     return torch.clamp(resize(father, scale=1.0 / SCALE), -1.0, 1.0)
+
+
+class SonMaker:
+    """LR sons by the degradation of the input rather than an assumed one (Liu et al. Sec. III-C: the
+    degradation of real ultrasound is unknown; ZSSR/KernelGAN: sons by the estimated kernel).
+
+    ``ops``: the operators (degrade.Operator; None = make_son's anti-aliased bicubic), one drawn at
+    random per son; ``speckle``: half of the sons are multiplied, in intensity [0, 1], by unit-mean
+    gamma noise whose standard deviation is drawn uniformly in [0, speckle] (the LR input's speckle
+    the generator then learns to look through; 0 turns it off).
+    """
+
+    def __init__(self, ops: list, speckle: float = 0.0):
+        if not ops:
+            raise ValueError("SonMaker needs at least one operator")
+        self.ops, self.speckle = list(ops), float(speckle)
+
+    def __call__(self, hr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
+        from sonoedge.train.sr.degrade import apply
+
+        sons = []
+        for crop in hr.split(1, dim=0):
+            op = self.ops[int(rng.integers(0, len(self.ops)))]
+            son = make_son(crop) if op is None else torch.clamp(apply(op, crop), -1.0, 1.0)
+            if self.speckle and rng.random() < 0.5:
+                std = float(rng.uniform(0.0, self.speckle))
+                if std > 0:
+                    looks = 1.0 / std ** 2
+                    gain = torch.from_numpy(rng.gamma(looks, 1.0 / looks, son.shape).astype(np.float32))
+                    son = torch.clamp((son + 1.0) * gain.to(son.device) - 1.0, -1.0, 1.0)
+            sons.append(son)
+        return torch.cat(sons, dim=0)
+
+    def describe(self) -> str:
+        names = ["bicubic-aa" if op is None else op.name for op in self.ops]
+        text = names[0] if len(names) == 1 else f"mix of {len(names)}: {', '.join(names)}"
+        return text + (f", speckle up to {self.speckle:g} on half" if self.speckle else "")
 
 
 def default_scales(lowest: float = 0.5, count: int = 6) -> tuple[float, ...]:

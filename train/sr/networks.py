@@ -39,7 +39,10 @@ def _deconv(cin: int, cout: int, up: bool = False) -> list[nn.Module]:
     if up:  # exact 2x: (H - 1) * 2 - 2 + 3 + 1 = 2H
         layer = nn.ConvTranspose2d(cin, cout, 3, stride=2, padding=1, output_padding=1)
     else:
-        layer = nn.ConvTranspose2d(cin, cout, 3, stride=1, padding=1)
+        # Table I's stride-1 "deconv" is exactly a plain 3x3 convolution (the transposed one's kernel
+        # flipped, in/out swapped): the same function, cheaper to run and to export.
+        # DetailBranch._load_from_state_dict converts weights saved in the transposed layout.
+        layer = nn.Conv2d(cin, cout, 3, stride=1, padding=1)
     return [layer, nn.ReLU(inplace=True)]
 
 
@@ -57,6 +60,7 @@ class DetailBranch(nn.Module):
     def __init__(self, groups: tuple[tuple[str, int], ...], width: float = 1.0):
         super().__init__()
         layers: list[nn.Module] = []
+        self._plain_decoder: list[int] = []  # indices in body of the stride-1 decoder convs
         cin = 1
         n_enc = sum(1 for kind, _ in groups if kind == "conv")
         for i, (kind, channels) in enumerate(groups):
@@ -65,13 +69,30 @@ class DetailBranch(nn.Module):
                 layers += _conv(cin, c, stride=2 if i > 0 else 1) + _conv(c, c)
             else:
                 up = i > n_enc  # the bottom decoder group stays at the encoder's lowest resolution
-                layers += _deconv(cin, c, up=up) + _deconv(c, c)
+                if not up:
+                    self._plain_decoder.append(len(layers))
+                layers += _deconv(cin, c, up=up)
+                self._plain_decoder.append(len(layers))
+                layers += _deconv(c, c)
             cin = c
         self.body = nn.Sequential(*layers)
         self.detail = nn.Conv2d(cin, 1, 3, padding=1)
+        # marks the weight layout in every state dict and checkpoint (train/checkpoint.py keeps no torch
+        # metadata): 2 = stride-1 decoder layers are Conv2d; a state dict without it is the older,
+        # transposed layout and is converted on load (_load_from_state_dict)
+        self.register_buffer("layout", torch.tensor(2, dtype=torch.int64))
         nn.init.zeros_(self.detail.weight)  # untrained branch adds no detail (module docstring)
         nn.init.zeros_(self.detail.bias)
         self.depth = max(0, n_enc - 1)  # number of stride-2 convs
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, *args, **kwargs):
+        if f"{prefix}layout" not in state_dict:  # saved with ConvTranspose2d(stride 1) weights
+            for i in self._plain_decoder:
+                key = f"{prefix}body.{i}.weight"
+                if key in state_dict:
+                    state_dict[key] = state_dict[key].transpose(0, 1).flip(-2, -1).contiguous()
+            state_dict[f"{prefix}layout"] = torch.tensor(2, dtype=torch.int64)
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, *args, **kwargs)
 
     def forward(self, y: torch.Tensor) -> torch.Tensor:
         return self.detail(self.body(y))

@@ -86,3 +86,84 @@ def test_non_sr_checkpoint_is_refused(tmp_path):
                            state_dicts={"G_H": {}}, config={}, meta={})
     with pytest.raises(InputError, match="not an SR"):
         load_sr_generator(path)
+
+
+def test_sons_follow_the_estimated_degradation_and_the_log_says_so():
+    from sonoedge.train.sr.fathers import SonMaker
+    from sonoedge.train.sr.trainer import resolve_degradation
+
+    sons, est, op = resolve_degradation(_cfg("degradation.operator='area'"), _image())
+    assert est is None and op.name == "area" and sons.describe() == "area"
+    sons, _, _ = resolve_degradation(_cfg("mode='dataset'", "degradation.speckle=0.1"), None)
+    assert len(sons.ops) > 5 and "speckle up to 0.1" in sons.describe()
+    maker = SonMaker([None], speckle=0.2)
+    hr = torch.zeros(8, 1, 16, 16)
+    son = maker(hr, np.random.default_rng(0))
+    assert son.shape == (8, 1, 4, 4)
+    _, log = zero_shot(_image(), _cfg("max_iters=2", "degradation.operator='cubic'"))
+    assert log.sons == "cubic" and log.device.startswith("cpu")
+
+
+def test_device_choice_is_checked():
+    from sonoedge.runtime.errors import InputError
+
+    if torch.cuda.is_available():
+        pytest.skip("CUDA present: the CPU-only refusal cannot be shown here")
+    with pytest.raises(InputError, match="CUDA is not available"):
+        SRTrainer(_cfg("device='cuda'"), [to_tensor(_image())], probe=image_probe(_image()))
+
+
+def test_time_budget_stops_training():
+    _, log = zero_shot(_image(), _cfg("max_iters=100000", "time_budget_s=0.5"))
+    assert log.stop_reason == "time budget 0.5 s" and 0 < log.iterations < 100000
+
+
+def _ddp_worker(rank, port, folder):
+    import os
+
+    os.environ.update(WORLD_SIZE="2", RANK=str(rank), LOCAL_RANK=str(rank), MASTER_ADDR="127.0.0.1",
+                      MASTER_PORT=str(port))
+    torch.set_num_threads(1)
+    trainer = SRTrainer(_cfg("max_iters=3", "mode='dataset'"), [to_tensor(_image(0)), to_tensor(_image(1))])
+    trainer.fit()
+    torch.save(trainer.G.state_dict(), f"{folder}/G{rank}.pt")
+    torch.distributed.destroy_process_group()
+
+
+def test_two_ranks_average_gradients_and_stay_identical(tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.spawn(_ddp_worker, args=(port, str(tmp_path)), nprocs=2, join=True)
+    a, b = torch.load(tmp_path / "G0.pt"), torch.load(tmp_path / "G1.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)  # same updates on both ranks
+    assert any(not torch.equal(a[k], LiuSRGenerator_init(k)) for k in a)  # and they did train
+
+
+def LiuSRGenerator_init(key):
+    from sonoedge.train.sr.networks import LiuSRGenerator
+
+    torch.manual_seed(0)
+    return LiuSRGenerator(width=0.25).state_dict()[key]
+
+
+def test_shipped_realtrain_checkpoint_loads_and_is_small():
+    from pathlib import Path
+
+    import sonoedge.train.sr as sr_pkg
+
+    path = Path(sr_pkg.__file__).parent / "weights" / "liu2021-sr-realtrain.pt"
+    assert path.stat().st_size < 2_000_000
+    G, info = load_sr_generator(path)
+    assert info["task"] == "sr" and info["scale"] == 4
+    x = to_tensor(_image())
+    with torch.no_grad():
+        out = G(x)
+    from sonoedge.train.sr.resize import resize
+
+    assert out.shape[-2:] == (160, 192)
+    assert float((out - resize(x, scale=4).clamp(-1, 1)).abs().mean()) > 1e-4  # trained: not plain bicubic
