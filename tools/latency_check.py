@@ -102,9 +102,12 @@ def yolov8n():
 
 
 def export(path: Path, side: int = 640) -> Path:
+    import warnings
+
     import torch
 
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation chatter
         torch.onnx.export(yolov8n(), (torch.zeros(1, 3, side, side),), str(path), dynamo=False, opset_version=17,
                           input_names=["input"], output_names=["output"], do_constant_folding=True)
     return path

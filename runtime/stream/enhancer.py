@@ -300,7 +300,7 @@ class Enhancer:
         enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
                               self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
         if self.steady is not None:
-            enhanced = self.steady(job.sub, enhanced)
+            enhanced = self.steady(job.grey, enhanced)
         image = frame.image
         if s > 1:
             image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated
