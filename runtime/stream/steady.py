@@ -18,6 +18,8 @@ The per-frame cost is measured by ``sonoedge bench --steady`` (docs/BENCHMARKS.m
 """
 from __future__ import annotations
 
+from typing import Any
+
 import cv2
 import numpy as np
 
@@ -73,3 +75,46 @@ def running_average(outputs: np.ndarray, weight: float = 0.5) -> np.ndarray:
         acc = weight * acc + (1.0 - weight) * o.astype(np.float32)
         frames.append(np.clip(acc + 0.5, 0, 255).astype(np.uint8))
     return np.stack(frames)
+
+
+def temporal_bench(cfg: Any, path: str, frames: int = 60, strength: float = 0.7) -> dict[str, Any]:
+    """Flicker and cost of steadying on the first ``frames`` frames of ``path`` with the model of ``cfg``
+    (an EnhancerConfig): the enhancer's output frames without steadying, then the same outputs
+    steadied (full frame, input = the grey frame) and a running average, scored with
+    runtime/temporal.py; the steadier's own time per frame against the enhancer's (medians)."""
+    import dataclasses
+    import statistics
+    import time
+
+    from sonoedge.runtime.bundle.model import load_model
+    from sonoedge.runtime.frames import Frame, to_grey
+    from sonoedge.runtime.readers import iter_frames
+    from sonoedge.runtime.stream.enhancer import Enhancer
+    from sonoedge.runtime.temporal import temporal_report
+
+    clip = []
+    for image in iter_frames(path):
+        clip.append(to_grey(image))
+        if len(clip) >= frames:
+            break
+    model = load_model(cfg)
+    try:
+        enhancer = Enhancer(model, dataclasses.replace(cfg, steady=0.0))
+        outputs, enhance_s = [], []
+        for i, image in enumerate(clip):
+            t0 = time.perf_counter()
+            outputs.append(to_grey(enhancer(Frame(image, i)).image))
+            enhance_s.append(time.perf_counter() - t0)
+    finally:
+        model.close()
+    steady, steadied, steady_s = Steadier(strength), [], []
+    for image, out in zip(clip, outputs):
+        t0 = time.perf_counter()
+        steadied.append(steady(image, out))
+        steady_s.append(time.perf_counter() - t0)
+    ins, outs = np.stack(clip), np.stack(outputs)
+    report = temporal_report(ins, {"enhanced": outs, f"steadied {strength:g}": np.stack(steadied),
+                                   "running average 0.5": running_average(outs)})
+    return {"frames": len(clip), "frame_shape": list(ins.shape[1:]), "strength": strength, "temporal": report,
+            "enhance_ms_per_frame": 1000 * statistics.median(enhance_s),
+            "steady_ms_per_frame": 1000 * statistics.median(steady_s[1:] or steady_s)}
