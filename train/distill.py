@@ -12,7 +12,9 @@ Eq. 2-4), on the teacher's training inputs x:
       + l_per  * LPIPS(S(x), T(x))                          only when an LPIPS trunk is available (trainer's rules)
       + l_temp * |S(I_t) - warp(S(I_{t-1}))|_1 (masked)     optional, phantom clips (runtime/temporal.py flow)
 
-The discriminator learns T(x) (real) against S(x) (fake) with the trainer's LSGAN loss. Feature
+The teacher runs once per training image (``TeacherCache``: its outputs and tapped features are
+cropped with the input at every step). The discriminator learns T(x) (real) against S(x) (fake)
+with the trainer's LSGAN loss, every ``adv_every`` steps. Feature
 taps: the student's bottleneck and last decoder feature (``EdgeStudent.features``), each matched to
 the teacher module whose output has the same spatial size and the most channels (last such module
 in execution order); a tap with no size match in the teacher is skipped and reported. So any
@@ -58,6 +60,7 @@ class DistillConfig:
     lambda_rec: float = 10.0  # GAN Compression Sec. 4.1: lambda_recon = 10
     lambda_feat: float = 1.0  # lambda_distill = 1
     lambda_adv: float = 0.1  # lambda_cGAN = 1 in GAN Compression; 0.1 here: the teacher target is already sharp and PSNR must hold
+    adv_every: int = 1  # apply the adversarial term (and update D) every N steps: the paper-size D costs more than the rest
     lambda_perceptual: float = 1.0  # used only when an LPIPS trunk is found (or named)
     lpips_trunk: str | None = None  # a file, "random" (named), or None: $SONOEDGE_LPIPS_TRUNK / torch cache, else no term
     lambda_temporal: float = 0.0  # > 0: temporal consistency on phantom clips
@@ -68,6 +71,8 @@ class DistillConfig:
     log_every: int = 25
 
     def check(self) -> None:
+        if self.adv_every < 1:
+            raise InputError("distill adv_every must be at least 1")
         if self.steps < 1 or not 0 <= self.qat_steps <= self.steps or self.batch_size < 1 or self.crop < 16:
             raise InputError("distill needs steps >= 1, 0 <= qat_steps <= steps, batch_size >= 1 and crop >= 16")
         if min(self.lambda_rec, self.lambda_feat, self.lambda_adv, self.lambda_perceptual, self.lambda_temporal) < 0:
@@ -103,21 +108,46 @@ def _teacher_inputs(ckpt: dict[str, Any], data: Path, crop: int) -> tuple[list[t
     return images, dataclasses.asdict(cfg)
 
 
-def _batch(images: list[torch.Tensor], n: int, side: int, rng: np.random.Generator) -> torch.Tensor:
-    """(n, C, side, side) random crops (reflect-padded when an image is smaller), random flips."""
-    out = []
-    for _ in range(n):
-        x = images[int(rng.integers(len(images)))]
-        h, w = x.shape[-2:]
-        if h < side or w < side:
-            x = F.pad(x[None], (0, max(0, side - w), 0, max(0, side - h)), mode="reflect")[0]
+class TeacherCache:
+    """The teacher run ONCE on every whole training image (reflect-padded to ``stride``): its output
+    and its tapped features, so each step crops the same window out of input, target and features
+    (offsets on the stride grid, so every feature map crops exactly) instead of running the teacher
+    again. The teacher then sees each image's full context; a random horizontal flip is applied to
+    all of them alike (the generators are convolutional, a flip commutes up to padding)."""
+
+    def __init__(self, teacher: nn.Module, images: list[torch.Tensor], tap_names: list[str],
+                 feats: dict[str, torch.Tensor], stride: int, scale: int):
+        from tqdm import tqdm
+
+        self.items, self.stride, self.scale = [], stride, scale
+        with torch.no_grad():
+            for x in tqdm(images, desc="teacher outputs", leave=False):
+                h, w = x.shape[-2:]
+                x = F.pad(x[None], (0, (-w) % stride, 0, (-h) % stride), mode="reflect")[0] if (h % stride or w % stride) else x
+                y = teacher(x[None])[0]
+                self.items.append((x, y, [feats[n][0].clone() for n in tap_names]))
+
+    def batch(self, n: int, side: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        xs, ys, fs = [], [], []
+        for _ in range(n):
+            x, y, feats = self.items[int(rng.integers(len(self.items)))]
             h, w = x.shape[-2:]
-        y0, x0 = int(rng.integers(h - side + 1)), int(rng.integers(w - side + 1))
-        crop = x[:, y0:y0 + side, x0:x0 + side]
-        if rng.random() < 0.5:
-            crop = crop.flip(-1)
-        out.append(crop)
-    return torch.stack(out)
+            if h < side or w < side:
+                raise InputError(f"training image {h}x{w} is smaller than the distillation crop {side}; lower crop")
+            y0 = int(rng.integers((h - side) // self.stride + 1)) * self.stride
+            x0 = int(rng.integers((w - side) // self.stride + 1)) * self.stride
+            flip = rng.random() < 0.5
+            crops = [x[:, y0:y0 + side, x0:x0 + side],
+                     y[:, y0 * self.scale:(y0 + side) * self.scale, x0 * self.scale:(x0 + side) * self.scale]]
+            for f in feats:
+                r = h // f.shape[-2]  # the feature's down-sampling
+                crops.append(f[:, y0 // r:(y0 + side) // r, x0 // r:(x0 + side) // r])
+            if flip:
+                crops = [c.flip(-1) for c in crops]
+            xs.append(crops[0])
+            ys.append(crops[1])
+            fs.append(crops[2:])
+        return torch.stack(xs), torch.stack(ys), [torch.stack([f[k] for f in fs]) for k in range(len(fs[0]))]
 
 
 # ----------------------------------------------------------------------------- feature taps
@@ -332,6 +362,7 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
     pairs = _clip_pairs(cfg.temporal_clips, side, cfg.seed) if cfg.lambda_temporal > 0 else []
     for m in (teacher, student, adapters, disc):
         m.to(device)
+    cache = TeacherCache(teacher, [x.to(device) for x in images], [n for _, n, _ in taps], t_feats, stride, scale)
     if phi is not None:
         phi.to(device)
     opt = torch.optim.Adam([*student.parameters(), *adapters.parameters()], lr=cfg.lr, betas=(0.9, 0.999))
@@ -356,14 +387,16 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
             for m in student.modules():
                 if isinstance(m, nn.BatchNorm2d):
                     m.eval()
-        x = _batch(images, cfg.batch_size, side, rng).to(device)
-        with torch.no_grad():
-            target = teacher(x)
+        x, target, cached = cache.batch(cfg.batch_size, side, rng)
+        x, target = x.to(device), target.to(device)
+        for (_, name, _), f in zip(taps, cached):
+            t_feats[name] = f.to(device)
         y = student(x)
         terms = {"rec": F.l1_loss(y, target)}
         if taps and cfg.lambda_feat > 0:
             terms["feat"] = sum(F.mse_loss(a(student.features[k]), t_feats[n]) for a, (k, n, _) in zip(adapters, taps))
-        if cfg.lambda_adv > 0:
+        adv_now = cfg.lambda_adv > 0 and step % cfg.adv_every == 0
+        if adv_now:
             disc.requires_grad_(False)
             s = disc(y)
             terms["adv"] = F.mse_loss(s, torch.ones_like(s))
@@ -379,7 +412,7 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
         opt.step()
         if qat_handles is None:
             sched.step()
-        if cfg.lambda_adv > 0:
+        if adv_now:
             disc.requires_grad_(True)
             real, fake = disc(target), disc(y.detach())
             loss_d = F.mse_loss(real, torch.ones_like(real)) + F.mse_loss(fake, torch.zeros_like(fake))
