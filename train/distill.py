@@ -65,6 +65,7 @@ class DistillConfig:
     lpips_trunk: str | None = None  # a file, "random" (named), or None: $SONOEDGE_LPIPS_TRUNK / torch cache, else no term
     lambda_temporal: float = 0.0  # > 0: temporal consistency on phantom clips
     temporal_clips: int = 4  # phantom clips simulated for the temporal term
+    max_seconds: float = 0.0  # > 0: a time budget; when spent, QAT starts at once and the run ends qat_steps later
     seed: int = 0
     threads: int = 0  # torch CPU threads; 0 = torch's default
     device: str = "auto"
@@ -367,7 +368,7 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
         phi.to(device)
     opt = torch.optim.Adam([*student.parameters(), *adapters.parameters()], lr=cfg.lr, betas=(0.9, 0.999))
     opt_d = torch.optim.Adam(disc.parameters(), lr=cfg.lr_d, betas=(0.5, 0.999))
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.steps, eta_min=cfg.lr * 0.01)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps - cfg.qat_steps), eta_min=cfg.lr * 0.01)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "w")
     setup = {"teacher": str(teacher_path), "teacher_generator": tinfo["generator"], "student": cfg.student,
@@ -376,9 +377,16 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
              "temporal_pairs": len(pairs)}
     log.write(json.dumps({"kind": "setup", **setup}) + "\n")
     qat_handles, t0 = None, time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc=f"distill {cfg.student}", disable=not progress)
-    for step in bar:
-        if step == cfg.steps - cfg.qat_steps and cfg.qat_steps > 0:
+    bar = tqdm(total=cfg.steps, desc=f"distill {cfg.student}", disable=not progress)
+    last_step, step = cfg.steps - 1, -1
+    while step < last_step:
+        step += 1
+        bar.update(1)
+        if (cfg.max_seconds > 0 and qat_handles is None and time.perf_counter() - t0 > cfg.max_seconds
+                and step < last_step - cfg.qat_steps + 1):
+            last_step = step + cfg.qat_steps - 1 if cfg.qat_steps else step  # the budget is spent: QAT now
+            bar.total = last_step + 1
+        if step == last_step - cfg.qat_steps + 1 and cfg.qat_steps > 0:
             qat_handles = enable_qat(student)
             opt = torch.optim.Adam([p for p in [*student.parameters(), *adapters.parameters()] if p.requires_grad],
                                    lr=sched.get_last_lr()[0] * 0.5)
@@ -420,18 +428,19 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
             loss_d.backward()
             opt_d.step()
             terms["d"] = loss_d
-        if step % cfg.log_every == 0 or step == cfg.steps - 1:
+        if step % cfg.log_every == 0 or step == last_step:
             values = {k: float(v.detach()) for k, v in terms.items()}
             if not all(math.isfinite(v) for v in values.values()):
                 raise FloatingPointError(f"non-finite distillation loss at step {step}: {values}")
             bar.set_postfix(rec=f"{values['rec']:.4f}")
             log.write(json.dumps({"kind": "step", "step": step, "qat": qat_handles is not None, **values}) + "\n")
             log.flush()
+    bar.close()
     if qat_handles is not None:
         disable_qat(qat_handles)
     student.eval()
     seconds = time.perf_counter() - t0
-    meta = {"step": cfg.steps, "teacher": str(teacher_path), "teacher_sha256": _sha(teacher_path),
+    meta = {"step": last_step + 1, "teacher": str(teacher_path), "teacher_sha256": _sha(teacher_path),
             "distill": setup, "seconds": seconds, "data_hash": "", "metrics": {}}
     info = model_info(cfg.student, kwargs, task=tinfo["task"], scale=scale, channels=channels, stride=int(student.stride))
     config = {"preset": f"distill:{cfg.student}", "data": data_cfg, "distill": to_dict(cfg),
