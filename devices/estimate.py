@@ -104,6 +104,9 @@ def graph_layers(model: str | Path, size: tuple[int, int], batch: int = 1) -> li
         for d in out.type.tensor_type.shape.dim:
             d.ClearField("dim_value")
             d.ClearField("dim_param")
+    proto = _fold_constants(proto)
+    graph = proto.graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     inferred = shape_inference.infer_shapes(proto, data_prop=True).graph
     shapes = {v.name: _shape(v) for v in [*inferred.value_info, *inferred.input, *inferred.output]}
     for name, arr in inits.items():
@@ -149,6 +152,25 @@ def graph_layers(model: str | Path, size: tuple[int, int], batch: int = 1) -> li
             fused = False
         layers.append(Layer(node.name, node.op_type, 0.0, (0, 0, 0), 0.0, act, 0.0, fused))
     return layers
+
+
+def _fold_constants(proto: Any) -> Any:
+    """The graph with its constant sub-graphs folded (ONNX Runtime's basic optimisations, which TensorRT
+    also does when it parses: e.g. reflect-padding amounts computed by a chain of constant ops, whose
+    shapes ONNX shape inference alone cannot see through)."""
+    import tempfile
+
+    onnx = require("onnx", "export")
+    ort = require("onnxruntime", "runtime")
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "folded.onnx"
+        onnx.save(proto, str(src))
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        opts.optimized_model_filepath = str(dst)
+        opts.log_severity_level = 3
+        ort.InferenceSession(str(src), sess_options=opts, providers=["CPUExecutionProvider"])
+        return onnx.load(str(dst))
 
 
 def _is_weight(name: str, weights: set[str], producers: dict[str, Any]) -> bool:
