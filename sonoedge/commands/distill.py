@@ -5,7 +5,8 @@
 
 The student learns the teacher's outputs and features on the TRAIN split of the teacher's data
 config (the test split stays unseen), then fine-tunes with INT8 fake quantization (train/distill.py).
-OUT receives student.pt (a normal checkpoint: ``sonoedge export OUT/student.pt``), log.jsonl and
+OUT receives student.pt (a normal checkpoint: ``sonoedge export OUT/student.pt --calib-method minmax``,
+the range rule the fake quantization trained with; docs/results/edge.md), log.jsonl and
 distill.json; OUT must be new or empty, or ``--overwrite`` replaces those three files only.
 """
 from __future__ import annotations
