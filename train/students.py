@@ -109,13 +109,17 @@ class EdgeStudent(nn.Module):
 
 
 def _register(name: str, widths: tuple[int, ...], n_blocks: int) -> None:
-    def build(in_channels: int = 1, out_channels: int = 1, scale: int = 1, **kwargs) -> EdgeStudent:
-        return EdgeStudent(in_channels, out_channels, widths=kwargs.pop("widths", widths),
-                           n_blocks=kwargs.pop("n_blocks", n_blocks), scale=scale, **kwargs)
+    """One class per size, with the registry's class attributes ``stride`` and ``scale`` (the
+    default; an SR student sets its own ``scale`` on the instance)."""
 
-    build.__name__ = build.__qualname__ = name.replace("-", "_")
-    build.__doc__ = f"{name}: EdgeStudent(widths={widths}, n_blocks={n_blocks})"
-    GENERATORS.register(name)(build)
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, scale: int = 1,
+                 widths: tuple[int, ...] = widths, n_blocks: int = n_blocks) -> None:
+        EdgeStudent.__init__(self, in_channels, out_channels, widths=widths, n_blocks=n_blocks, scale=scale)
+
+    cls = type(name.title().replace("-", ""), (EdgeStudent,),
+               {"__init__": __init__, "stride": 2 ** len(widths), "scale": 1, "__module__": __name__,
+                "__doc__": f"{name}: EdgeStudent(widths={widths}, n_blocks={n_blocks})"})
+    GENERATORS.register(name)(cls)
 
 
 for _name, (_widths, _blocks) in SIZES.items():
