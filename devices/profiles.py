@@ -53,6 +53,30 @@ class InputRange:
 
 
 @dataclasses.dataclass(frozen=True)
+class Roofline:
+    """The ``[estimate]`` table of a profile: peak numbers (dense, from the data sheet cited in the
+    TOML) and the efficiency factors the latency estimate assumes (devices/estimate.py). These are
+    stated assumptions, not measurements; ``sonoedge devices --estimate`` labels its output so."""
+
+    int8_tops: float  # dense INT8 tensor-core tera-ops/s (NVIDIA quotes sparse: half of it)
+    fp16_tflops: float  # dense FP16 tensor-core TFLOPS
+    fp32_tflops: float  # CUDA cores x 2 x GPU clock
+    memory_gbps: float  # DRAM bandwidth, GB/s
+    compute_efficiency: float = 0.4  # share of the peak a conv layer reaches (assumption)
+    memory_efficiency: float = 0.7  # share of the DRAM bandwidth a layer reaches (assumption)
+    layer_overhead_us: float = 5.0  # fixed cost per launched (unfused) layer, microseconds (assumption)
+    channel_align_int8: int = 32  # tensor-core INT8 tiles: channels padded up to this (assumption)
+    channel_align_fp16: int = 8  # FP16 tensor-core tiles (assumption)
+    dla_int8_tops: float = 0.0  # dense INT8 tera-ops/s of ONE DLA core; 0 = no DLA
+    clock_note: str = ""  # power mode / clocks the peaks are for
+
+    def __post_init__(self) -> None:
+        values = (self.int8_tops, self.fp16_tflops, self.fp32_tflops, self.memory_gbps)
+        if min(values) <= 0 or not 0 < self.compute_efficiency <= 1 or not 0 < self.memory_efficiency <= 1:
+            raise InputError("[estimate] needs positive peaks and efficiencies in (0, 1]")
+
+
+@dataclasses.dataclass(frozen=True)
 class DeviceProfile:
     """One device kind. Hardware numbers cite NVIDIA's public specs in the TOML file's header."""
 
@@ -73,6 +97,7 @@ class DeviceProfile:
     device_tree_models: tuple[str, ...] = ()  # substrings of /proc/device-tree/model
     sources: tuple[str, ...] = ()
     input: InputRange = InputRange()
+    estimate: Roofline | None = None  # roofline assumptions for `sonoedge devices --estimate`; None = no estimate
 
     def __post_init__(self) -> None:
         bad = [p for p in self.precisions if p not in PRECISIONS]
@@ -93,6 +118,7 @@ class DeviceProfile:
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
         data["input"] = self.input.to_dict()
+        data["estimate"] = dataclasses.asdict(self.estimate) if self.estimate is not None else None
         data["precisions"] = list(self.precisions)
         data["device_tree_models"] = list(self.device_tree_models)
         data["sources"] = list(self.sources)
@@ -142,6 +168,8 @@ def load_profile_file(path: str | Path) -> DeviceProfile:
             data[key] = tuple(data[key])
     if isinstance(data.get("input"), dict):
         data["input"] = from_dict(InputRange, {k: tuple(v) for k, v in data["input"].items()}, f"{path.name} [input]")
+    if isinstance(data.get("estimate"), dict):
+        data["estimate"] = from_dict(Roofline, data["estimate"], f"{path.name} [estimate]")
     profile = from_dict(DeviceProfile, data, where=path.name)
     if profile.name != path.stem:
         raise InputError(f"device profile {path}: name '{profile.name}' must equal the file name '{path.stem}'")

@@ -33,6 +33,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data split": ("sonoedge.commands.data_split", "write the deterministic train/val/test split of a dataset"),
     "evaluate": ("sonoedge.commands.evaluate", "score outputs (or a checkpoint) against references: Table 2 layout"),
     "train": ("sonoedge.commands.train", "train a generator from a preset (CycleGAN+PL, SR)"),
+    "distill": ("sonoedge.commands.distill", "distill a teacher checkpoint into an INT8-ready edge student"),
     "sr": ("sonoedge.commands.sr", "4x self-supervised super-resolution of an image (Liu et al.)"),
     "export": ("sonoedge.commands.export", "export a checkpoint to a device bundle with accuracy gates"),
     "requantize": ("sonoedge.commands.requantize", "rebuild a bundle's INT8 model from its fp32 ONNX on real frames"),

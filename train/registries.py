@@ -21,6 +21,7 @@ PRESETS = Registry("preset")
 # modules that register entries; a module not written yet is skipped, an error inside one is not
 _MODULES = (
     "sonoedge.train.generators",
+    "sonoedge.train.students",
     "sonoedge.train.discriminators",
     "sonoedge.train.presets",
     "sonoedge.train.sr.networks",

@@ -46,6 +46,7 @@ from sonoedge.runtime.bundle.model import LoadedModel, ModelConfig
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 from sonoedge.runtime.frames import GREY_METHODS, MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
 from sonoedge.runtime.region import REGION_CHOICES, REGION_MODES
+from sonoedge.runtime.stream.steady import Steadier
 
 log = logging.getLogger("sonoedge.runtime.stream.enhancer")
 
@@ -65,6 +66,7 @@ class EnhancerConfig(ModelConfig):
     retry_backoff_max_s: float = 10.0
     marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
     grey: str = "fast"  # colour -> grey: fast (OpenCV cvtColor) | exact (float32 BT.601 reference, bit for bit)
+    steady: float = 0.0  # motion-gated blending with the previous output, strength in [0, 1); 0 = off (stream/steady.py)
 
 
 @dataclasses.dataclass
@@ -193,6 +195,7 @@ class Enhancer:
             raise InputError(f"enhancer.grey '{self.cfg.grey}' is not one of {', '.join(GREY_METHODS)}")
         self.scratch = _Scratch()
         self.tensors = _TensorPool()
+        self.steady = Steadier(self.cfg.steady) if self.cfg.steady > 0 else None
         # fail-safe state
         self.failed = False
         self.failure_reason = ""
@@ -218,6 +221,7 @@ class Enhancer:
             if (mode, cfg.region_every) != (self.region.mode, self.region.every):
                 self.region = _Region(mode, cfg.region_every)  # the new bundle's (or config's) region
             self.cfg = cfg
+            self.steady = Steadier(cfg.steady) if cfg.steady > 0 else None  # a new model starts a new filter
             old, self._model = self._model, model
             for retired in self._retired:
                 retired.close()
@@ -295,6 +299,8 @@ class Enhancer:
         shape = cropped.shape[-2:]
         enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
                               self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
+        if self.steady is not None:
+            enhanced = self.steady(job.grey, enhanced)
         image = frame.image
         if s > 1:
             image = np.repeat(np.repeat(image, s, axis=0), s, axis=1)  # plain upscale: every pixel replicated

@@ -27,6 +27,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead: run `sonoedge serve` on --input (replayed in a loop) and report the cold start "
                              "to the first frame and the daemon's resident memory after N1, N2, ... frames")
     parser.add_argument("--fps", type=float, default=0.0, help="with --daemon: replay rate (default: the file's own)")
+    parser.add_argument("--temporal", type=int, default=0, metavar="N",
+                        help="also score flicker on the first N frames: warping error and short-term std of the input, the "
+                             "output, the output steadied (strength --steady, or 0.85) and a running average; and the "
+                             "steadier's cost per frame (runtime/stream/steady.py)")
     add_model_arguments(parser)
 
 
@@ -56,6 +60,10 @@ def run(args: argparse.Namespace) -> int:
         path = args.input or _phantom_clip(Path(tmp), args.frames)
         result = bench(cfg, path, args.frames, args.repeats, args.queue_size)
         result["fidelity"] = _fidelity(cfg, path)
+        if args.temporal:
+            from sonoedge.runtime.stream.steady import temporal_bench
+
+            result["temporal"] = temporal_bench(cfg, path, args.temporal, args.steady or 0.85)
     if not args.input:
         result["input"] = "generated phantom clip (256x256, FFV1)"
     print(format_result(result))
@@ -63,8 +71,20 @@ def run(args: argparse.Namespace) -> int:
     print(f"fidelity of the enhanced middle frame ({f['frame']}) against its input: {f['verdict'].upper()}, erased "
           f"{f['erased']}, invented {f['invented']}, low-pass r {f['lowpass_corr']:.3f}, bright->black "
           f"{100 * f['bright_to_black']:.1f} % (sonoedge fidelity --run: every frame you choose)")
+    if args.temporal:
+        print(format_temporal(result["temporal"]))
     _write_json(args.json, result)
     return 0
+
+
+def format_temporal(t: dict[str, Any]) -> str:
+    lines = [f"  temporal stability, first {t['frames']} frames {t['frame_shape']} (flow on the input; grey levels):",
+             f"    {'':24s} {'warping error':>14s} {'short-term std':>15s}"]
+    for name, row in t["temporal"].items():
+        lines.append(f"    {name:24s} {row['warping_error']:14.3f} {row['short_term_std']:15.3f}")
+    lines.append(f"    steadier {t['steady_ms_per_frame']:.2f} ms per frame against {t['enhance_ms_per_frame']:.2f} ms "
+                 f"for the enhancer ({100 * t['steady_ms_per_frame'] / t['enhance_ms_per_frame']:.1f} %)")
+    return "\n".join(lines)
 
 
 def _fidelity(cfg: Any, path: str) -> dict[str, Any]:

@@ -21,6 +21,14 @@ translated phantom images (``sonoedge.train.realism``):
 
 writes OUT/realism.md (also printed), OUT/realism.csv and, with --phantom, OUT/structure.json.
 
+Clips (temporal stability, runtime/temporal.py):
+
+    sonoedge evaluate --clip LOW_CLIP --method NAME=CLIP [--method ...] [--reference HIGH_CLIP] --out OUT
+
+scores each method's output clip (any clip the readers read; a folder of PNG frames keeps it
+lossless) for flicker against the input clip's optical flow: warping error, short-term std, and
+with a reference clip the mean PSNR/SSIM per frame. Writes OUT/temporal.md and OUT/temporal.json.
+
 Extension point (the training engineer adds ``--checkpoint``): :func:`collect_methods` returns the
 method outputs; a branch there may add a method computed in memory from a checkpoint.
 """
@@ -40,6 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--as-deployed", action="store_true",
                         help="with --checkpoint: add a row scored as the runtime shows it, the model output inside the "
                              "imaging region detected on the low image and the low image unchanged outside it")
+    parser.add_argument("--clip", metavar="LOW_CLIP", help="temporal mode: the input clip; methods and --reference are clips too")
     parser.add_argument("--method", action="append", default=[], metavar="NAME=DIR",
                         help="a method's outputs, repeatable: --method cyclegan=out/cyclegan")
     parser.add_argument("--out", required=True, help="folder for table.md, table.csv, scores_per_image.csv, figure.png")
@@ -118,6 +127,7 @@ def build_lpips_metric(args: argparse.Namespace):
 
 
 OUTPUTS = ("table.md", "table.csv", "scores_per_image.csv", "figure.png")  # what evaluate writes in --out
+CLIP_OUTPUTS = ("temporal.md", "temporal.json")  # what evaluate --clip writes in --out
 
 
 def check_out(args: argparse.Namespace) -> None:
@@ -126,7 +136,7 @@ def check_out(args: argparse.Namespace) -> None:
 
     inputs = [args.reference, args.low, args.checkpoint, args.data, args.lpips_trunk if args.lpips_trunk != "random" else None]
     inputs += [text.partition("=")[2].strip() or None for text in args.method]
-    check_fill_folder(args.out, OUTPUTS, inputs, args.overwrite)
+    check_fill_folder(args.out, CLIP_OUTPUTS if args.clip else OUTPUTS, inputs + [args.clip], args.overwrite)
 
 
 REALISM_OUTPUTS = ("realism.md", "realism.csv", "structure.json")
@@ -192,6 +202,8 @@ def run(args: argparse.Namespace) -> int:
     if args.figure_rows < 1:
         raise InputError(f"--figure-rows must be at least 1, got {args.figure_rows}")
     check_out(args)
+    if args.clip:
+        return run_clip(args)
     if args.checkpoint:
         if not args.data:
             raise InputError("--checkpoint needs the dataset folder DATA: sonoedge evaluate --checkpoint CKPT DATA --out OUT")
@@ -209,4 +221,64 @@ def run(args: argparse.Namespace) -> int:
     written = report.write(args.out, figure_rows=args.figure_rows)
     print(report.markdown())
     print("wrote " + ", ".join(str(p) for p in written.values()))
+    return 0
+
+
+def read_clip(path: str, label: str):
+    """uint8 (T, H, W) grey frames of any clip the readers read."""
+    import numpy as np
+
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.readers import iter_frames
+
+    frames = list(iter_frames(path))
+    if len(frames) < 2 or any(f.shape != frames[0].shape for f in frames):
+        raise InputError(f"{label} clip {path} needs at least 2 frames of one size, got {len(frames)}")
+    return np.stack(frames)
+
+
+def run_clip(args: argparse.Namespace) -> int:
+    """Temporal stability of each method's output clip against the input clip (module doc)."""
+    import json
+
+    import numpy as np
+
+    from sonoedge.runtime import metrics as M
+    from sonoedge.runtime.atomic import atomic_path
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.temporal import temporal_report
+
+    low = read_clip(args.clip, "input")
+    methods = {}
+    for text in args.method:
+        name, path = parse_method(text)
+        if name in methods or name == "input":
+            raise InputError(f"method '{name}' is given twice or named 'input'; use distinct names")
+        methods[name] = read_clip(path, f"method '{name}'")
+        if methods[name].shape != low.shape:
+            raise InputError(f"method '{name}' clip {path} is {methods[name].shape}, the input clip {low.shape} (frames, H, W)")
+    high = read_clip(args.reference, "reference") if args.reference else None
+    if high is not None and high.shape != low.shape:
+        raise InputError(f"reference clip {args.reference} is {high.shape}, the input clip {low.shape}")
+    report = temporal_report(low, methods)
+    for name, row in report.items():
+        clip = low if name == "input" else methods[name]
+        if high is not None:
+            row["psnr"] = float(np.mean([M.psnr(a, b) for a, b in zip(clip, high)]))
+            row["ssim"] = float(np.mean([M.ssim(a, b) for a, b in zip(clip, high)]))
+    if high is not None:
+        report["reference"] = temporal_report(low, {"reference": high})["reference"]
+    keys = ["warping_error", "short_term_std", "coverage"] + (["psnr", "ssim"] if high is not None else [])
+    lines = [f"Temporal stability of {args.clip} ({len(low)} frames; flow on the input, runtime/temporal.py)", "",
+             "| clip | " + " | ".join(keys) + " |", "|---" * (len(keys) + 1) + "|"]
+    lines += [f"| {name} | " + " | ".join(f"{row[k]:.4f}" if k in row else "" for k in keys) + " |" for name, row in report.items()]
+    text = "\n".join(lines) + "\n"
+    from pathlib import Path
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, content in (("temporal.md", text), ("temporal.json", json.dumps(report, indent=2) + "\n")):
+        with atomic_path(out / name) as tmp:
+            tmp.write_text(content)
+    print(text)
     return 0

@@ -1,0 +1,155 @@
+"""The edge student family: generators designed for TensorRT INT8 (and DLA), registered in ``GENERATORS``.
+
+    S = GENERATORS.create("edge-small")            # ~120 K parameters
+    S = GENERATORS.create("edge-tiny", scale=4)    # an SR student (output 4x the input)
+    macs_per_pixel(S)                               # multiply-accumulates per input pixel
+
+Why they look the way they do (DESIGN.md, "What runs where"; issue "edge student"):
+- conv 3x3 + BatchNorm + ReLU blocks only: at export (eval mode) BatchNorm folds into the conv
+  (torch.onnx constant folding), so the graph is Conv/Relu/Add/Resize/Clip, every one of which
+  TensorRT runs in INT8 and DLA supports; no InstanceNorm (a per-image reduction TensorRT keeps in
+  float and DLA does not run);
+- nearest-neighbour up-sampling plus a conv instead of ConvTranspose (the layer the INT8 search of
+  export/int8.py had to keep in float in the U-Net default; nearest Resize is exact in INT8);
+- channel widths that are multiples of 16 (INT8 tensor-core tiles on Ampere/Orin are 16/32
+  channels wide; an odd width is padded up and wastes the rest);
+- the decoder convolves at the LOW resolution and then up-samples (conv -> nearest x2, not
+  nearest x2 -> conv): the same family of functions for a quarter of the MACs at each level;
+- a global residual: output = clamp(x + head(features), -1, 1), so an untrained student is the
+  identity and the network only learns the correction (Clip is INT8-friendly, tanh would compress
+  the residual's range);
+- static-shape friendly: no shape-dependent op (no Shape/Gather chains), only stride-2 convs and
+  scale-2 Resizes, so H and W multiples of ``stride`` give one static engine per size.
+
+Three sizes from about 20 K to about 500 K parameters (``SIZES``); ``macs_per_pixel`` counts the
+convolutions' multiply-accumulates per input pixel (``sonoedge devices --estimate`` prints MACs per
+512x512 frame from the exported ONNX graph).
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sonoedge.train.registries import GENERATORS
+
+# name -> (widths per encoder level, residual blocks at the bottom)
+SIZES: dict[str, tuple[tuple[int, ...], int]] = {
+    "edge-tiny": ((16, 32), 1),  # 28 K parameters, 1.9 K MACs per pixel (EdgeSRIE's class: about 20 K)
+    "edge-small": ((16, 32, 64), 1),  # 121 K parameters, 2.5 K MACs per pixel
+    "edge-base": ((32, 64, 128), 1),  # 481 K parameters, 9.6 K MACs per pixel
+}
+
+
+class ConvBNReLU(nn.Sequential):
+    """conv k x k (no bias: BatchNorm's shift replaces it) + BatchNorm + ReLU; folds into one Conv at export."""
+
+    def __init__(self, c_in: int, c_out: int, stride: int = 1, relu: bool = True):
+        layers: list[nn.Module] = [nn.Conv2d(c_in, c_out, 3, stride=stride, padding=1, bias=False), nn.BatchNorm2d(c_out)]
+        if relu:
+            layers.append(nn.ReLU())
+        super().__init__(*layers)
+
+
+class ResBlock(nn.Module):
+    """x + BN(conv(ReLU(BN(conv(x))))), then ReLU: the ResNet basic block, all foldable."""
+
+    def __init__(self, channels: int):
+        super().__init__()
+        self.body = nn.Sequential(ConvBNReLU(channels, channels), ConvBNReLU(channels, channels, relu=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(x + self.body(x))
+
+
+class EdgeStudent(nn.Module):
+    """Encoder of stride-2 ConvBNReLU levels (``widths``), ``n_blocks`` residual blocks at the bottom,
+    decoder per level: ConvBNReLU to the next width at the low resolution, nearest x2, add the encoder
+    feature of that resolution; a last nearest x2 (x ``scale`` for SR) and a 3x3 conv to the output,
+    added to the (nearest-upsampled) input. (N, C, H, W) in [-1, 1] -> (N, C, scale*H, scale*W) in [-1, 1].
+
+    ``features`` (after a forward) holds the bottleneck and the last decoder feature, the taps the
+    distiller matches against the teacher (train/distill.py).
+    """
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64),
+                 n_blocks: int = 2, scale: int = 1):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if not widths or min(widths) < 1 or n_blocks < 0 or scale not in (1, 2, 4):
+            raise ValueError(f"edge student needs widths >= 1, n_blocks >= 0 and scale 1, 2 or 4; got {widths}, {n_blocks}, {scale}")
+        self.stride = 2 ** len(widths)
+        self.scale = scale
+        self.in_channels, self.out_channels = in_channels, out_channels
+        chans = (in_channels, *widths)
+        self.encoder = nn.ModuleList(ConvBNReLU(chans[i], chans[i + 1], stride=2) for i in range(len(widths)))
+        self.blocks = nn.Sequential(*(ResBlock(widths[-1]) for _ in range(n_blocks)))
+        self.decoder = nn.ModuleList(ConvBNReLU(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # start as the identity (the residual); distillation learns the rest
+        nn.init.zeros_(self.head.bias)
+        self.features: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1]
+        skips = []
+        y = x
+        for layer in self.encoder:
+            y = layer(y)
+            skips.append(y)
+        y = self.blocks(skips.pop())
+        bottleneck = y
+        for layer in self.decoder:
+            y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
+        self.features = [bottleneck, y]
+        y = F.interpolate(y, scale_factor=2.0 * self.scale, mode="nearest")
+        base = x if self.scale == 1 else F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
+        if base.shape[1] != self.out_channels:
+            base = base.mean(dim=1, keepdim=True).expand(-1, self.out_channels, -1, -1)
+        return torch.clamp(base + self.head(y), -1.0, 1.0)  # (N, C, scale*H, scale*W) in [-1, 1]
+
+
+def _register(name: str, widths: tuple[int, ...], n_blocks: int) -> None:
+    """One class per size, with the registry's class attributes ``stride`` and ``scale`` (the
+    default; an SR student sets its own ``scale`` on the instance)."""
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, scale: int = 1,
+                 widths: tuple[int, ...] = widths, n_blocks: int = n_blocks) -> None:
+        EdgeStudent.__init__(self, in_channels, out_channels, widths=widths, n_blocks=n_blocks, scale=scale)
+
+    cls = type(name.title().replace("-", ""), (EdgeStudent,),
+               {"__init__": __init__, "stride": 2 ** len(widths), "scale": 1, "__module__": __name__,
+                "__doc__": f"{name}: EdgeStudent(widths={widths}, n_blocks={n_blocks})"})
+    GENERATORS.register(name)(cls)
+
+
+for _name, (_widths, _blocks) in SIZES.items():
+    _register(_name, _widths, _blocks)
+
+
+def macs_per_pixel(model: nn.Module, side: int = 64) -> float:
+    """Convolution multiply-accumulates per input pixel, measured by running ``model`` on a
+    (1, C, side, side) zero input with hooks on every Conv2d/ConvTranspose2d."""
+    total = [0]
+
+    def hook(module: nn.Module, inputs: tuple, output: torch.Tensor) -> None:
+        k = module.weight.shape[2] * module.weight.shape[3]
+        c_in = module.in_channels // module.groups
+        per_out = c_in * k
+        if isinstance(module, nn.ConvTranspose2d):  # each input pixel meets every weight once
+            per_out /= module.stride[0] * module.stride[1]
+        total[0] += output.numel() // output.shape[0] * per_out
+
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
+    c = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))).in_channels
+    stride = max(int(getattr(model, "stride", 1)), 1)
+    side = -(-side // stride) * stride
+    try:
+        was = model.training
+        model.eval()
+        with torch.no_grad():
+            model(torch.zeros(1, c, side, side))
+        model.train(was)
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / (side * side)
