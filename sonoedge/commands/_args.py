@@ -103,10 +103,15 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "threads": "onnxruntime intra-op threads (0 = one per core)",
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
+    parser.add_argument("--guard", choices=("on", "off"), default="on",
+                        help="structure guard: a frame whose output erased or invented structure (compared with "
+                             "its input at low resolution) goes out unenhanced, flagged (default: on; thresholds "
+                             "in [enhancer.guard] of the daemon's config)")
 
 
 def enhancer_config(args: argparse.Namespace) -> Any:
     """The :class:`EnhancerConfig` of the options :func:`add_model_arguments` added."""
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
+    from sonoedge.runtime.stream.guard import GuardConfig
 
-    return config_from_args(EnhancerConfig, args)
+    return config_from_args(EnhancerConfig, args, guard=GuardConfig(enabled=args.guard == "on"))

@@ -1,0 +1,256 @@
+"""The structure guard: a cheap per-frame check that the model did not erase or invent anatomy.
+
+    guard = StructureGuard(GuardConfig())
+    verdict = guard.check(grey, enhanced, mask)   # uint8 input crop, uint8 model output, region mask
+    if verdict.tripped:                            # the enhancer passes the input frame through, flagged
+        guard.record(verdict, frame_id)            # counted per reason, logged at most every log_every_s
+
+"First, do no harm": an enhancer that turns a bright reflector (a diaphragm, a skull) into a black
+hole, or paints a black blob over tissue, is worse than none, and a live display must not show it.
+The full fidelity measures (``runtime/fidelity.py``) judge a model on real frames before it ships;
+this guard judges every live frame, so it must cost next to nothing (under 5 % of inference at
+512 x 512, measured in docs/benchmarks/runtime.md). It compares input and output echogenicity at
+low resolution, where speckle is averaged away and only the map of tissue and dark areas is left:
+
+1. both images (the imaging region's bounding box) are area-averaged to cells of ``cell_px`` x
+   ``cell_px`` pixels (OpenCV's block average; ``cell_px * scale`` on an SR output), then smoothed
+   by a 3 x 3 box, so one cell's value is the mean echo over about 3 ``cell_px`` (24 px by default):
+   a hole or blob must be that wide to count, a speckle grain never does;
+2. only cells whose whole 3 x 3 neighbourhood lies inside the imaging region are judged (the model's
+   output outside the mask is never shown, and the black surround would read as "dark");
+3. the frame trips, with one reason (the first that holds, in this order):
+
+   - ``dark_over_tissue``: more than ``max_dark_share`` of the judged cells are tissue in the input
+     (mean echo >= ``tissue_level``) and near black in the output (<= ``black_level``): a bright
+     structure erased into a black hole, or a cyst-like dark blob painted over tissue;
+   - ``bright_over_dark``: more than ``max_bright_share`` of the cells are near black in the input and
+     tissue in the output: echoes invented in an anechoic area (fluid, a vessel, a cyst);
+   - ``decorrelated``: the Pearson correlation of the two low-resolution maps is below
+     ``min_correlation`` (an inversion gives -1; a model whose output no longer follows the
+     input's echogenicity, or a flat output, gives about 0). Not judged when the input map itself
+     is nearly flat (std below ``min_input_std`` grey levels: a blank frame, a uniform phantom),
+     where a correlation measures noise.
+
+Thresholds (defaults of :class:`GuardConfig`) come from a measurement on real frames: 138 frames of
+every file in ../shared/data/realus (every still; about 20 frames spread over each clip), each
+through the embedded default model and through transforms a faithful enhancer may legitimately
+apply, plus deliberately broken ones, at the defaults below (share = fraction of judged cells):
+
+    transform of the input            correlation (min / median)   dark_over_tissue share (max)
+    identity, median 5, Gaussian s=3  0.996 / 0.999                0
+    CLAHE (clip 2, 8 x 8 tiles)       0.872 / 0.963                0
+    gamma 0.6 / gamma 1.6             0.966 / 0.985, 0.947 / 0.984 0, 0
+    contrast x1.5, brightness -30     0.992 / 0.996, 0.899 / 0.980 0, 0.0035
+    gamma 2.2 (dim tissue -> black)   0.836 / 0.951                0.40 (trips: tissue of 40 -> 4)
+    black disc, 1/6 of the short side 0.200 / 0.915                0.085 (122 of 138 frames > 1 %)
+    inverted (255 - x)                -1.000 / -1.000              (bright_over_dark share up to 0.54)
+    embedded default model (2026-11)  0.087 / 0.751                0.044 (74 of 138 frames > 1 %)
+
+So ``tissue_level`` 40 and ``black_level`` 10 (the issue's "black" is < 10) keep every legitimate
+gain, contrast and speckle-reduction change above at zero dark-over-tissue cells but for brightness
+-30 (0.35 % at most, under ``max_dark_share`` 0.5 %); a tissue level of 30 would trip gamma 1.6 on
+120 of 138 frames, 20 would trip it on all. 0.5 % of the judged cells is about 20 cells, one hole
+of 35 x 35 px, in a 512 x 512 region. ``min_correlation`` 0.5 lies well below every legitimate
+transform measured (0.836 at least) and well above an inversion (-1). The black holes the current
+default paints over bright reflectors (the diaphragm, the skull, bone surfaces) trip the guard on
+most real frames: that is the guard doing its job, not a false alarm (see docs/results/runtime.md).
+"""
+from __future__ import annotations
+
+import collections
+import dataclasses
+import logging
+import math
+import threading
+import time
+
+import cv2
+import numpy as np
+
+from sonoedge.runtime.errors import InputError
+
+log = logging.getLogger("sonoedge.runtime.stream.guard")
+
+REASONS = ("dark_over_tissue", "bright_over_dark", "decorrelated")  # in the order they are tested
+SMOOTH = 3  # cells: the box that smooths both low-resolution maps (and the region erosion that goes with it)
+
+
+@dataclasses.dataclass
+class GuardConfig:
+    """The structure guard of :mod:`.guard`; the reasons for each default are in its docstring."""
+
+    enabled: bool = True  # check every enhanced frame; off = frames are never checked
+    cell_px: int = 8  # side of a low-resolution cell in input pixels (1/8: 64 x 64 cells at 512 x 512)
+    tissue_level: float = 40.0  # grey level: a cell's mean echo at or above this is tissue
+    black_level: float = 10.0  # grey level: a cell's mean echo at or below this is near black
+    max_dark_share: float = 0.005  # judged cells tissue in, near black out, above this share: trips
+    max_bright_share: float = 0.005  # judged cells near black in, tissue out, above this share: trips
+    min_correlation: float = 0.5  # low-resolution echogenicity correlation below this: trips
+    min_input_std: float = 2.0  # grey levels: input maps flatter than this are not judged by correlation
+    min_cells: int = 16  # fewer judged cells than this (a tiny region): the frame is not judged
+    log_every_s: float = 10.0  # at most one log line per this many seconds, with the count since the last
+
+
+def check_guard_config(cfg: GuardConfig, where: str = "enhancer.guard") -> None:
+    """InputError naming the key unless every value of ``cfg`` is in its range."""
+    for name, low, high in (("cell_px", 1, 256), ("tissue_level", 0, 255), ("black_level", 0, 255),
+                            ("max_dark_share", 0, 1), ("max_bright_share", 0, 1), ("min_correlation", -1, 1),
+                            ("min_input_std", 0, 255), ("min_cells", 1, 1 << 20), ("log_every_s", 0, 86400)):
+        value = getattr(cfg, name)
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
+            raise InputError(f"{where}.{name} = {value!r} must be a number from {low:g} to {high:g}")
+    if isinstance(cfg.cell_px, float) and not cfg.cell_px.is_integer():
+        raise InputError(f"{where}.cell_px = {cfg.cell_px!r} must be a whole number of pixels")
+    if cfg.black_level >= cfg.tissue_level:
+        raise InputError(f"{where}.black_level ({cfg.black_level:g}) must be below {where}.tissue_level "
+                         f"({cfg.tissue_level:g}): a cell cannot be both near black and tissue")
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """What the guard saw on one frame. ``reason`` is "" when it passed (or was not judged)."""
+
+    reason: str
+    dark_share: float  # judged cells: tissue in the input, near black in the output
+    bright_share: float  # judged cells: near black in the input, tissue in the output
+    correlation: float  # of the two low-resolution maps; nan when not judged
+    cells: int  # cells judged (0: the region was too small to judge)
+
+    @property
+    def tripped(self) -> bool:
+        return bool(self.reason)
+
+    def describe(self) -> str:
+        """One sentence for the frame's passthrough reason and the log."""
+        what = {"dark_over_tissue": f"{100 * self.dark_share:.1f} % of the region's cells went from tissue to black",
+                "bright_over_dark": f"{100 * self.bright_share:.1f} % of the region's cells went from black to tissue",
+                "decorrelated": f"low-resolution echogenicity correlation {self.correlation:.2f}"}
+        return f"structure guard ({self.reason}): {what.get(self.reason, 'passed')}"
+
+
+PASSED = Verdict("", 0.0, 0.0, math.nan, 0)
+
+
+class StructureGuard:
+    """Checks enhanced frames (:meth:`check`) and keeps the per-reason trip counts (:meth:`record`).
+
+    Thread-safe: the counts and the log throttle are under a lock; :meth:`check` keeps only a cache
+    of the low-resolution region mask (the region is cached per stream, so its mask object repeats).
+    """
+
+    def __init__(self, cfg: GuardConfig | None = None):
+        self.cfg = cfg or GuardConfig()
+        check_guard_config(self.cfg)
+        self.lock = threading.Lock()
+        self.tripped: collections.Counter[str] = collections.Counter({reason: 0 for reason in REASONS})
+        self.checked = 0
+        self._unlogged = 0  # trips since the last log line
+        self._last_log = -math.inf
+        self._mask_cache: tuple[object, tuple[int, ...], np.ndarray] | None = None
+
+    @property
+    def enabled(self) -> bool:
+        return self.cfg.enabled
+
+    def configure(self, cfg: GuardConfig) -> None:
+        """New thresholds (a SIGHUP reload); the counts go on."""
+        check_guard_config(cfg)
+        self.cfg = cfg
+
+    def counts(self) -> dict[str, int]:
+        """{"checked": frames checked, "tripped": {reason: frames}} since start."""
+        with self.lock:
+            return {"checked": self.checked, "tripped": dict(self.tripped)}
+
+    # -- the check ---------------------------------------------------------------------------
+    def check(self, grey: np.ndarray, output: np.ndarray, mask: np.ndarray | None = None, scale: int = 1) -> Verdict:
+        """Judge one frame: ``grey`` uint8 (h, w) the model's input crop, ``output`` uint8
+        (scale*h, scale*w) the model's de-normalised output, ``mask`` uint8/bool (h, w) the
+        imaging region inside the crop (None: all of it)."""
+        cfg = self.cfg
+        cell = int(cfg.cell_px)
+        h, w = grey.shape
+        rows, cols = h // cell, w // cell
+        with self.lock:
+            self.checked += 1
+        if rows < SMOOTH or cols < SMOOTH:
+            return PASSED
+        judged = self._judged_cells(mask, rows, cols, cell)
+        n = int(np.count_nonzero(judged))
+        if n < cfg.min_cells:
+            return dataclasses.replace(PASSED, cells=n)
+        a = _cells(grey, rows, cols, cell)  # float32 (rows, cols), smoothed cell means of the input
+        b = _cells(output, rows, cols, cell * scale)
+        a, b = a[judged], b[judged]
+        tissue_in, black_in = a >= cfg.tissue_level, a <= cfg.black_level
+        dark = float(np.count_nonzero(tissue_in & (b <= cfg.black_level))) / n
+        bright = float(np.count_nonzero(black_in & (b >= cfg.tissue_level))) / n
+        corr = _correlation(a, b, cfg.min_input_std)
+        if dark > cfg.max_dark_share:
+            reason = "dark_over_tissue"
+        elif bright > cfg.max_bright_share:
+            reason = "bright_over_dark"
+        elif corr < cfg.min_correlation:  # nan (not judged) compares False
+            reason = "decorrelated"
+        else:
+            reason = ""
+        return Verdict(reason, dark, bright, corr, n)
+
+    def _judged_cells(self, mask: np.ndarray | None, rows: int, cols: int, cell: int) -> np.ndarray:
+        """bool (rows, cols): cells whose 3 x 3 neighbourhood lies wholly inside the region; cached
+        per mask object (the enhancer hands the same mask while the stream's region holds)."""
+        key = (rows, cols, cell)
+        cached = self._mask_cache
+        if cached is not None and cached[0] is mask and cached[1] == key:
+            return cached[2]
+        if mask is None:
+            inside = np.ones((rows, cols), np.uint8)
+        else:
+            share = cv2.resize(np.asarray(mask[: rows * cell, : cols * cell], np.float32), (cols, rows),
+                               interpolation=cv2.INTER_AREA)
+            inside = (share >= 1.0 - 1e-6).astype(np.uint8)  # cells wholly inside the region
+        # the smoothing reads each cell's neighbours: only cells whose neighbours are inside count;
+        # the frame's border is not the region's border (cells there are judged on what they have)
+        judged = cv2.erode(inside, np.ones((SMOOTH, SMOOTH), np.uint8), borderType=cv2.BORDER_CONSTANT,
+                           borderValue=1).astype(bool)
+        self._mask_cache = (mask, key, judged)
+        return judged
+
+    # -- counting and the throttled log ---------------------------------------------------------
+    def record(self, verdict: Verdict, frame_id: int | None = None) -> None:
+        """Count a tripped frame under its reason and log it, at most once every ``log_every_s``
+        seconds with the number of trips since the previous line (a model that fails on every frame
+        of a 30 fps probe must not flood the journal; the counters count every frame)."""
+        now = time.monotonic()
+        with self.lock:
+            self.tripped[verdict.reason] += 1
+            self._unlogged += 1
+            if now - self._last_log < self.cfg.log_every_s:
+                return
+            self._last_log, since, self._unlogged = now, self._unlogged, 0
+            totals = dict(self.tripped)
+        log.warning("structure guard tripped; frame passed through unenhanced",
+                    extra={"event": "guard_tripped", "reason": verdict.reason, "detail": verdict.describe(),
+                           "frame_id": frame_id, "tripped_since_last_line": since, "tripped_total": totals})
+
+
+def _cells(image: np.ndarray, rows: int, cols: int, cell: int) -> np.ndarray:
+    """float32 (rows, cols): the block means of uint8 ``image`` over ``cell`` x ``cell`` blocks
+    (OpenCV's area resize with an integer factor is the exact block average), box-smoothed 3 x 3."""
+    small = cv2.resize(image[: rows * cell, : cols * cell], (cols, rows), interpolation=cv2.INTER_AREA)
+    return cv2.blur(small.astype(np.float32), (SMOOTH, SMOOTH), borderType=cv2.BORDER_REFLECT)
+
+
+def _correlation(a: np.ndarray, b: np.ndarray, min_std: float) -> float:
+    """Pearson correlation of two float32 vectors; nan when ``a`` is flatter than ``min_std`` (not
+    judged); 0 when ``b`` is flat and ``a`` is not (a flat output kept none of the input's map)."""
+    sa = float(a.std())
+    if sa < max(min_std, 1e-6):
+        return math.nan
+    sb = float(b.std())
+    if sb < 1e-6:
+        return 0.0
+    return float(np.mean((a - a.mean()) * (b - b.mean())) / (sa * sb))
+
+
+__all__ = ["GuardConfig", "PASSED", "REASONS", "StructureGuard", "Verdict", "check_guard_config"]
