@@ -1,6 +1,7 @@
 """``sonoedge bench BUNDLE``: the stream runtime against a careful hand loop and decode + model, in ONE run.
 
     sonoedge bench bundle/ --input clip.mp4 --frames 100 --repeats 3 --json bench.json
+    sonoedge bench default --input clip.mp4 --guard-cost      # the structure guard against inference, 512x512
 
 What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
 """
@@ -27,6 +28,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instead: run `sonoedge serve` on --input (replayed in a loop) and report the cold start "
                              "to the first frame and the daemon's resident memory after N1, N2, ... frames")
     parser.add_argument("--fps", type=float, default=0.0, help="with --daemon: replay rate (default: the file's own)")
+    parser.add_argument("--guard-cost", action="store_true",
+                        help="instead: the structure guard's time per frame against inference at 512x512, interleaved "
+                             "frame by frame on --input's imaging region (the guard must stay under 5%% of inference)")
     add_model_arguments(parser)
 
 
@@ -50,6 +54,15 @@ def run(args: argparse.Namespace) -> int:
         marks = [int(v) for v in args.daemon.split(",") if v.strip()]
         result = daemon_memory(cfg, args.input, marks, args.fps)
         print(json.dumps(result, indent=1))
+        _write_json(args.json, result)
+        return 0
+    if args.guard_cost:
+        from sonoedge.runtime.service.guard_bench import format_guard_cost, guard_cost
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.input or _phantom_clip(Path(tmp), args.frames)
+            result = guard_cost(cfg, path, args.frames, args.repeats)
+        print(format_guard_cost(result))
         _write_json(args.json, result)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
