@@ -37,6 +37,8 @@ from sonoedge.runtime.stream.guard import REASONS, GuardConfig, StructureGuard
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_SAMPLES = 20  # frames spread over each clip in part 1
+SWEEP_TISSUE = (20.0, 30.0, 40.0, 50.0)  # tissue levels tried on SWEEP_OUTPUTS (frames tripped, any reason)
+SWEEP_OUTPUTS = ("bundle output", "gamma 1.6", "brightness -30", "black disc (breaks)")
 
 
 def _disc(x: np.ndarray) -> np.ndarray:
@@ -86,6 +88,8 @@ def _with_guard(cfg: EnhancerConfig, **changes) -> EnhancerConfig:
 def part1(realus: Path, model, cfg: EnhancerConfig) -> dict:
     """Guard statistics of the bundle's output and of each transform, over the sampled frames."""
     guard = StructureGuard(cfg.guard)
+    sweep = {t: StructureGuard(dataclasses.replace(cfg.guard, tissue_level=t)) for t in SWEEP_TISSUE}
+    swept: dict[tuple[str, float], int] = collections.Counter()
     rows: dict[str, list] = collections.defaultdict(list)
     for path in _files(realus):
         enhancer = Enhancer(model, _with_guard(cfg, enabled=False))
@@ -98,6 +102,9 @@ def part1(realus: Path, model, cfg: EnhancerConfig) -> dict:
             for name, out in outputs.items():
                 v = guard.check(grey, out, job.mask, model.scale if name == "bundle output" else 1)
                 rows[name].append((v.correlation, v.dark_share, v.bright_share, v.reason))
+                if name in SWEEP_OUTPUTS:
+                    for t, g in sweep.items():
+                        swept[name, t] += g.check(grey, out, job.mask, model.scale if name == "bundle output" else 1).tripped
         print(f"  part 1: {path.relative_to(realus)}", file=sys.stderr)
     table = {}
     for name, vs in rows.items():
@@ -105,6 +112,7 @@ def part1(realus: Path, model, cfg: EnhancerConfig) -> dict:
         table[name] = {"frames": len(vs), "corr_min": float(np.nanmin(corr)), "corr_median": float(np.nanmedian(corr)),
                        "dark_share_max": max(v[1] for v in vs), "bright_share_max": max(v[2] for v in vs),
                        "tripped": dict(collections.Counter(v[3] for v in vs if v[3]))}
+    table["tissue_level sweep"] = {f"{name} @ {t:g}": n for (name, t), n in swept.items()}
     return table
 
 
@@ -146,10 +154,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle {model.name} ({model.model_sha256[:12]}), guard defaults, {time.perf_counter() - t0:.0f} s\n")
     print("| output | frames | correlation min / median | dark-over-tissue share max | bright-over-dark share max | tripped |")
     print("|---|---|---|---|---|---|")
+    sweep = table.pop("tissue_level sweep")
     for name, r in table.items():
         tripped = ", ".join(f"{k} {v}" for k, v in r["tripped"].items()) or "0"
         print(f"| {name} | {r['frames']} | {r['corr_min']:.3f} / {r['corr_median']:.3f} | {r['dark_share_max']:.4f} | "
               f"{r['bright_share_max']:.4f} | {tripped} |")
+    print("\nframes tripped (any reason) at other tissue levels: " + "; ".join(f"{k} {v}" for k, v in sorted(sweep.items())))
+    table["tissue_level sweep"] = sweep
     print("\n| file | frames | tripped (by reason) |\n|---|---|---|")
     groups: dict[str, list] = collections.defaultdict(lambda: [0, collections.Counter()])
     for name, r in per_file.items():

@@ -31,29 +31,33 @@ low resolution, where speckle is averaged away and only the map of tissue and da
      is nearly flat (std below ``min_input_std`` grey levels: a blank frame, a uniform phantom),
      where a correlation measures noise.
 
-Thresholds (defaults of :class:`GuardConfig`) come from a measurement on real frames: 138 frames of
-every file in ../shared/data/realus (every still; about 20 frames spread over each clip), each
-through the embedded default model and through transforms a faithful enhancer may legitimately
-apply, plus deliberately broken ones, at the defaults below (share = fraction of judged cells):
+Thresholds (defaults of :class:`GuardConfig`) come from a measurement on real frames, reproduced by
+``python tools/guard_thresholds.py``: 136 frames of ../shared/data/realus (every still; about 20
+frames spread over each clip; none trained or calibrated the default), each cropped to its imaging
+region as the runtime crops it and compared with transforms a faithful enhancer may legitimately
+apply, with deliberately broken ones and with the embedded default model's output (share = fraction
+of the judged cells; "trips" counts frames at the defaults below):
 
-    transform of the input            correlation (min / median)   dark_over_tissue share (max)
-    identity, median 5, Gaussian s=3  0.996 / 0.999                0
-    CLAHE (clip 2, 8 x 8 tiles)       0.872 / 0.963                0
-    gamma 0.6 / gamma 1.6             0.966 / 0.985, 0.947 / 0.984 0, 0
-    contrast x1.5, brightness -30     0.992 / 0.996, 0.899 / 0.980 0, 0.0035
-    gamma 2.2 (dim tissue -> black)   0.836 / 0.951                0.40 (trips: tissue of 40 -> 4)
-    black disc, 1/6 of the short side 0.200 / 0.915                0.085 (122 of 138 frames > 1 %)
-    inverted (255 - x)                -1.000 / -1.000              (bright_over_dark share up to 0.54)
-    embedded default model (2026-11)  0.087 / 0.751                0.044 (74 of 138 frames > 1 %)
+    output compared with the input     correlation min / median   dark_over_tissue max  trips
+    identity, median 5, Gaussian s=3   0.996 / 0.999 at least     0                     0
+    CLAHE (clip 2, 8 x 8 tiles)        0.880 / 0.964              0                     0
+    gamma 0.6 / gamma 1.6              0.966 / 0.984, 0.948 / 0.984  0, 0               0
+    contrast x1.5 / brightness -30     0.992 / 0.996, 0.904 / 0.981  0, 0.0037          0
+    gamma 2.2 (dim tissue -> black)    0.846 / 0.951              0.376                 135
+    black disc, 1/6 of the short side  0.199 / 0.915              0.086                 125 (on tissue)
+    inverted (255 - x)                 -1.000 / -1.000            (bright_over_dark 0.54) 136
+    embedded default model (2026-11)   0.103 / 0.751              0.044                 77
 
-So ``tissue_level`` 40 and ``black_level`` 10 (the issue's "black" is < 10) keep every legitimate
-gain, contrast and speckle-reduction change above at zero dark-over-tissue cells but for brightness
--30 (0.35 % at most, under ``max_dark_share`` 0.5 %); a tissue level of 30 would trip gamma 1.6 on
-120 of 138 frames, 20 would trip it on all. 0.5 % of the judged cells is about 20 cells, one hole
-of 35 x 35 px, in a 512 x 512 region. ``min_correlation`` 0.5 lies well below every legitimate
-transform measured (0.836 at least) and well above an inversion (-1). The black holes the current
-default paints over bright reflectors (the diaphragm, the skull, bone surfaces) trip the guard on
-most real frames: that is the guard doing its job, not a false alarm (see docs/results/runtime.md).
+So ``tissue_level`` 40 and ``black_level`` 10 (the fidelity measures' "black" is < 10) keep every
+legitimate gain, contrast and speckle-reduction change above at zero dark-over-tissue cells but for
+brightness -30 (0.37 % at most, under ``max_dark_share`` 0.5 %). It is the lowest tissue level that
+does: at 30, gamma 1.6 trips on 110 of the 136 frames and brightness -30 on 125; at 20, both on 130.
+A higher one loses sensitivity (at 50 the black disc trips on 114 frames instead of 125). 0.5 % of
+the judged cells is about 20 cells, one hole of 35 x 35 px, in a 512 x 512 region. ``min_correlation`` 0.5 lies well below every legitimate
+transform measured (0.846 at least) and well above an inversion (-1). The black holes the current
+default paints over bright reflectors (the diaphragm, the skull, bone surfaces, phantom targets)
+trip the guard on most real frames: that is the guard doing its job, not a false alarm (the trips
+per file are in docs/results/runtime.md).
 """
 from __future__ import annotations
 

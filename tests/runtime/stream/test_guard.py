@@ -221,3 +221,18 @@ def test_the_shipped_default_never_trips_on_the_realus_clips(realus, default_mod
         assert counts["checked"] == len(outs) > 0
         tripped[clip.name] = sum(counts["tripped"].values())
     assert not any(tripped.values()), f"frames tripped per clip: {tripped}"
+
+
+def test_the_daemon_config_reads_and_checks_enhancer_guard(tmp_path):
+    from sonoedge.runtime.service.daemon import read_config, validate_config
+
+    path = tmp_path / "enhancer.toml"
+    path.write_text('[source]\nuri = "x.mp4"\n[enhancer.guard]\nenabled = false\ntissue_level = 50\n')
+    cfg = read_config(path)
+    assert cfg.enhancer.guard == GuardConfig(enabled=False, tissue_level=50.0)
+    cfg = read_config(path, ["enhancer.guard.black_level=60"])
+    with pytest.raises(InputError, match=r"enhancer.guard.black_level \(60\) must be below enhancer.guard.tissue_level"):
+        validate_config(cfg, check_bundle=False, check_port=False)
+    path.write_text('[source]\nuri = "x.mp4"\n[enhancer.guard]\nthreshold = 1\n')
+    with pytest.raises(InputError, match="unknown key.*threshold.*valid keys"):
+        read_config(path)
