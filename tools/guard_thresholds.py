@@ -7,8 +7,10 @@ Part 1 (the table in runtime/stream/guard.py): every still of the realus folder 
 spread over each clip, cropped to its imaging region as the runtime crops it, are compared by the
 guard with (a) the bundle's output and (b) transforms of the input a faithful enhancer may apply
 (identity, speckle smoothing, CLAHE, gamma, contrast, brightness) or that break it (gamma 2.2, a black
-disc, inversion). Printed per transform: the low-resolution correlation (min / median), the largest
-dark-over-tissue and bright-over-dark shares, and how many frames trip.
+disc, inversion); and 60 simulated phantom clips (2 frames each, seeds 2000-2059) with their
+high-end frame as the output: what a perfect enhancer would show. Printed per output: the
+low-resolution correlation (min / median), the largest dark-over-tissue and bright-over-dark shares,
+and how many frames trip; then the frames tripped at other settings of the guard.
 
 Part 2: EVERY frame of every realus clip and every still through the enhancer with the guard on
 (the runtime path: region per stream or per still, the bundle's model): frames tripped per file and
@@ -37,8 +39,19 @@ from sonoedge.runtime.stream.guard import REASONS, GuardConfig, StructureGuard
 
 REPO = Path(__file__).resolve().parents[1]
 CLIP_SAMPLES = 20  # frames spread over each clip in part 1
-SWEEP_TISSUE = (20.0, 30.0, 40.0, 50.0)  # tissue levels tried on SWEEP_OUTPUTS (frames tripped, any reason)
-SWEEP_OUTPUTS = ("bundle output", "gamma 1.6", "brightness -30", "black disc (breaks)")
+PHANTOM_SEEDS = range(2000, 2060)  # phantom clips (2 frames each) for the perfect-enhancer row
+PERFECT = "phantom pairs: the high-end frame (a perfect enhancer)"
+# alternative settings, each tried on SWEEP_OUTPUTS (frames tripped, any reason)
+SWEEP = {
+    "defaults": {},
+    "tissue_level 20": {"tissue_level": 20.0}, "tissue_level 30": {"tissue_level": 30.0},
+    "tissue_level 50": {"tissue_level": 50.0},
+    "absolute tissue (tissue_contrast 0), no hole size (hole_cells 1)": {"tissue_contrast": 0.0, "hole_cells": 1},
+    "tissue_contrast 0": {"tissue_contrast": 0.0}, "tissue_contrast 0.9": {"tissue_contrast": 0.9},
+    "hole_cells 1": {"hole_cells": 1}, "hole_cells 2": {"hole_cells": 2},
+    "context_cells 7": {"context_cells": 7}, "context_cells 9": {"context_cells": 9},
+}
+SWEEP_OUTPUTS = ("bundle output", "gamma 1.6", "brightness -30", "black disc (breaks)", PERFECT)
 
 
 def _disc(x: np.ndarray) -> np.ndarray:
@@ -85,34 +98,50 @@ def _with_guard(cfg: EnhancerConfig, **changes) -> EnhancerConfig:
     return dataclasses.replace(cfg, guard=dataclasses.replace(cfg.guard, **changes))
 
 
-def part1(realus: Path, model, cfg: EnhancerConfig) -> dict:
-    """Guard statistics of the bundle's output and of each transform, over the sampled frames."""
-    guard = StructureGuard(cfg.guard)
-    sweep = {t: StructureGuard(dataclasses.replace(cfg.guard, tissue_level=t)) for t in SWEEP_TISSUE}
-    swept: dict[tuple[str, float], int] = collections.Counter()
-    rows: dict[str, list] = collections.defaultdict(list)
+def _comparisons(realus: Path, model, cfg: EnhancerConfig):
+    """(name, input crop, output, region mask, scale) for every sampled realus frame (the bundle's
+    output and each transform) and every phantom pair (the high-end frame: a perfect enhancer)."""
     for path in _files(realus):
         enhancer = Enhancer(model, _with_guard(cfg, enabled=False))
         for i, image in enumerate(_samples(path)):
             job = enhancer.prepare(Frame(image, i))
             enhancer.infer(job)
-            grey = job.grey
-            outputs = {"bundle output": from_model(crop(job.output, job.size, model.scale))}
-            outputs.update({name: f(grey) for name, f in TRANSFORMS.items()})
-            for name, out in outputs.items():
-                v = guard.check(grey, out, job.mask, model.scale if name == "bundle output" else 1)
-                rows[name].append((v.correlation, v.dark_share, v.bright_share, v.reason))
-                if name in SWEEP_OUTPUTS:
-                    for t, g in sweep.items():
-                        swept[name, t] += g.check(grey, out, job.mask, model.scale if name == "bundle output" else 1).tripped
+            yield "bundle output", job.grey, from_model(crop(job.output, job.size, model.scale)), job.mask, model.scale
+            for name, f in TRANSFORMS.items():
+                yield name, job.grey, f(job.grey), job.mask, 1
         print(f"  part 1: {path.relative_to(realus)}", file=sys.stderr)
+    from sonoedge.train.phantom import PhantomConfig, simulate_clip
+
+    for seed in PHANTOM_SEEDS:
+        low, high = simulate_clip(seed, PhantomConfig(size=(256, 256)), frames=2)
+        enhancer = Enhancer(model, _with_guard(cfg, enabled=False))
+        for i, (lo, hi) in enumerate(zip(low, high)):
+            job = enhancer.prepare(Frame(lo, i))
+            x0, y0, x1, y1 = job.bbox
+            yield PERFECT, job.grey, np.ascontiguousarray(hi[y0:y1, x0:x1]), job.mask, 1
+    print(f"  part 1: {len(PHANTOM_SEEDS)} phantom clips", file=sys.stderr)
+
+
+def part1(realus: Path, model, cfg: EnhancerConfig) -> dict:
+    """Guard statistics of each output (bundle, transforms, perfect enhancer on phantom pairs) at
+    the defaults, and frames tripped at the alternative settings of :data:`SWEEP`."""
+    guard = StructureGuard(cfg.guard)
+    sweep = {label: StructureGuard(dataclasses.replace(cfg.guard, **changes)) for label, changes in SWEEP.items()}
+    swept: dict[tuple[str, str], int] = collections.Counter()
+    rows: dict[str, list] = collections.defaultdict(list)
+    for name, grey, out, mask, scale in _comparisons(realus, model, cfg):
+        v = guard.check(grey, out, mask, scale)
+        rows[name].append((v.correlation, v.dark_share, v.bright_share, v.reason))
+        if name in SWEEP_OUTPUTS:
+            for label, g in sweep.items():
+                swept[name, label] += g.check(grey, out, mask, scale).tripped
     table = {}
     for name, vs in rows.items():
         corr = np.array([v[0] for v in vs], float)
         table[name] = {"frames": len(vs), "corr_min": float(np.nanmin(corr)), "corr_median": float(np.nanmedian(corr)),
                        "dark_share_max": max(v[1] for v in vs), "bright_share_max": max(v[2] for v in vs),
                        "tripped": dict(collections.Counter(v[3] for v in vs if v[3]))}
-    table["tissue_level sweep"] = {f"{name} @ {t:g}": n for (name, t), n in swept.items()}
+    table["sweep"] = {label: {name: swept[name, label] for name in SWEEP_OUTPUTS} for label in SWEEP}
     return table
 
 
@@ -154,13 +183,16 @@ def main(argv: list[str] | None = None) -> int:
     print(f"bundle {model.name} ({model.model_sha256[:12]}), guard defaults, {time.perf_counter() - t0:.0f} s\n")
     print("| output | frames | correlation min / median | dark-over-tissue share max | bright-over-dark share max | tripped |")
     print("|---|---|---|---|---|---|")
-    sweep = table.pop("tissue_level sweep")
+    sweep = table.pop("sweep")
     for name, r in table.items():
         tripped = ", ".join(f"{k} {v}" for k, v in r["tripped"].items()) or "0"
         print(f"| {name} | {r['frames']} | {r['corr_min']:.3f} / {r['corr_median']:.3f} | {r['dark_share_max']:.4f} | "
               f"{r['bright_share_max']:.4f} | {tripped} |")
-    print("\nframes tripped (any reason) at other tissue levels: " + "; ".join(f"{k} {v}" for k, v in sorted(sweep.items())))
-    table["tissue_level sweep"] = sweep
+    print("\nframes tripped (any reason) at other settings:\n")
+    print("| setting | " + " | ".join(SWEEP_OUTPUTS) + " |\n|---|" + "---|" * len(SWEEP_OUTPUTS))
+    for label, counts in sweep.items():
+        print(f"| {label} | " + " | ".join(str(counts[name]) for name in SWEEP_OUTPUTS) + " |")
+    table["sweep"] = sweep
     print("\n| file | frames | tripped (by reason) |\n|---|---|---|")
     groups: dict[str, list] = collections.defaultdict(lambda: [0, collections.Counter()])
     for name, r in per_file.items():

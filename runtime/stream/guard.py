@@ -14,50 +14,70 @@ low resolution, where speckle is averaged away and only the map of tissue and da
 
 1. both images (the imaging region's bounding box) are area-averaged to cells of ``cell_px`` x
    ``cell_px`` pixels (OpenCV's block average; ``cell_px * scale`` on an SR output), then smoothed
-   by a 3 x 3 box, so one cell's value is the mean echo over about 3 ``cell_px`` (24 px by default):
-   a hole or blob must be that wide to count, a speckle grain never does;
+   by a 3 x 3 box, so one cell's value is the mean echo over about 3 ``cell_px`` (24 px by default)
+   and a speckle grain never counts;
 2. only cells whose whole 3 x 3 neighbourhood lies inside the imaging region are judged (the model's
    output outside the mask is never shown, and the black surround would read as "dark");
-3. the frame trips, with one reason (the first that holds, in this order):
+3. a cell is *tissue* in the input when its echo is at least ``tissue_level`` and at least
+   ``tissue_contrast`` of the mean over the ``context_cells`` x ``context_cells`` cells around it:
+   a darker structure of its surroundings (a cyst or vessel that clutter and haze fill in a
+   handheld frame) is not tissue, so an enhancer may turn it black; *near black* is at most
+   ``black_level``. Flagged cells count only inside blobs at least ``hole_cells`` wide every way
+   (a morphological opening): a hole counts, a thin streak (side-lobe smear that an enhancer
+   removes from an anechoic band) does not;
+4. the frame trips, with one reason (the first that holds, in this order):
 
    - ``dark_over_tissue``: more than ``max_dark_share`` of the judged cells are tissue in the input
-     (mean echo >= ``tissue_level``) and near black in the output (<= ``black_level``): a bright
-     structure erased into a black hole, or a cyst-like dark blob painted over tissue;
-   - ``bright_over_dark``: more than ``max_bright_share`` of the cells are near black in the input and
-     tissue in the output: echoes invented in an anechoic area (fluid, a vessel, a cyst);
+     and near black in the output: a bright structure erased into a black hole, or a cyst-like
+     dark blob painted over tissue;
+   - ``bright_over_dark``: more than ``max_bright_share`` of the cells are near black in the input
+     and at least ``tissue_level`` in the output: echoes invented in an anechoic area;
    - ``decorrelated``: the Pearson correlation of the two low-resolution maps is below
      ``min_correlation`` (an inversion gives -1; a model whose output no longer follows the
      input's echogenicity, or a flat output, gives about 0). Not judged when the input map itself
      is nearly flat (std below ``min_input_std`` grey levels: a blank frame, a uniform phantom),
      where a correlation measures noise.
 
-Thresholds (defaults of :class:`GuardConfig`) come from a measurement on real frames, reproduced by
+Thresholds (defaults of :class:`GuardConfig`) come from a measurement reproduced by
 ``python tools/guard_thresholds.py``: 136 frames of ../shared/data/realus (every still; about 20
 frames spread over each clip; none trained or calibrated the default), each cropped to its imaging
-region as the runtime crops it and compared with transforms a faithful enhancer may legitimately
-apply, with deliberately broken ones and with the embedded default model's output (share = fraction
-of the judged cells; "trips" counts frames at the defaults below):
+region as the runtime crops it and compared with transforms a faithful enhancer may apply, with
+deliberately broken ones and with the embedded default's output; and 120 simulated phantom frames
+(60 clips, seeds 2000-2059) compared with their high-end frame, i.e. what a perfect enhancer would
+show. Share = fraction of the judged cells; "trips" counts frames at the defaults below:
 
     output compared with the input     correlation min / median   dark_over_tissue max  trips
     identity, median 5, Gaussian s=3   0.996 / 0.999 at least     0                     0
     CLAHE (clip 2, 8 x 8 tiles)        0.880 / 0.964              0                     0
     gamma 0.6 / gamma 1.6              0.966 / 0.984, 0.948 / 0.984  0, 0               0
-    contrast x1.5 / brightness -30     0.992 / 0.996, 0.904 / 0.981  0, 0.0037          0
-    gamma 2.2 (dim tissue -> black)    0.846 / 0.951              0.376                 135
-    black disc, 1/6 of the short side  0.199 / 0.915              0.086                 125 (on tissue)
+    contrast x1.5 / brightness -30     0.992 / 0.996, 0.904 / 0.981  0, 0               0
+    phantom: the high-end frame        0.729 / 0.921              0                     0 of 120
+    gamma 2.2 (dim tissue -> black)    0.846 / 0.951              0.358                 107
+    black disc, 1/6 of the short side  0.199 / 0.915              0.078                 110
     inverted (255 - x)                 -1.000 / -1.000            (bright_over_dark 0.54) 136
-    embedded default model (2026-11)   0.103 / 0.751              0.044                 77
+    embedded default model (2026-11)   0.103 / 0.751              0.043                 72
 
-So ``tissue_level`` 40 and ``black_level`` 10 (the fidelity measures' "black" is < 10) keep every
-legitimate gain, contrast and speckle-reduction change above at zero dark-over-tissue cells but for
-brightness -30 (0.37 % at most, under ``max_dark_share`` 0.5 %). It is the lowest tissue level that
-does: at 30, gamma 1.6 trips on 110 of the 136 frames and brightness -30 on 125; at 20, both on 130.
-A higher one loses sensitivity (at 50 the black disc trips on 114 frames instead of 125). 0.5 % of
-the judged cells is about 20 cells, one hole of 35 x 35 px, in a 512 x 512 region. ``min_correlation`` 0.5 lies well below every legitimate
-transform measured (0.846 at least) and well above an inversion (-1). The black holes the current
-default paints over bright reflectors (the diaphragm, the skull, bone surfaces, phantom targets)
-trip the guard on most real frames: that is the guard doing its job, not a false alarm (the trips
-per file are in docs/results/runtime.md).
+and frames tripped when one setting changes (the rest at the defaults):
+
+    setting                          default model  gamma 1.6  brightness -30  black disc  perfect (phantom)
+    defaults                         72             0          0               110         0
+    tissue_level 20 / 30 / 50        76 / 72 / 72   88 / 8 / 0 115 / 89 / 0    120/117/104 0
+    tissue_contrast 0 / 0.9          72 / 70        0          0               113 / 107   6 / 0
+    hole_cells 1 / 2                 76 / 74        0          0               125 / 118   5 / 5
+    context_cells 7 / 9              71 / 72        0          0               113 / 112   4 / 4
+    tissue_contrast 0 and hole 1     77             0          0               125         32
+
+So ``tissue_level`` 40 is the lowest level at which no legitimate gain or contrast change trips
+(``black_level`` 10: the fidelity measures' "black" is < 10); ``tissue_contrast`` 0.8 over 13
+cells (104 px) and ``hole_cells`` 3 are what it takes for a perfect enhancer never to trip on the
+phantom pairs (without them it trips on 32 of 120 frames: every clutter-filled cyst it clears),
+at the cost of 15 of the 125 black discs (those over dim or mixed tissue). 0.5 % of the judged
+cells is about 20 cells, one hole of 35 x 35 px, in a 512 x 512 region. ``min_correlation`` 0.5
+lies well below every legitimate output measured (0.729 at least) and well above an inversion
+(-1). The black holes the current default paints over bright reflectors (the skull, bone surfaces,
+fascia, phantom targets) trip the guard on most real frames: that is the guard doing its job, not
+a false alarm (the trips per file are in docs/results/runtime.md). What it cannot see: holes under
+about 3 cells (24 px) across, and dim tissue (cell mean under 40) turned black.
 """
 from __future__ import annotations
 
@@ -85,7 +105,10 @@ class GuardConfig:
 
     enabled: bool = True  # check every enhanced frame; off = frames are never checked
     cell_px: int = 8  # side of a low-resolution cell in input pixels (1/8: 64 x 64 cells at 512 x 512)
-    tissue_level: float = 40.0  # grey level: a cell's mean echo at or above this is tissue
+    tissue_level: float = 40.0  # grey level: a cell's mean echo at or above this is tissue ...
+    tissue_contrast: float = 0.8  # ... when also at least this share of the mean over context_cells around it
+    context_cells: int = 13  # side of the surroundings a cell's echo is compared with (13 cells: 104 px)
+    hole_cells: int = 3  # a hole or blob counts only where it is at least this many cells wide every way
     black_level: float = 10.0  # grey level: a cell's mean echo at or below this is near black
     max_dark_share: float = 0.005  # judged cells tissue in, near black out, above this share: trips
     max_bright_share: float = 0.005  # judged cells near black in, tissue out, above this share: trips
@@ -98,13 +121,16 @@ class GuardConfig:
 def check_guard_config(cfg: GuardConfig, where: str = "enhancer.guard") -> None:
     """InputError naming the key unless every value of ``cfg`` is in its range."""
     for name, low, high in (("cell_px", 1, 256), ("tissue_level", 0, 255), ("black_level", 0, 255),
+                            ("tissue_contrast", 0, 1), ("context_cells", 1, 255), ("hole_cells", 1, 15),
                             ("max_dark_share", 0, 1), ("max_bright_share", 0, 1), ("min_correlation", -1, 1),
                             ("min_input_std", 0, 255), ("min_cells", 1, 1 << 20), ("log_every_s", 0, 86400)):
         value = getattr(cfg, name)
         if isinstance(value, bool) or not isinstance(value, (int, float)) or not (math.isfinite(value) and low <= value <= high):
             raise InputError(f"{where}.{name} = {value!r} must be a number from {low:g} to {high:g}")
-    if isinstance(cfg.cell_px, float) and not cfg.cell_px.is_integer():
-        raise InputError(f"{where}.cell_px = {cfg.cell_px!r} must be a whole number of pixels")
+    for name in ("cell_px", "context_cells", "hole_cells", "min_cells"):
+        value = getattr(cfg, name)
+        if isinstance(value, float) and not value.is_integer():
+            raise InputError(f"{where}.{name} = {value!r} must be a whole number")
     if cfg.black_level >= cfg.tissue_level:
         raise InputError(f"{where}.black_level ({cfg.black_level:g}) must be below {where}.tissue_level "
                          f"({cfg.tissue_level:g}): a cell cannot be both near black and tissue")
@@ -185,20 +211,36 @@ class StructureGuard:
             return dataclasses.replace(PASSED, cells=n)
         a = _cells(grey, rows, cols, cell)  # float32 (rows, cols), smoothed cell means of the input
         b = _cells(output, rows, cols, cell * scale)
-        a, b = a[judged], b[judged]
-        tissue_in, black_in = a >= cfg.tissue_level, a <= cfg.black_level
-        dark = float(np.count_nonzero(tissue_in & (b <= cfg.black_level))) / n
-        bright = float(np.count_nonzero(black_in & (b >= cfg.tissue_level))) / n
-        corr = _correlation(a, b, cfg.min_input_std)
-        if dark > cfg.max_dark_share:
+        dark = (a >= cfg.tissue_level) & (b <= cfg.black_level) & judged  # candidates; usually none
+        if dark.any():
+            # tissue: echo at tissue level AND not a darker structure of its surroundings (a cyst or
+            # vessel that clutter and haze fill in the input, which an enhancer may rightly make black)
+            side = int(cfg.context_cells)
+            dark &= a >= cfg.tissue_contrast * cv2.blur(a, (side, side), borderType=cv2.BORDER_REFLECT)
+        bright = (a <= cfg.black_level) & (b >= cfg.tissue_level) & judged
+        dark_share, bright_share = self._blobs(dark) / n, self._blobs(bright) / n
+        corr = _correlation(a[judged], b[judged], cfg.min_input_std)
+        if dark_share > cfg.max_dark_share:
             reason = "dark_over_tissue"
-        elif bright > cfg.max_bright_share:
+        elif bright_share > cfg.max_bright_share:
             reason = "bright_over_dark"
         elif corr < cfg.min_correlation:  # nan (not judged) compares False
             reason = "decorrelated"
         else:
             reason = ""
-        return Verdict(reason, dark, bright, corr, n)
+        return Verdict(reason, dark_share, bright_share, corr, n)
+
+    def _blobs(self, flags: np.ndarray) -> float:
+        """Cells of ``flags`` (bool (rows, cols)) inside blobs at least ``hole_cells`` wide every way
+        (a morphological opening): thin streaks, such as side-lobe smear an enhancer removes from an
+        anechoic band, do not count; holes and blobs do."""
+        if not flags.any():
+            return 0.0
+        k = int(self.cfg.hole_cells)
+        flags = flags.view(np.uint8)
+        if k > 1:
+            flags = cv2.morphologyEx(flags, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
+        return float(np.count_nonzero(flags))
 
     def _judged_cells(self, mask: np.ndarray | None, rows: int, cols: int, cell: int) -> np.ndarray:
         """bool (rows, cols): cells whose 3 x 3 neighbourhood lies wholly inside the region; cached

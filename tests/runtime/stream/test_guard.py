@@ -83,6 +83,23 @@ def test_faithful_changes_pass_and_broken_ones_trip(realus):
     assert guard.check(grey, np.full_like(grey, int(grey.mean())), None).correlation == 0.0
 
 
+def test_a_perfect_enhancer_never_trips_on_phantom_pairs():
+    """The simulator's high-end frame as the output of its handheld frame: cysts that clutter and
+    haze fill in the input turn black, side-lobe smear leaves anechoic bands. An enhancer that did
+    exactly what it is trained for must never be stopped (fresh seeds, not those of the thresholds)."""
+    from sonoedge.train.phantom import PhantomConfig, simulate_clip
+
+    guard = StructureGuard()
+    verdicts = []
+    for seed in range(3000, 3012):
+        low, high = simulate_clip(seed, PhantomConfig(size=(256, 256)), frames=2)
+        for lo, hi in zip(low, high):
+            grey, mask = _crop(lo)
+            x0, y0, x1, y1 = detect_region(lo).bbox
+            verdicts.append(guard.check(grey, np.ascontiguousarray(hi[y0:y1, x0:x1]), mask))
+    assert len(verdicts) == 24 and not [v for v in verdicts if v.tripped]
+
+
 def test_bright_over_dark_and_the_limits_of_judging():
     rng = np.random.default_rng(0)
     grey = np.zeros((256, 256), np.uint8)
