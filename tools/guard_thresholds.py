@@ -32,6 +32,7 @@ import cv2
 import numpy as np
 
 from sonoedge.runtime.bundle.model import load_model
+from sonoedge.runtime.errors import SonoedgeError
 from sonoedge.runtime.frames import Frame, crop
 from sonoedge.runtime.readers import iter_frames, probe
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, from_model
@@ -104,7 +105,11 @@ def _comparisons(realus: Path, model, cfg: EnhancerConfig):
     for path in _files(realus):
         enhancer = Enhancer(model, _with_guard(cfg, enabled=False))
         for i, image in enumerate(_samples(path)):
-            job = enhancer.prepare(Frame(image, i))
+            try:
+                job = enhancer.prepare(Frame(image, i))
+            except SonoedgeError as exc:  # a region the model cannot take (its size range): not compared
+                print(f"  skipped {path.name} frame {i}: {exc}", file=sys.stderr)
+                continue
             enhancer.infer(job)
             yield "bundle output", job.grey, from_model(crop(job.output, job.size, model.scale)), job.mask, model.scale
             for name, f in TRANSFORMS.items():
@@ -155,7 +160,8 @@ def part2(realus: Path, model, cfg: EnhancerConfig) -> dict:
             enhancer(Frame(image, i))
             n += 1
         counts = enhancer.guard.counts()
-        out[str(path.relative_to(realus))] = {"frames": n, "tripped": {k: v for k, v in counts["tripped"].items() if v}}
+        out[str(path.relative_to(realus))] = {"frames": n, "checked": counts["checked"],
+                                               "tripped": {k: v for k, v in counts["tripped"].items() if v}}
         print(f"  part 2: {path.relative_to(realus)}: {sum(counts['tripped'].values())} of {n}", file=sys.stderr)
     return out
 
@@ -193,15 +199,16 @@ def main(argv: list[str] | None = None) -> int:
     for label, counts in sweep.items():
         print(f"| {label} | " + " | ".join(str(counts[name]) for name in SWEEP_OUTPUTS) + " |")
     table["sweep"] = sweep
-    print("\n| file | frames | tripped (by reason) |\n|---|---|---|")
-    groups: dict[str, list] = collections.defaultdict(lambda: [0, collections.Counter()])
+    print("\n| file | frames | checked (enhanced by the model) | tripped (by reason) |\n|---|---|---|---|")
+    groups: dict[str, list] = collections.defaultdict(lambda: [0, 0, collections.Counter()])
     for name, r in per_file.items():
         key = name if name.startswith("clips/") else name.split("/")[0] + "/ (stills)"
         groups[key][0] += r["frames"]
-        groups[key][1].update(r["tripped"])
-    for key, (frames, tripped) in groups.items():
+        groups[key][1] += r["checked"]
+        groups[key][2].update(r["tripped"])
+    for key, (frames, checked, tripped) in groups.items():
         text = ", ".join(f"{reason} {tripped[reason]}" for reason in REASONS if tripped[reason]) or "none"
-        print(f"| {key} | {frames} | {sum(tripped.values())} ({text}) |")
+        print(f"| {key} | {frames} | {checked} | {sum(tripped.values())} ({text}) |")
     if args.json:
         Path(args.json).write_text(json.dumps({"bundle": model.name, "sha256": model.model_sha256, "transforms": table,
                                                "per_file": per_file}, indent=1) + "\n")

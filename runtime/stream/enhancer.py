@@ -88,6 +88,7 @@ class Job:
     output: np.ndarray | None = None  # float32 (1, 1, s*Hp, s*Wp)
     passthrough_reason: str = ""
     infer_s: float = 0.0
+    guard_cells: np.ndarray | None = None  # float32: the structure guard's map of ``grey``, made in prepare
 
 
 class _Region:
@@ -270,7 +271,8 @@ class Enhancer:
         # pad(normalise(x)), reflection commutes with a pointwise map
         padded = pad_uint8(sub, stride, out=self.scratch.get("padded", (hp, wp), np.uint8))[0]
         tensor = to_model(padded, out=self.tensors.take((1, 1, hp, wp)))
-        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w))
+        cells = self.guard.input_cells(sub) if self.guard.enabled else None  # while the crop is in the cache
+        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w), guard_cells=cells)
 
     def infer(self, job: Job) -> Job:
         """Run the model unless the fail-safe says pass through; never raises for a model failure."""
@@ -316,7 +318,7 @@ class Enhancer:
         enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
                               self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
         if self.guard.enabled and job.grey is not None:
-            verdict = self.guard.check(job.grey, enhanced, job.mask, s)
+            verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
             if verdict.tripped:  # erased or invented structure: the clinician sees the input instead
                 self.guard.record(verdict, frame.frame_id)
                 out = self.passthrough(frame, verdict.describe())

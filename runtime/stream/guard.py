@@ -193,10 +193,22 @@ class StructureGuard:
             return {"checked": self.checked, "tripped": dict(self.tripped)}
 
     # -- the check ---------------------------------------------------------------------------
-    def check(self, grey: np.ndarray, output: np.ndarray, mask: np.ndarray | None = None, scale: int = 1) -> Verdict:
+    def input_cells(self, grey: np.ndarray) -> np.ndarray | None:
+        """The input's low-resolution map (float32 (rows, cols)) for :meth:`check`'s ``cells_in``:
+        the enhancer makes it in ``prepare``, while the crop it just padded is still in the cache
+        (about 4x cheaper than reading it again after inference). None for a region too small."""
+        cell = int(self.cfg.cell_px)
+        rows, cols = grey.shape[0] // cell, grey.shape[1] // cell
+        if rows < SMOOTH or cols < SMOOTH:
+            return None
+        return _cells(grey, rows, cols, cell)
+
+    def check(self, grey: np.ndarray, output: np.ndarray, mask: np.ndarray | None = None, scale: int = 1,
+              cells_in: np.ndarray | None = None) -> Verdict:
         """Judge one frame: ``grey`` uint8 (h, w) the model's input crop, ``output`` uint8
         (scale*h, scale*w) the model's de-normalised output, ``mask`` uint8/bool (h, w) the
-        imaging region inside the crop (None: all of it)."""
+        imaging region inside the crop (None: all of it); ``cells_in``: :meth:`input_cells` of
+        ``grey`` when already made."""
         cfg = self.cfg
         cell = int(cfg.cell_px)
         h, w = grey.shape
@@ -205,12 +217,11 @@ class StructureGuard:
             self.checked += 1
         if rows < SMOOTH or cols < SMOOTH:
             return PASSED
-        judged = self._judged_cells(mask, rows, cols, cell)
-        n = int(np.count_nonzero(judged))
+        judged, judged_u8, n = self._judged_cells(mask, rows, cols, cell)
         if n < cfg.min_cells:
             return dataclasses.replace(PASSED, cells=n)
-        a = _cells(grey, rows, cols, cell)  # float32 (rows, cols), smoothed cell means of the input
-        b = _cells(output, rows, cols, cell * scale)
+        a = cells_in if cells_in is not None and cells_in.shape == (rows, cols) else _cells(grey, rows, cols, cell)
+        b = _cells(output, rows, cols, cell * scale)  # float32 (rows, cols), smoothed cell means
         dark = (a >= cfg.tissue_level) & (b <= cfg.black_level) & judged  # candidates; usually none
         if dark.any():
             # tissue: echo at tissue level AND not a darker structure of its surroundings (a cyst or
@@ -219,7 +230,7 @@ class StructureGuard:
             dark &= a >= cfg.tissue_contrast * cv2.blur(a, (side, side), borderType=cv2.BORDER_REFLECT)
         bright = (a <= cfg.black_level) & (b >= cfg.tissue_level) & judged
         dark_share, bright_share = self._blobs(dark) / n, self._blobs(bright) / n
-        corr = _correlation(a[judged], b[judged], cfg.min_input_std)
+        corr = _correlation(a, b, judged_u8, cfg.min_input_std)
         if dark_share > cfg.max_dark_share:
             reason = "dark_over_tissue"
         elif bright_share > cfg.max_bright_share:
@@ -242,9 +253,10 @@ class StructureGuard:
             flags = cv2.morphologyEx(flags, cv2.MORPH_OPEN, np.ones((k, k), np.uint8))
         return float(np.count_nonzero(flags))
 
-    def _judged_cells(self, mask: np.ndarray | None, rows: int, cols: int, cell: int) -> np.ndarray:
-        """bool (rows, cols): cells whose 3 x 3 neighbourhood lies wholly inside the region; cached
-        per mask object (the enhancer hands the same mask while the stream's region holds)."""
+    def _judged_cells(self, mask: np.ndarray | None, rows: int, cols: int, cell: int) -> tuple[np.ndarray, np.ndarray, int]:
+        """(bool (rows, cols), the same as uint8 0/1, their count): cells whose 3 x 3 neighbourhood
+        lies wholly inside the region; cached per mask object (the enhancer hands the same mask
+        while the stream's region holds)."""
         key = (rows, cols, cell)
         cached = self._mask_cache
         if cached is not None and cached[0] is mask and cached[1] == key:
@@ -257,10 +269,10 @@ class StructureGuard:
             inside = (share >= 1.0 - 1e-6).astype(np.uint8)  # cells wholly inside the region
         # the smoothing reads each cell's neighbours: only cells whose neighbours are inside count;
         # the frame's border is not the region's border (cells there are judged on what they have)
-        judged = cv2.erode(inside, np.ones((SMOOTH, SMOOTH), np.uint8), borderType=cv2.BORDER_CONSTANT,
-                           borderValue=1).astype(bool)
-        self._mask_cache = (mask, key, judged)
-        return judged
+        judged_u8 = cv2.erode(inside, np.ones((SMOOTH, SMOOTH), np.uint8), borderType=cv2.BORDER_CONSTANT, borderValue=1)
+        found = (judged_u8.astype(bool), judged_u8, int(np.count_nonzero(judged_u8)))
+        self._mask_cache = (mask, key, found)
+        return found
 
     # -- counting and the throttled log ---------------------------------------------------------
     def record(self, verdict: Verdict, frame_id: int | None = None) -> None:
@@ -294,17 +306,19 @@ def _cells(image: np.ndarray, rows: int, cols: int, cell: int) -> np.ndarray:
     return cv2.blur(small.astype(np.float32), (SMOOTH, SMOOTH), borderType=cv2.BORDER_REFLECT)
 
 
-def _correlation(a: np.ndarray, b: np.ndarray, min_std: float) -> float:
-    """Pearson correlation of two float32 vectors; nan when ``a`` is flatter than ``min_std`` (not
-    judged); 0 when ``b`` is flat and ``a`` is not (a flat output kept none of the input's map).
-    ``cv2.meanStdDev`` and one dot product: 3x faster than numpy's mean/std on 4096 cells."""
-    (ma,), (sa,) = cv2.meanStdDev(a)
-    if sa < max(min_std, 1e-6):
+def _correlation(a: np.ndarray, b: np.ndarray, mask: np.ndarray, min_std: float) -> float:
+    """Pearson correlation of float32 maps ``a`` and ``b`` over the cells where uint8 ``mask`` is
+    set; nan when ``a`` is flatter there than ``min_std`` (not judged); 0 when ``b`` is flat and ``a``
+    is not (a flat output kept none of the input's map). Masked ``cv2.meanStdDev`` and one masked
+    mean of the product (double sums): four calls, no copies of the judged cells."""
+    (ma,), (sa,) = cv2.meanStdDev(a, mask=mask)
+    if sa[0] < max(min_std, 1e-6):
         return math.nan
-    (mb,), (sb,) = cv2.meanStdDev(b)
-    if sb < 1e-6:
+    (mb,), (sb,) = cv2.meanStdDev(b, mask=mask)
+    if sb[0] < 1e-6:
         return 0.0
-    return float(np.dot(a - np.float32(ma[0]), b - np.float32(mb[0]))) / (a.size * sa[0] * sb[0])
+    mab = cv2.mean(cv2.multiply(a, b), mask=mask)[0]
+    return float(min(1.0, max(-1.0, (mab - ma[0] * mb[0]) / (sa[0] * sb[0]))))
 
 
 __all__ = ["GuardConfig", "PASSED", "REASONS", "StructureGuard", "Verdict", "check_guard_config"]
