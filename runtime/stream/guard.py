@@ -87,6 +87,7 @@ import logging
 import math
 import threading
 import time
+from typing import Any
 
 import cv2
 import numpy as np
@@ -176,7 +177,7 @@ class StructureGuard:
         self.checked = 0
         self._unlogged = 0  # trips since the last log line
         self._last_log = -math.inf
-        self._mask_cache: tuple[object, tuple[int, ...], np.ndarray] | None = None
+        self._mask_cache: tuple[object, tuple[int, ...], tuple[np.ndarray, np.ndarray, int]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -187,7 +188,7 @@ class StructureGuard:
         check_guard_config(cfg)
         self.cfg = cfg
 
-    def counts(self) -> dict[str, int]:
+    def counts(self) -> dict[str, Any]:
         """{"checked": frames checked, "tripped": {reason: frames}} since start."""
         with self.lock:
             return {"checked": self.checked, "tripped": dict(self.tripped)}
