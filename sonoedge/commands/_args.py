@@ -91,8 +91,10 @@ def config_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**{name: getattr(args, name) for name in names}, **extra)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options of enhance, bench and demo: an :class:`EnhancerConfig` subset."""
+def add_model_arguments(parser: argparse.ArgumentParser, guard: bool = True) -> None:
+    """The model options of enhance, bench and fidelity: an :class:`EnhancerConfig` subset; ``guard``
+    adds ``--guard on|off`` (the structure guard; a command that measures the model's own output,
+    such as fidelity, runs it off and has no such option)."""
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
 
     add_config_arguments(parser, EnhancerConfig, {
@@ -103,6 +105,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "threads": "onnxruntime intra-op threads (0 = one per core)",
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
+    if not guard:
+        return
     parser.add_argument("--guard", choices=("on", "off"), default="on",
                         help="structure guard: a frame whose output erased or invented structure (compared with "
                              "its input at low resolution) goes out unenhanced, flagged (default: on; thresholds "
@@ -114,4 +118,4 @@ def enhancer_config(args: argparse.Namespace) -> Any:
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
     from sonoedge.runtime.stream.guard import GuardConfig
 
-    return config_from_args(EnhancerConfig, args, guard=GuardConfig(enabled=args.guard == "on"))
+    return config_from_args(EnhancerConfig, args, guard=GuardConfig(enabled=getattr(args, "guard", "on") == "on"))

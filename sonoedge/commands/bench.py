@@ -8,6 +8,7 @@ What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -87,9 +88,11 @@ def _fidelity(cfg: Any, path: str) -> dict[str, Any]:
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.frames import Frame, to_grey
     from sonoedge.runtime.stream.enhancer import Enhancer
+    from sonoedge.runtime.stream.guard import GuardConfig
 
     index = frame_indices(path, 1)[0]
     image = read_frames(path, [index])[index]
+    cfg = dataclasses.replace(cfg, guard=GuardConfig(enabled=False))  # the model's own output, not the guard's fallback
     model = load_model(cfg)
     try:
         out = Enhancer(model, cfg)(Frame(image, index))
