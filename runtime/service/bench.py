@@ -60,7 +60,8 @@ def daemon_memory(cfg: EnhancerConfig, clip: str, marks: list[int], fps: float =
     bundle = str(Path(cfg.bundle).resolve()) if cfg.bundle else ""
     config = (f'[source]\nuri = "{uri}"\n[sink]\nuri = "null://"\n'
               f'[enhancer]\nbundle = "{bundle}"\nprecision = "{cfg.precision}"\nbackend = "{cfg.backend}"\n'
-              f'region = "{cfg.region}"\nthreads = {cfg.threads}\n[health]\nport = 0\n[log]\nstats_interval_s = 0.0\n')
+              f'region = "{cfg.region}"\nthreads = {cfg.threads}\n[enhancer.guard]\nenabled = {str(cfg.guard.enabled).lower()}\n'
+              f'[health]\nport = 0\n[log]\nstats_interval_s = 0.0\n')
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "enhancer.toml"
         path.write_text(config)

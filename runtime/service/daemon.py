@@ -57,6 +57,7 @@ from sonoedge.runtime.service.health import HealthServer, check_loopback, check_
 from sonoedge.runtime.service.notify import notify, watchdog_interval
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, check_servable
+from sonoedge.runtime.stream.guard import check_guard_config
 from sonoedge.runtime.stream.pipeline import THREAD_LAYOUTS, Pipeline, PipelineConfig, Stats
 
 log = logging.getLogger("sonoedge.runtime.service.daemon")
@@ -129,6 +130,7 @@ def _check_ranges(cfg: DaemonConfig) -> None:
     _number("enhancer.fail_after", e.fail_after, 1)
     _number("enhancer.retry_backoff_s", e.retry_backoff_s, 0, 3600, open_low=True)
     _number("enhancer.retry_backoff_max_s", e.retry_backoff_max_s, e.retry_backoff_s, 3600)
+    check_guard_config(e.guard)
     h, w = e.warmup_size
     if (h, w) != (0, 0) and not (1 <= h <= MAX_WARMUP_SIDE and 1 <= w <= MAX_WARMUP_SIDE):
         raise InputError(f"enhancer.warmup_size [{h}, {w}] must be [0, 0] (the bundle's opt size) or "
@@ -504,6 +506,7 @@ class Daemon:
             model = enhancer.model
             info["model"] = {"name": model.name, "precision": model.precision, "backend": model.backend_name,
                              "sha256": model.model_sha256[:12]}
+            info["guard"] = {"enabled": int(enhancer.guard.enabled), **enhancer.guard.counts()}
         return prometheus_text(snap, info)
 
 

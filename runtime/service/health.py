@@ -1,7 +1,7 @@
 """Health and metrics over HTTP on loopback only: stdlib ``http.server`` with a small fixed pool.
 
     GET /healthz   JSON status; 200 when frames are being enhanced, 503 when the daemon is starting,
-                   stopping, passing frames through (fail-safe or a frame the model cannot take;
+                   stopping, passing frames through (fail-safe, structure guard or a frame the model cannot take;
                    state "passthrough" with the reason in "failure") or has produced no frame for
                    ``stale_after_s`` seconds
     GET /metrics   Prometheus text exposition format 0.0.4
@@ -23,6 +23,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 from typing import Any, Callable
 
 from sonoedge.runtime.errors import InputError
+from sonoedge.runtime.stream.guard import REASONS
 
 LOOPBACK_NAMES = ("localhost",)
 WORKERS = 2  # threads answering requests (a scraper and a health check at once)
@@ -89,7 +90,7 @@ def prometheus_text(snapshot: dict[str, Any], info: dict[str, Any]) -> str:
     metric("frames_dropped_total", "counter", "Frames dropped, by reason.",
            [(f'{{reason="{k}"}}', v) for k, v in sorted(snapshot["dropped"].items())] or [('{reason="overload"}', 0)])
     metric("frames_enhanced_total", "counter", "Frames whose imaging region went through the model.", [("", snapshot["enhanced"])])
-    metric("frames_passthrough_total", "counter", "Frames passed through unenhanced (fail-safe).", [("", snapshot["passthrough"])])
+    metric("frames_passthrough_total", "counter", "Frames passed through unenhanced (fail-safe or structure guard).", [("", snapshot["passthrough"])])
     metric("source_restarts_total", "counter", "Source reopen attempts after a failure.", [("", snapshot["source_restarts"])])
     metric("fps", "gauge", "Frames out per second since the stream started.", [("", snapshot["fps"])])
     samples = []
@@ -106,6 +107,13 @@ def prometheus_text(snapshot: dict[str, Any], info: dict[str, Any]) -> str:
     metric("passthrough_active", "gauge", "1 while the fail-safe passes frames through unenhanced.", [("", info.get("passthrough_active", 0))])
     metric("reloads_total", "counter", "Bundle reloads (SIGHUP), by result.",
            [(f'{{result="{k}"}}', v) for k, v in sorted(info.get("reloads", {}).items())] or [('{result="ok"}', 0)])
+    guard = info.get("guard", {})
+    metric("guard_enabled", "gauge", "1 while the structure guard checks every enhanced frame.", [("", guard.get("enabled", 0))])
+    metric("guard_checked_total", "counter", "Enhanced frames the structure guard checked.", [("", guard.get("checked", 0))])
+    metric("guard_tripped_total", "counter", "Frames the structure guard passed through unenhanced, by reason "
+           "(dark_over_tissue: structure erased or a dark blob painted over tissue; bright_over_dark: echoes "
+           "invented in a dark area; decorrelated: the output's echogenicity map no longer follows the input's).",
+           [(f'{{reason="{k}"}}', guard.get("tripped", {}).get(k, 0)) for k in REASONS])
     metric("resident_memory_bytes", "gauge", "Resident set size of the daemon.", [("", resident_memory_bytes())])
     metric("uptime_seconds", "gauge", "Seconds since the daemon started.", [("", info.get("uptime_s", 0))])
     model = info.get("model", {})

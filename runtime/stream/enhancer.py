@@ -19,7 +19,12 @@ Three steps, so the pipeline can run them in separate threads:
 - :meth:`Enhancer.finish`: de-normalise, crop the padding, paste the enhanced pixels back inside the
   region mask only: every pixel outside the mask is the input's pixel, unchanged. SR bundles
   (task "sr", scale s) give an s-times frame: the frame is upscaled plainly (pixel replication, so
-  overlays stay exact) and the region is replaced by the super-resolved pixels.
+  overlays stay exact) and the region is replaced by the super-resolved pixels. Before the paste
+  the structure guard (:mod:`.guard`, ``cfg.guard``) compares input and output echogenicity at low
+  resolution; a frame whose output erased or invented structure goes out as the input, unenhanced,
+  flagged like a fail-safe passthrough (``passthrough``, ``meta["passthrough_reason"]``, the marker)
+  with ``meta["guard"]`` naming the reason; the guard counts it per reason and logs it throttled.
+  Unlike a model failure this is decided per frame: the next frame is checked afresh.
 
 The output frame keeps the input's id, timestamp and source.
 
@@ -46,6 +51,7 @@ from sonoedge.runtime.bundle.model import LoadedModel, ModelConfig
 from sonoedge.runtime.errors import BundleError, InputError, SonoedgeError
 from sonoedge.runtime.frames import GREY_METHODS, MAX_FRAME_SIDE, Frame, crop, pad_to_stride, to_grey
 from sonoedge.runtime.region import REGION_CHOICES, REGION_MODES
+from sonoedge.runtime.stream.guard import GuardConfig, StructureGuard
 from sonoedge.runtime.stream.steady import Steadier
 
 log = logging.getLogger("sonoedge.runtime.stream.enhancer")
@@ -67,6 +73,7 @@ class EnhancerConfig(ModelConfig):
     marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
     grey: str = "fast"  # colour -> grey: fast (OpenCV cvtColor) | exact (float32 BT.601 reference, bit for bit)
     steady: float = 0.0  # motion-gated blending with the previous output, strength in [0, 1); 0 = off (stream/steady.py)
+    guard: GuardConfig = dataclasses.field(default_factory=GuardConfig)  # the structure guard ([enhancer.guard])
 
 
 @dataclasses.dataclass
@@ -83,26 +90,37 @@ class Job:
     output: np.ndarray | None = None  # float32 (1, 1, s*Hp, s*Wp)
     passthrough_reason: str = ""
     infer_s: float = 0.0
+    guard_cells: np.ndarray | None = None  # float32: the structure guard's map of ``grey``, made in prepare
 
 
 class _Region:
     """Per-stream imaging region: :class:`.region.RegionTracker` (cached, re-detected when the
-    geometry changes) for ``auto``; the whole frame for ``full``."""
+    geometry changes) for ``auto``; the whole frame for ``full``.
+
+    A folder of stills is not one stream: each file is its own scan (another patient, depth or
+    probe at the same frame size), so the region is detected afresh whenever the file changes
+    (``still``: the frame's ``meta["name"]``, set by the file source for every file of a folder).
+    Frames of one clip carry no name and keep the tracked region."""
 
     def __init__(self, mode: str, every: int = 0):
         self.mode, self.every = mode, every
         self.tracker = None
+        self.still: str | None = None  # the file whose region the tracker holds (folder of stills)
         self._cached: tuple[Any, tuple[tuple[int, int, int, int], np.ndarray | None]] | None = None
         if mode == "auto":
             from sonoedge.runtime.region import RegionTracker
 
             self.tracker = RegionTracker(every=every)
 
-    def find(self, image: np.ndarray) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
-        """((x0, y0, x1, y1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4)."""
+    def find(self, image: np.ndarray, still: str | None = None) -> tuple[tuple[int, int, int, int], np.ndarray | None]:
+        """((x0, y0, x1, y1), mask inside the box or None for all) of uint8 (H, W) or (H, W, 3|4);
+        ``still`` names the file a frame of a folder came from (None: a frame of a clip or stream)."""
         h, w = image.shape[:2]
         if self.tracker is None:
             return (0, 0, w, h), None
+        if still != self.still:  # another file of a folder: its own scan, its own region
+            self.tracker.invalidate()
+            self.still = still
         region = self.tracker.region_for(image[:, :, :3] if image.ndim == 3 else image)
         if self._cached is not None and self._cached[0] is region:  # the tracker's cached region: reuse the crop
             return self._cached[1]
@@ -196,6 +214,7 @@ class Enhancer:
         self.scratch = _Scratch()
         self.tensors = _TensorPool()
         self.steady = Steadier(self.cfg.steady) if self.cfg.steady > 0 else None
+        self.guard = StructureGuard(self.cfg.guard)
         # fail-safe state
         self.failed = False
         self.failure_reason = ""
@@ -217,6 +236,7 @@ class Enhancer:
         cfg = cfg or self.cfg
         check_servable(model.manifest, model.root)
         mode = region_mode(model, cfg)
+        self.guard.configure(cfg.guard)  # InputError on a bad value, before anything changes
         with self._lock:
             if (mode, cfg.region_every) != (self.region.mode, self.region.every):
                 self.region = _Region(mode, cfg.region_every)  # the new bundle's (or config's) region
@@ -241,7 +261,8 @@ class Enhancer:
         lo, hi = model.size_range()
         image = validate(frame, lo)
         grey = to_grey(image, self.cfg.grey)
-        (x0, y0, x1, y1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey)
+        (x0, y0, x1, y1), mask = self.region.find(image if image.ndim == 2 or image.shape[2] >= 3 else grey,
+                                                  frame.meta.get("name"))
         sub = grey[y0:y1, x0:x1]
         if sub.shape[0] < lo[0] or sub.shape[1] < lo[1]:  # region too small for the model: whole frame
             (x0, y0, x1, y1), mask, sub = (0, 0, grey.shape[1], grey.shape[0]), None, grey
@@ -254,7 +275,8 @@ class Enhancer:
         # pad(normalise(x)), reflection commutes with a pointwise map
         padded = pad_uint8(sub, stride, out=self.scratch.get("padded", (hp, wp), np.uint8))[0]
         tensor = to_model(padded, out=self.tensors.take((1, 1, hp, wp)))
-        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w))
+        cells = self.guard.input_cells(sub) if self.guard.enabled else None  # while the crop is in the cache
+        return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w), guard_cells=cells)
 
     def infer(self, job: Job) -> Job:
         """Run the model unless the fail-safe says pass through; never raises for a model failure."""
@@ -299,6 +321,13 @@ class Enhancer:
         shape = cropped.shape[-2:]
         enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
                               self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
+        if self.guard.enabled and job.grey is not None:
+            verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
+            if verdict.tripped:  # erased or invented structure: the clinician sees the input instead
+                self.guard.record(verdict, frame.frame_id)
+                out = self.passthrough(frame, verdict.describe())
+                out.meta["guard"] = verdict.reason
+                return out
         if self.steady is not None:
             enhanced = self.steady(job.grey, enhanced)
         image = frame.image

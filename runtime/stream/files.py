@@ -23,7 +23,8 @@ IMAGE_OUTPUTS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")  # a single-f
 
 def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side_by_side: bool = False,
                  fps: float | None = None, model: LoadedModel | None = None, overwrite: bool = False) -> dict:
-    """Run ``input_path`` through the pipeline (blocking) into ``output``; returns the stats snapshot."""
+    """Run ``input_path`` through the pipeline (blocking) into ``output``; returns the stats snapshot
+    with the structure guard's counts under ``"guard"`` (``{"enabled", "checked", "tripped": {reason: n}}``)."""
     check_output(output, [input_path, cfg.bundle or None], overwrite)
     own = model is None
     model = model or load_model(cfg)
@@ -35,6 +36,7 @@ def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side
             source = TappedSource(source, lambda frame: sink.inputs.__setitem__(frame.frame_id, frame.image))
         with sink:
             stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking")).run()
+        stats["guard"] = {"enabled": enhancer.guard.enabled, **enhancer.guard.counts()}
         return stats
     finally:
         if own:

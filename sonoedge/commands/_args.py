@@ -91,8 +91,10 @@ def config_from_args(cls: type, args: argparse.Namespace, **extra: Any) -> Any:
     return cls(**{name: getattr(args, name) for name in names}, **extra)
 
 
-def add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    """The model options of enhance, bench and demo: an :class:`EnhancerConfig` subset."""
+def add_model_arguments(parser: argparse.ArgumentParser, guard: bool = True) -> None:
+    """The model options of enhance, bench and fidelity: an :class:`EnhancerConfig` subset; ``guard``
+    adds ``--guard on|off`` (the structure guard; a command that measures the model's own output,
+    such as fidelity, runs it off and has no such option)."""
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
 
     add_config_arguments(parser, EnhancerConfig, {
@@ -104,10 +106,17 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
         "steady": "steady the output: motion-gated blending with the previous frame, strength in [0, 1) (0 = off; 0.85 is the tested setting)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
+    if not guard:
+        return
+    parser.add_argument("--guard", choices=("on", "off"), default="on",
+                        help="structure guard: a frame whose output erased or invented structure (compared with "
+                             "its input at low resolution) goes out unenhanced, flagged (default: on; thresholds "
+                             "in [enhancer.guard] of the daemon's config)")
 
 
 def enhancer_config(args: argparse.Namespace) -> Any:
     """The :class:`EnhancerConfig` of the options :func:`add_model_arguments` added."""
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
+    from sonoedge.runtime.stream.guard import GuardConfig
 
-    return config_from_args(EnhancerConfig, args)
+    return config_from_args(EnhancerConfig, args, guard=GuardConfig(enabled=getattr(args, "guard", "on") == "on"))

@@ -1,12 +1,14 @@
 """``sonoedge bench BUNDLE``: the stream runtime against a careful hand loop and decode + model, in ONE run.
 
     sonoedge bench bundle/ --input clip.mp4 --frames 100 --repeats 3 --json bench.json
+    sonoedge bench default --input clip.mp4 --guard-cost      # the structure guard against inference, 512x512
 
 What is measured and how is in :mod:`sonoedge.runtime.service.bench`.
 """
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import tempfile
 from pathlib import Path
@@ -31,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score flicker on the first N frames: warping error and short-term std of the input, the "
                              "output, the output steadied (strength --steady, or 0.85) and a running average; and the "
                              "steadier's cost per frame (runtime/stream/steady.py)")
+    parser.add_argument("--guard-cost", action="store_true",
+                        help="instead: the structure guard's time per frame against inference at 512x512, interleaved "
+                             "frame by frame on --input's imaging region (the guard must stay under 5%% of inference)")
     add_model_arguments(parser)
 
 
@@ -54,6 +59,15 @@ def run(args: argparse.Namespace) -> int:
         marks = [int(v) for v in args.daemon.split(",") if v.strip()]
         result = daemon_memory(cfg, args.input, marks, args.fps)
         print(json.dumps(result, indent=1))
+        _write_json(args.json, result)
+        return 0
+    if args.guard_cost:
+        from sonoedge.runtime.service.guard_bench import format_guard_cost, guard_cost
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = args.input or _phantom_clip(Path(tmp), args.frames)
+            result = guard_cost(cfg, path, args.frames, args.repeats)
+        print(format_guard_cost(result))
         _write_json(args.json, result)
         return 0
     with tempfile.TemporaryDirectory() as tmp:
@@ -94,9 +108,11 @@ def _fidelity(cfg: Any, path: str) -> dict[str, Any]:
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.frames import Frame, to_grey
     from sonoedge.runtime.stream.enhancer import Enhancer
+    from sonoedge.runtime.stream.guard import GuardConfig
 
     index = frame_indices(path, 1)[0]
     image = read_frames(path, [index])[index]
+    cfg = dataclasses.replace(cfg, guard=GuardConfig(enabled=False))  # the model's own output, not the guard's fallback
     model = load_model(cfg)
     try:
         out = Enhancer(model, cfg)(Frame(image, index))

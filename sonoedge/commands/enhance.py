@@ -13,6 +13,10 @@ of sonoedge); the output is never the input or inside an input folder.
 
 Exit 0: every frame was enhanced. Exit 1: some frames came out unenhanced (passed through) or were
 dropped, said in one sentence with the reason. Exit 130: interrupted; nothing half-written is left.
+
+The structure guard (``--guard on``, the default; :mod:`sonoedge.runtime.stream.guard`) passes a
+frame through unenhanced when the model's output erased or invented structure; such frames count as
+passed through (exit 1, with the guard's reason) and ``guard_tripped`` in the summary counts them.
 """
 from __future__ import annotations
 
@@ -50,6 +54,8 @@ def run(args: argparse.Namespace) -> int:
     stats = enhance_file(args.input, out, enhancer_config(args), side_by_side=args.side_by_side, fps=info.fps,
                          overwrite=args.overwrite)
     summary = {k: stats[k] for k in ("frames_in", "frames_out", "enhanced", "passthrough", "frames_dropped")}
+    guard = stats.get("guard", {})
+    summary["guard_tripped"] = sum(guard.get("tripped", {}).values()) if guard.get("enabled") else "off"
     summary["fps"] = round(stats["fps"], 2)
     summary["latency_p50_ms"] = round(stats["latency_ms"]["end_to_end"]["p50"], 2)
     if stats["frames_out"] == 0:

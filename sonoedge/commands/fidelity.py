@@ -26,6 +26,7 @@ this command; never an input folder. Exit 0 when every frame passes the gate, 3 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 
 from sonoedge.commands._args import add_model_arguments
@@ -37,8 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("paths", nargs="+", metavar="PATH",
                         help="INPUT ENHANCED (files or folders), or with --run the files/folders to enhance")
     parser.add_argument("--run", action="store_true",
-                        help="run the embedded default bundle on PATHs (implied by --bundle B) instead of reading enhanced files")
-    add_model_arguments(parser)
+                        help="run the model (--bundle, default the embedded one) on PATHs instead of reading enhanced files")
+    add_model_arguments(parser, guard=False)  # --run measures the model's own output: the guard stays off
     parser.add_argument("--control", metavar="NAME",
                         help="apply a known change to PATHs instead of a model, to see what the measures say about it: "
                              "identity, gauss3, median3, gain0.85, gain1.3, offset+10, offset-10 (harmless), gain0.8 (on the skull threshold) or invert")
@@ -115,8 +116,11 @@ def _jobs(args: argparse.Namespace):
         from sonoedge.runtime.bundle.model import load_model
         from sonoedge.runtime.frames import Frame, to_grey
         from sonoedge.runtime.stream.enhancer import Enhancer
+        from sonoedge.runtime.stream.guard import GuardConfig
 
-        cfg = enhancer_config(args)
+        # the measures judge the model itself; the runtime's structure guard would hand back the
+        # input for exactly the frames that fail, and the model would look faithful
+        cfg = dataclasses.replace(enhancer_config(args), guard=GuardConfig(enabled=False))
         model = load_model(cfg)
         try:
             for given in map(Path, args.paths):

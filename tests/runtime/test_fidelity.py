@@ -135,8 +135,9 @@ def default_outputs(realus):
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.frames import Frame
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+    from sonoedge.runtime.stream.guard import GuardConfig
 
-    cfg = EnhancerConfig()
+    cfg = EnhancerConfig(guard=GuardConfig(enabled=False))  # the model's pixels, not the structure guard's fallback
     model = load_model(cfg)
     try:
         out = {}

@@ -63,3 +63,21 @@ def test_pipeline_times_capture_and_every_step(model, tmp_path):
     budget = step_budget(stats, 6)
     assert set(budget) == {*STAGES, "frame"} and budget["frame"]["pct_of_frame"] == 100.0
     assert all(budget[s]["ms"] >= 0 and budget[s]["cpu_ms"] >= 0 for s in STAGES)
+
+
+@pytest.mark.realus
+def test_guard_cost_times_guard_and_inference_interleaved_at_512(realus, tiny_bundle, tmp_path, capsys):
+    """``sonoedge bench --guard-cost`` on a real clip: both timed on every frame, the ratio per repeat."""
+    import json
+
+    from sonoedge.cli import main
+
+    out = tmp_path / "guard.json"
+    clip = realus / "clips" / "plus_toolkit" / "UltrasonixCurvilinearScanConvertedData.igs.mha"
+    assert main(["bench", str(tiny_bundle), "--input", str(clip), "--guard-cost", "--frames", "6", "--repeats", "2",
+                 "--json", str(out)]) == 0
+    r = json.loads(out.read_text())
+    assert r["size"] == [512, 512] and r["frames"] == 6 and r["repeats"] == 2 and r["cells"] > 1000
+    assert r["infer_ms"]["median"] > 0 and r["guard_ms"]["median"] > 0
+    assert r["guard_pct_of_infer"]["quartiles"][0] <= r["guard_pct_of_infer"]["median"] <= r["guard_pct_of_infer"]["quartiles"][1]
+    assert "guard / inference" in capsys.readouterr().out

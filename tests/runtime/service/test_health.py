@@ -3,6 +3,7 @@ speaks the Prometheus summary type in full."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import socket
 import threading
@@ -81,3 +82,34 @@ def test_healthz_says_passthrough_when_no_frame_is_enhanced(tmp_path, tiny_bundl
     assert "larger than the model's maximum 32x32" in h["failure"] and h["enhanced"] == 0
     assert "sonoedge_passthrough_active 1" in d.get("/metrics")[1]
     assert d.stop() == 0
+
+
+@pytest.mark.realus
+def test_the_structure_guard_is_counted_in_metrics_and_logged_throttled(tmp_path, realus, broken_bundle, served,
+                                                                          daemon_config):
+    """A model that inverts intensities, served on real frames: every frame goes out unenhanced, the
+    guard's counter counts each by reason, /healthz says why, and the log has one line per period."""
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for p in sorted((realus / "clips" / "plus_toolkit" / "frames_png").glob("UltrasonixCurvilinear*.png"))[:3]:
+        shutil.copy(p, frames / p.name)
+    d = served(daemon_config(tmp_path, f"replay://{frames}?fps=30&loop=1", broken_bundle("invert"),
+                             enhancer="[enhancer.guard]\nlog_every_s = 60.0"))
+    h = d.wait_health(lambda code, h: h.get("passthrough", 0) >= 8)
+    code, h = d.health()
+    assert code == 503 and h["state"] == "passthrough" and h["failure"].startswith("structure guard")
+    metrics = d.get("/metrics")[1]
+    tripped = {r: float(re.search(rf'^sonoedge_guard_tripped_total{{reason="{r}"}} (\S+)$', metrics, re.M).group(1))
+               for r in ("dark_over_tissue", "bright_over_dark", "decorrelated")}
+    assert sum(tripped.values()) >= 8 and h["enhanced"] == 0
+    assert d.metric("guard_enabled") == 1 and d.metric("guard_checked_total") >= sum(tripped.values())
+    assert d.stop() == 0
+    assert d.count("guard_tripped") == 1  # one line per 60 s, however many frames tripped
+    assert d.wait_for("guard_tripped")["reason"] in tripped
+
+
+def test_metrics_list_every_guard_reason_before_any_trip():
+    text = prometheus_text(Stats().snapshot(), {"guard": {"enabled": 1, "checked": 3, "tripped": {}}})
+    for reason in ("dark_over_tissue", "bright_over_dark", "decorrelated"):
+        assert f'sonoedge_guard_tripped_total{{reason="{reason}"}} 0' in text
+    assert "sonoedge_guard_checked_total 3" in text
