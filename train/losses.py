@@ -74,3 +74,20 @@ def discriminator_lsgan(real_scores: torch.Tensor, fake_scores: torch.Tensor, ta
     ``target`` a number or a 0-dim tensor (:func:`real_target_tensor`)."""
     real = torch.full_like(real_scores, target) if not torch.is_tensor(target) else target.to(real_scores.dtype).expand_as(real_scores)
     return F.mse_loss(real_scores, real) + F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
+
+
+def lowpass(image: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Area down-sampling by ``pixels`` (mean over pixels x pixels blocks; the map at a scale where
+    speckle is averaged out, the echogenicity map a reader sees). Sides not divisible are cropped."""
+    if pixels <= 1:
+        return image
+    h, w = image.shape[-2:]
+    return F.avg_pool2d(image[..., : h - h % pixels, : w - w % pixels], pixels)
+
+
+def lowpass_l1(source: torch.Tensor, output: torch.Tensor, pixels: int) -> torch.Tensor:
+    """||lowpass(G(x)) - lowpass(x)||_1: the generator keeps the input's echogenicity map at the
+    speckle-removed scale (no bright boundary erased, no dark blob invented), while it stays free
+    to change texture below that scale. Not from the papers; the structure-holding term of
+    DESIGN.md's fidelity contract, ablated in docs/results/training.md."""
+    return F.l1_loss(lowpass(output, pixels), lowpass(source, pixels))

@@ -1,0 +1,185 @@
+"""Quick fidelity checks of an enhancer on held-out real frames, no reference needed: what training
+watches while it runs and what the ablation table reports (docs/results/training.md).
+
+Per frame (uint8 grey input ``x``, output ``y`` of the same shape, imaging-region ``mask``):
+
+- ``erased``: fraction of bright input pixels (x >= 100) that come out black (y < 10); a model
+  that keeps anatomy scores ~0 (the old default: 0.25-0.67 on real sources).
+- ``lowpass_corr``: Pearson correlation of the input's and output's echogenicity maps at a
+  speckle-removed scale (means over 8 x 8 blocks wholly inside the region); >= 0.9 asked.
+- ``blobs``: dark blobs invented in tissue: connected regions of >= 30 pixels where the smoothed
+  output is black (< 15) and the smoothed input is tissue (>= 40), inside the eroded region.
+- ``skull_kept`` (HC18 frames with an expert outline): the skull's contrast against its
+  surroundings along the outline (mean on the outline band minus the mean of the bands 8-16 px
+  inside and outside) in the output, over that in the input; >= 0.8 asked.
+
+The project's full fidelity measures live in ``runtime/fidelity.py``; these four are the brief,
+cheap versions a training run can afford every few minutes. numpy/OpenCV only.
+
+    check = check_frame(x, y, mask, outline=None)   # dict of the four (skull_kept None without outline)
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+BRIGHT, BLACK = 100, 10
+BLOCK = 8
+BLOB_MIN_PX, BLOB_DARK, BLOB_TISSUE = 30, 15.0, 40.0
+
+
+def erased_fraction(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    bright = (x >= BRIGHT) & mask
+    return float(((y < BLACK) & bright).sum() / max(int(bright.sum()), 1))
+
+
+def block_means(image: np.ndarray, mask: np.ndarray, block: int = BLOCK) -> tuple[np.ndarray, np.ndarray]:
+    """(means of block x block tiles, which tiles lie wholly inside ``mask``)."""
+    h, w = image.shape[0] // block * block, image.shape[1] // block * block
+    tiles = image[:h, :w].astype(np.float32).reshape(h // block, block, w // block, block)
+    inside = mask[:h, :w].reshape(h // block, block, w // block, block).all(axis=(1, 3))
+    return tiles.mean(axis=(1, 3)), inside
+
+
+def lowpass_corr(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> float:
+    a, inside = block_means(x, mask)
+    b, _ = block_means(y, mask)
+    a, b = a[inside], b[inside]
+    if a.size < 3 or a.std() == 0 or b.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(a, b)[0, 1])
+
+
+def invented_blobs(x: np.ndarray, y: np.ndarray, mask: np.ndarray) -> int:
+    import cv2
+
+    inner = cv2.erode(mask.astype(np.uint8), np.ones((15, 15), np.uint8)) > 0
+    xs = cv2.GaussianBlur(x.astype(np.float32), (0, 0), 4)
+    ys = cv2.GaussianBlur(y.astype(np.float32), (0, 0), 2)
+    candidate = ((ys < BLOB_DARK) & (xs >= BLOB_TISSUE) & inner).astype(np.uint8)
+    count, _, stats, _ = cv2.connectedComponentsWithStats(candidate, connectivity=8)
+    return int(sum(1 for i in range(1, count) if stats[i, cv2.CC_STAT_AREA] >= BLOB_MIN_PX))
+
+
+def outline_bands(outline: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the outline band, the surroundings 8-16 px from it) of an expert outline image (non-zero
+    on the drawn ellipse)."""
+    import cv2
+
+    line = (outline > 0).astype(np.uint8)
+    band = cv2.dilate(line, np.ones((5, 5), np.uint8)) > 0
+    dist = cv2.distanceTransform((1 - line).astype(np.uint8), cv2.DIST_L2, 5)
+    return band, (dist >= 8) & (dist <= 16)
+
+
+def skull_kept(x: np.ndarray, y: np.ndarray, outline: np.ndarray) -> float:
+    band, around = outline_bands(outline)
+    cx = float(x[band].mean() - x[around].mean())
+    cy = float(y[band].mean() - y[around].mean())
+    return cy / cx if cx > 1e-6 else float("nan")
+
+
+def check_frame(x: np.ndarray, y: np.ndarray, mask: np.ndarray, outline: np.ndarray | None = None) -> dict[str, float]:
+    y = y.astype(np.float32)
+    return {"erased": erased_fraction(x, y, mask), "lowpass_corr": lowpass_corr(x, y, mask),
+            "blobs": invented_blobs(x, y, mask),
+            "skull_kept": skull_kept(x, y, outline) if outline is not None else None}
+
+
+def hc18_outline(frame_path: str | Path, annotations: str | Path) -> np.ndarray | None:
+    """The expert outline of an HC18 frame (``NNN_HC.png`` -> ``NNN_HC_Annotation.png``), or None."""
+    import cv2
+
+    path = Path(annotations) / (Path(frame_path).stem + "_Annotation.png")
+    return cv2.imread(str(path), cv2.IMREAD_GRAYSCALE) if path.is_file() else None
+
+
+# --------------------------------------------------------------------------- held-out real frames
+
+# Held-out real sources (../shared/data/realus; none of it is trained on). hip_spj and the clips
+# calibrate the shipped INT8 model, so its figures there are on calibration frames (the fp32 and
+# PyTorch ones are not affected by calibration).
+SOURCES = ("hc18", "handheld", "clips", "hip_spj")
+CLIP_FRAMES = 8  # frames taken evenly from each mp4 clip
+
+
+def real_frames(realus: str | Path, sources: tuple[str, ...] = SOURCES, hip_every: int = 5) -> list[tuple[str, str, np.ndarray]]:
+    """(source, name, uint8 grey frame) of the held-out realus frames, in a fixed order."""
+    from sonoedge.runtime.readers import iter_frames, read_image
+
+    root = Path(realus)
+    out: list[tuple[str, str, np.ndarray]] = []
+    if "hc18" in sources:
+        for p in sorted((root / "hc18").glob("*.png")):
+            out.append(("hc18", p.name, read_image(p)))
+    if "handheld" in sources:
+        for p in sorted((root / "itkpocus_handheld").iterdir()):
+            if p.suffix.lower() in (".png", ".jpg", ".dcm", ".nrrd"):
+                out.append(("handheld", p.name, _first_frame(read_image, iter_frames, p)))
+    if "clips" in sources:
+        for p in sorted((root / "clips" / "plus_toolkit" / "frames_png").glob("*.png")):
+            out.append(("clips", p.name, read_image(p)))
+        for p in sorted((root / "clips" / "itkpocus").glob("*.mp4")):
+            frames = list(iter_frames(p))
+            for i in np.linspace(0, len(frames) - 1, CLIP_FRAMES).astype(int):
+                out.append(("clips", f"{p.stem}#{i}", frames[i]))
+    if "hip_spj" in sources:
+        for p in sorted((root / "hip_spj").rglob("*.png"))[::hip_every]:
+            out.append(("hip_spj", f"{p.parent.name}/{p.name}", read_image(p)))
+    return out
+
+
+def _first_frame(read_image, iter_frames, path: Path) -> np.ndarray:
+    try:
+        return read_image(path)
+    except Exception:  # a multi-frame file: its first frame
+        return next(iter(iter_frames(path)))
+
+
+def enhance_as_deployed(frame: np.ndarray, model, stride: int = 64) -> tuple[np.ndarray, np.ndarray]:
+    """(output uint8, region mask): the runtime's path (region detection, crop to its box,
+    [-1, 1], reflect-pad to the stride, model, crop, paste back inside the region) with ``model``
+    a callable float32 (1, 1, H, W) -> (1, 1, H, W)."""
+    from sonoedge.runtime.frames import denormalise, normalise, pad_to_stride
+    from sonoedge.runtime.region import detect_region
+
+    region = detect_region(frame)
+    x0, y0, x1, y1 = region.bbox
+    sub = np.ascontiguousarray(frame[y0:y1, x0:x1])
+    padded, (h, w) = pad_to_stride(normalise(sub), stride)
+    out = denormalise(np.asarray(model(padded))[..., :h, :w])
+    result = frame.copy()
+    inside = region.mask[y0:y1, x0:x1]
+    result[y0:y1, x0:x1][inside] = out[inside]
+    return result, region.mask
+
+
+def check_sources(model, realus: str | Path, annotations: str | Path | None = None,
+                  sources: tuple[str, ...] = SOURCES, progress: bool = True) -> list[dict]:
+    """One record per held-out frame: source, name and :func:`check_frame`'s measures."""
+    from tqdm import tqdm
+
+    records = []
+    for source, name, frame in tqdm(real_frames(realus, sources), desc="real frames", disable=not progress, leave=False):
+        out, mask = enhance_as_deployed(frame, model)
+        outline = hc18_outline(name, annotations) if (source == "hc18" and annotations) else None
+        records.append({"source": source, "name": name, **check_frame(frame, out, mask, outline)})
+    return records
+
+
+def summarise(records: list[dict]) -> dict[str, dict[str, float]]:
+    """Per source: frames, max erased, min and median low-pass correlation, total blobs, min and
+    median skull kept (HC18)."""
+    out = {}
+    for source in dict.fromkeys(r["source"] for r in records):
+        rs = [r for r in records if r["source"] == source]
+        corr = np.array([r["lowpass_corr"] for r in rs], dtype=float)
+        row = {"frames": len(rs), "erased_max": max(r["erased"] for r in rs),
+               "lowpass_corr_min": float(np.nanmin(corr)), "lowpass_corr_median": float(np.nanmedian(corr)),
+               "blobs": int(sum(r["blobs"] for r in rs))}
+        skull = np.array([r["skull_kept"] for r in rs if r["skull_kept"] is not None], dtype=float)
+        if skull.size:
+            row.update(skull_kept_min=float(np.nanmin(skull)), skull_kept_median=float(np.nanmedian(skull)))
+        out[source] = row
+    return out
