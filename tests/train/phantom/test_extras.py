@@ -21,9 +21,9 @@ def test_extras_add_a_bright_boundary_and_dark_background():
     for seed in range(3):
         _, high, _ = simulate_pair(seed, cfg)
         _, base, _ = simulate_pair(seed, plain)
-        brights.append(np.mean(high >= 200) - np.mean(base >= 200))
+        brights.append(np.mean(high >= 170) - np.mean(base >= 170))
         darks.append(np.mean(high < 15) - np.mean(base < 15))
-    assert min(brights) > 0.002  # the boundary band: grey >= 200 on a line across the image
+    assert min(brights) > 0.005  # the boundary band: grey >= 170 along a line across the image
     assert min(darks) > 0.05  # the large anechoic region
 
 
