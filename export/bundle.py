@@ -11,12 +11,16 @@ Steps, each reported on ``progress``:
    the fly) and the PyTorch outputs for them -> reference/;
 4. per precision: build the model (fp16 conversion; int8 calibration + sensitivity search), run the
    references with ONNX Runtime and apply the gate of runtime/bundle/gates.py (plus LPIPS, reported);
+   then the fidelity gate: the precision's ONNX model run as deployed on real frames
+   (``fidelity_frames``, default the realus recordings) and measured against its input
+   (runtime/bundle/fidelity_check.py). A model that erases or invents structure is refused, naming
+   the frames and the measures; without real frames the manifest says ``fidelity: not checked``;
 5. device profiles, calibration artefacts, engine_plan.json (TensorRT 10/11 builds and trtexec
    lines), manifest.json with the sha256 of every file, and bundle.sha256 over all of them and the
    manifest (runtime/bundle/manifest.py).
 
 The bundle is written into a temporary directory and moved into place only when every requested
-precision passed its gate (or ``allow_degraded`` keeps the failures, flagged ``degraded: true``);
+precision passed its gates (or ``allow_degraded`` keeps the failures, flagged ``degraded: true``);
 otherwise GateError and no bundle. The output is checked before any work: a folder that is not
 empty (or an existing BUNDLE.tar) is refused unless ``overwrite``, and even then a folder is replaced
 only when it is an earlier bundle (every file in it listed in its manifest); it is never the
@@ -55,6 +59,7 @@ from sonoedge.runtime.bundle.engine import CALIBRATION_TILES, engine_plan
 from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
 from sonoedge.runtime.bundle.manifest import (
     PRECISION_FILES,
+    FidelityEntry,
     Manifest,
     ModelInfo,
     PrecisionEntry,
@@ -165,6 +170,67 @@ def _gate_entry(precision: str, metrics: dict[str, float], file: str, allow_degr
                           lpips_trunk=lpips_trunk, extra=extra)
 
 
+@dataclasses.dataclass
+class _FidelityRun:
+    """The fidelity gate of an export: the real frames (or why there are none) and the model's geometry."""
+
+    frames: list[Any] | None
+    source: str | None
+    reason: str | None
+    stride: int
+    allow_degraded: bool
+    progress: Progress
+
+    @classmethod
+    def prepare(cls, cfg: ExportConfig, info: dict[str, Any], progress: Progress) -> "_FidelityRun":
+        from sonoedge.runtime.bundle.fidelity_check import Hc18Annotations, default_realus, load_frames
+
+        stride = int(info["stride"])
+        if info.get("task", "enhance") != "enhance":
+            return cls(None, None, f"not an enhancement model (task {info.get('task')}): the fidelity measures compare "
+                                   "frames of one geometry", stride, cfg.allow_degraded, progress)
+        if cfg.fidelity_frames == "none":
+            reason = "--fidelity-frames none: not checked on purpose"
+            progress(f"export: WARNING: the fidelity gate is NOT checked ({reason}); the manifest says so")
+            return cls(None, None, reason, stride, cfg.allow_degraded, progress)
+        source = Path(cfg.fidelity_frames) if cfg.fidelity_frames else default_realus()
+        if source is None:
+            reason = ("no real frames: pass --fidelity-frames DIR (the realus recordings were not found at "
+                      "$SONOEDGE_REALUS or ../shared/data/realus)")
+            progress("export: WARNING: " + "!" * 8 + f" the fidelity gate is NOT checked: {reason}; the manifest says "
+                     "'fidelity: not checked' " + "!" * 8)
+            return cls(None, None, reason, stride, cfg.allow_degraded, progress)
+        notes = (Hc18Annotations(cfg.fidelity_annotations) if cfg.fidelity_annotations
+                 else Hc18Annotations.beside(source))
+        frames = load_frames(source, cfg.fidelity_per_group, notes)
+        outlines = sum(f.outline is not None for f in frames)
+        progress(f"export: fidelity gate on {len(frames)} real frame(s) from {source} ({outlines} with an expert "
+                 "skull outline)")
+        return cls(frames, str(source), None, stride, cfg.allow_degraded, progress)
+
+    def check(self, precision: str, infer: Callable[[np.ndarray], np.ndarray]) -> FidelityEntry:
+        """Run the gate for one precision; GateError naming frames and measures unless allow_degraded."""
+        from sonoedge.runtime.bundle.fidelity_check import check_model
+
+        if self.frames is None:
+            return FidelityEntry(status="not checked", reason=self.reason)
+        result = check_model(infer, self.frames, self.stride)
+        status = "pass" if result.passed else "fail"
+        kept = "" if result.passed else (" (kept by --allow-degraded)" if self.allow_degraded else "")
+        worst = result.worst
+        self.progress(f"export: {precision:5} fidelity {status.upper()}{kept}: worst of {len(result.frames)} frames: "
+                      f"erased {worst.get('erased', 0):g}, invented {worst.get('invented', 0):g}, "
+                      f"low-pass r {worst.get('lowpass_corr', float('nan')):.3f}, "
+                      f"bright->black {100 * worst.get('bright_to_black', float('nan')):.1f} %")
+        if not result.passed and not self.allow_degraded:
+            shown = "; ".join(result.failures[:6]) + (f"; ... {len(result.failures) - 6} more" if len(result.failures) > 6 else "")
+            raise GateError(f"{precision}: the model fails the fidelity gate on real frames from {self.source}: {shown} "
+                            "(pass --allow-degraded to export it with the failure recorded)")
+        return FidelityEntry(status=status, degraded=not result.passed, failures=result.failures,
+                             gate=result.thresholds, results=worst, frames=tuple(f["frame"] for f in result.frames),
+                             source=self.source, per_frame=result.frames)
+
+
 def _foreign(folder: Path) -> list[Path]:
     """Files in ``folder`` that are not part of the bundle its manifest describes (all of them
     when it has no readable manifest): a folder with any is never replaced."""
@@ -178,7 +244,8 @@ def _foreign(folder: Path) -> list[Path]:
 
 def check_output(out: Path, cfg: ExportConfig, checkpoint: Path, overwrite: bool) -> None:
     """Refuse, before any work, an output that would replace an input or anything not an earlier bundle."""
-    inputs = [checkpoint, cfg.frames, cfg.calib, cfg.lpips_trunk]
+    inputs = [checkpoint, cfg.frames, cfg.calib, cfg.lpips_trunk,
+              cfg.fidelity_frames if cfg.fidelity_frames != "none" else None, cfg.fidelity_annotations]
     check_whole_folder(out, inputs, overwrite, foreign=_foreign)
     if cfg.tar:
         check_file(out.with_name(out.name + ".tar"), inputs, overwrite)
@@ -217,6 +284,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
     torch_infer = _torch_infer(generator)
     torch_out = [run_frame(torch_infer, im, stride, scale) for im in refs.images]
     lpips = build_metric(cfg.lpips_trunk, progress) if cfg.lpips else None
+    fidelity = _FidelityRun.prepare(cfg, info, progress)
     out = Path(out)
     with atomic_dir(out, replace=overwrite) as root:
         fp32_path = root / PRECISION_FILES["fp32"]
@@ -240,6 +308,7 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
                 metrics["lpips"] = mean_lpips(lpips, outputs, torch_out)
             trunk = lpips.trunk_description if lpips is not None else "not computed (--no-lpips)"
             entry = _gate_entry(precision, metrics, path.name, cfg.allow_degraded, progress, trunk, extra)
+            entry = dataclasses.replace(entry, fidelity=fidelity.check(precision, infer))  # raises unless allowed
             entries[precision] = entry
             failures.extend(entry.failures)
 

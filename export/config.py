@@ -25,6 +25,12 @@ class ExportConfig:
     reference_frames: int = 4
     reference_size: tuple[int, int] = (256, 256)  # output crops of at most this size keep the bundle small
     bundle_calib_tiles: int = 16  # tiles carried for the TensorRT legacy calibrator on the device
+    # the fidelity gate (runtime/bundle/gates.py) on real frames: a folder or file; None = the realus
+    # recordings when present ($SONOEDGE_REALUS or ../shared/data/realus), else not checked (loud);
+    # "none" = not checked, on purpose (said so in the manifest)
+    fidelity_frames: str | None = None
+    fidelity_per_group: int = 3  # files per sub-folder (kind of recording) of fidelity_frames
+    fidelity_annotations: str | None = None  # HC18 outlines; None = annotations/hc18 beside the frames folder
     allow_degraded: bool = False
     simplify: bool = False
     stable_instance_norm: bool = False  # two-pass InstanceNorm graph (onnx_export.stable_instance_norm)

@@ -15,6 +15,9 @@ No-reference ultrasound measures compare two regions of one image:
 - :func:`cnr` contrast-to-noise ratio |mu_roi - mu_bg| / sqrt(var_roi + var_bg).
 - :func:`gcnr` generalised CNR, 1 - overlap of the two regions' intensity histograms
   (Rodriguez-Molares et al., IEEE TUFFC 67(4), 2020, Eq. 5). 0 = indistinguishable, 1 = separable.
+- :func:`signed_contrast` mu_roi - mu_bg with its sign: a bright echo turned black goes from
+  positive to negative, which CNR and gCNR (both symmetric) cannot show: they *rise* when a bright
+  echo becomes a black hole of the same separation. ``runtime/fidelity.py`` reports it kept.
 - :func:`speckle_snr` mean / std inside a region (1.91 for fully developed speckle in the envelope,
   Burckhardt 1978; lower after log compression).
 
@@ -204,6 +207,14 @@ def gcnr(image: np.ndarray, roi_mask: np.ndarray, bg_mask: np.ndarray, bins: int
     p_roi = np.histogram(roi, bins=edges)[0] / roi.size
     p_bg = np.histogram(bg, bins=edges)[0] / bg.size
     return float(1.0 - np.minimum(p_roi, p_bg).sum())
+
+
+def signed_contrast(image: np.ndarray, roi_mask: np.ndarray, bg_mask: np.ndarray) -> float:
+    """Signed contrast mu_roi - mu_bg in the image's units: > 0 the region is brighter than its
+    background, < 0 darker. Compare it between an image and its enhanced version: the ratio is the
+    contrast kept, and a sign change is an inversion that CNR and gCNR report as a gain."""
+    roi, bg = _region(image, roi_mask, "roi"), _region(image, bg_mask, "background")
+    return float(roi.mean() - bg.mean())
 
 
 def speckle_snr(image: np.ndarray, mask: np.ndarray) -> float:

@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sr": ("sonoedge.commands.sr", "4x self-supervised super-resolution of an image (Liu et al.)"),
     "export": ("sonoedge.commands.export", "export a checkpoint to a device bundle with accuracy gates"),
     "requantize": ("sonoedge.commands.requantize", "rebuild a bundle's INT8 model from its fp32 ONNX on real frames"),
+    "fidelity": ("sonoedge.commands.fidelity", "no-reference fidelity: structures erased or invented by an enhancement, per frame"),
     "verify": ("sonoedge.commands.verify", "re-run a bundle's reference frames here and check its gates"),
     "build-engine": ("sonoedge.commands.build_engine", "build (and cache) the TensorRT engine of a bundle on this device"),
     "device-check": ("sonoedge.commands.device_check", "on an NVIDIA device: build, gate-check and time every precision of a bundle"),

@@ -13,6 +13,12 @@ Everything works on in-memory images so a trainer can score a checkpoint without
     report = evaluate_methods(reference, low, {"median 5x5": outputs}, organs, lpips_metric)
     print(report.markdown()); report.write(out_dir)
 
+Beside them, the fidelity measures (runtime/fidelity.py): each method's output against its own
+low input with no reference (structures erased and invented, low-pass echogenicity correlation,
+bright pixels turned black, the fidelity gate's verdict of runtime/bundle/gates.py), and the
+low-pass echogenicity correlation with the high image, for "reference low" too (did the method
+bring the echogenicity map closer to the better image, or further?).
+
 ``reference``, ``low`` and each method map an image name to a uint8 (H, W) image; names must
 match across all of them. Metric definitions live in :mod:`sonoedge.runtime.metrics` (SSIM and
 PSNR with data range 255, LNCC with a 9 x 9 window) and :mod:`sonoedge.train.lpips_offline`.
@@ -54,6 +60,23 @@ def infer_organs(names: list[str]) -> dict[str, str] | None:
     return organs
 
 
+FIDELITY_COLUMNS = ("erased", "invented", "lowpass_r_low", "bright_to_black", "gate_fail", "lowpass_r_high")
+
+
+def score_fidelity(output: np.ndarray, low: np.ndarray, high: np.ndarray, mask: np.ndarray | None = None) -> dict[str, float]:
+    """The fidelity of one uint8 (H, W) output to its low input (no reference) and its low-pass
+    correlation with the high image, inside ``mask`` (default: the low image's imaging region)."""
+    from sonoedge.runtime.bundle.gates import check_fidelity
+    from sonoedge.runtime.fidelity import measure
+
+    report = measure(low, output, mask)
+    row = {"frame": "image", **report.to_dict(structures=False)}
+    against_high = measure(high, output, mask)
+    return {"erased": float(len(report.erased)), "invented": float(len(report.invented)),
+            "lowpass_r_low": report.lowpass_corr, "bright_to_black": report.bright_to_black,
+            "gate_fail": float(not check_fidelity([row]).passed), "lowpass_r_high": against_high.lowpass_corr}
+
+
 def score_image(output: np.ndarray, high: np.ndarray, lncc_window: int = metrics.LNCC_WINDOW) -> dict[str, float]:
     """LNCC, SSIM and PSNR of one uint8 (H, W) output against the high image (LPIPS is batched
     per reference in :func:`evaluate_methods`)."""
@@ -88,6 +111,8 @@ class EvaluationReport:
     lncc_window: int = metrics.LNCC_WINDOW
     images: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict, repr=False)
     # images: "low", "high" and each method -> name -> image (for the figure)
+    fidelity: dict[str, dict[str, np.ndarray]] = dataclasses.field(default_factory=dict)
+    # method -> FIDELITY_COLUMNS -> (n,) in the order of names; {} when not measured
 
     @property
     def metric_names(self) -> list[str]:
@@ -132,8 +157,27 @@ class EvaluationReport:
                     cells += [_mean_sd(row.mean[metric], row.sd[metric], metric), _p_text(row.p[metric])]
                 lines.append("| " + " | ".join(cells) + " |")
             lines.append("")
+        lines += self.fidelity_markdown()
         lines += self.notes()
         return "\n".join(lines).rstrip() + "\n"
+
+    def fidelity_markdown(self) -> list[str]:
+        """The fidelity table: one line per method over all images (empty when not measured)."""
+        if not self.fidelity:
+            return []
+        lines = ["### Fidelity (all images)", "",
+                 "| Method | failing the fidelity gate | erased | invented | low-pass r vs low, mean (min) | "
+                 "bright->black % mean | low-pass r vs high, mean |", "|---|---:|---:|---:|---:|---:|---:|"]
+        for method in self.methods:
+            f = self.fidelity[method]
+            n = len(self.names)
+            lines.append(f"| {method} | {int(f['gate_fail'].sum())} of {n} | {int(f['erased'].sum())} | "
+                         f"{int(f['invented'].sum())} | {f['lowpass_r_low'].mean():.3f} ({f['lowpass_r_low'].min():.3f}) | "
+                         f"{100 * f['bright_to_black'].mean():.2f} | {f['lowpass_r_high'].mean():.3f} |")
+        lines += ["", "Fidelity: each output against its low input with no reference (runtime/fidelity.py; the gate of "
+                  "runtime/bundle/gates.py), and the low-pass echogenicity map of each output against the high image. "
+                  "'reference low' against itself is the identity.", ""]
+        return lines
 
     def notes(self) -> list[str]:
         trunk = self.lpips_trunk if self.lpips_trunk else "not computed"
@@ -170,11 +214,13 @@ class EvaluationReport:
     def per_image_csv_text(self) -> str:
         buffer = io.StringIO()
         writer = csv.writer(buffer, lineterminator="\n")
-        writer.writerow(["name", "organ", "method", *self.metric_names])
+        extra = list(FIDELITY_COLUMNS) if self.fidelity else []
+        writer.writerow(["name", "organ", "method", *self.metric_names, *extra])
         for method in self.methods:
             for i, name in enumerate(self.names):
                 organ = self.organs[name] if self.organs else ""
-                writer.writerow([name, organ, method, *(_num(self.scores[method][m][i]) for m in self.metric_names)])
+                writer.writerow([name, organ, method, *(_num(self.scores[method][m][i]) for m in self.metric_names),
+                                 *(_num(self.fidelity[method][c][i]) for c in extra)])
         return buffer.getvalue()
 
     def figure_png(self, rows: int = 4) -> bytes:
@@ -258,13 +304,15 @@ def evaluate_methods(
     keep_images: bool = True,
     progress: bool = False,
     lncc_window: int = metrics.LNCC_WINDOW,
+    fidelity: bool = True,
 ) -> EvaluationReport:
     """Score "reference low" (low vs high) and every method (output vs high) on each image.
 
     All mappings are name -> uint8 (H, W) and must hold the same names; shapes must match per
     name. ``organs``: name -> organ for per-organ tables (None: inferred from the names, when every
     name starts with a known organ). ``lpips_metric``: from
-    :func:`sonoedge.train.lpips_offline.build_lpips`, or None to leave LPIPS out.
+    :func:`sonoedge.train.lpips_offline.build_lpips`, or None to leave LPIPS out. ``fidelity``: add
+    the fidelity measures (:func:`score_fidelity`) of every method, "reference low" included.
     """
     names = sorted(reference)
     if not names:
@@ -286,10 +334,18 @@ def evaluate_methods(
         raise InputError(f"no organ given for {sorted(set(names) - set(organs))[:3]}")
     all_methods = {BASELINE: low, **methods}
     scores: dict[str, dict[str, list[float]]] = {m: {k: [] for k in METRICS} for m in all_methods}
+    faithful: dict[str, dict[str, list[float]]] = {m: {k: [] for k in FIDELITY_COLUMNS} for m in all_methods}
     from tqdm import tqdm
+
+    from sonoedge.runtime.region import detect_region
 
     for name in tqdm(names, desc="evaluate", unit="image", disable=not progress):
         high = reference[name]
+        if fidelity:
+            mask = detect_region(low[name]).mask  # one region per image for every method: the input's
+            for method, outputs in all_methods.items():
+                for key, value in score_fidelity(outputs[name], low[name], high, mask).items():
+                    faithful[method][key].append(value)
         for method, outputs in all_methods.items():
             try:
                 image_scores = score_image(outputs[name], high, lncc_window)
@@ -310,8 +366,9 @@ def evaluate_methods(
     if keep_images:
         images = {"low": dict(low), "high": dict(reference), **{m: dict(o) for m, o in methods.items()}}
     trunk = getattr(lpips_metric, "trunk_description", None) if lpips_metric is not None else None
+    fid = {m: {k: np.asarray(v, dtype=np.float64) for k, v in f.items()} for m, f in faithful.items()} if fidelity else {}
     return EvaluationReport(names, list(all_methods), arrays, dict(organs) if organs else None, trunk,
-                            lncc_window=lncc_window, images=images)
+                            lncc_window=lncc_window, images=images, fidelity=fid)
 
 
 def _check_names(label: str, images: Mapping[str, np.ndarray], names: list[str]) -> None:

@@ -3,8 +3,8 @@
 A bundle is a directory (or a .tar of one) holding ``manifest.json``, ``bundle.sha256`` and the
 files they list. The dataclasses below ARE the schema (version 2): :class:`Manifest` and the parts
 it holds (:class:`ModelInfo`, :class:`SizeRange`, :class:`Preprocess`, :class:`Postprocess`,
-:class:`PrecisionEntry`, :class:`Reference`, :class:`SourceCheckpoint`, :class:`Target`). Export
-builds one and writes it with :func:`write_manifest`; every reader gets one from
+:class:`PrecisionEntry` and its :class:`FidelityEntry`, :class:`Reference`, :class:`SourceCheckpoint`,
+:class:`Target`). Export builds one and writes it with :func:`write_manifest`; every reader gets one from
 :func:`load_manifest` and reads attributes, never string keys. ``manifest.json`` keeps the JSON keys
 of version 1 (``Manifest.to_dict``); fields with a ``None`` default are optional and left out when
 absent. Free-form export diagnostics that the runtime never reads stay as JSON in ``extra``: at the
@@ -19,6 +19,10 @@ before anything in the bundle is used: the manifest's bytes are read once, hashe
 bytes are parsed; the files it lists must be exactly ``manifest.files`` plus ``manifest.json``;
 every listed file must match; every path the manifest names must be one of them (relative, inside
 the bundle, a plain file). A file in the folder that is not listed is never loaded (rule 6).
+
+A precision entry's ``fidelity`` (the fidelity gate on real frames) is optional within schema 2:
+bundles exported before the gate existed (the shipped default among them) have none and read as
+"fidelity not checked"; an older sonoedge keeps the key in ``extra`` and ignores it.
 
 Schema 1 bundles (no ``bundle.sha256``: nothing covered the manifest) are refused; re-export them,
 or upgrade one you trust in place with :func:`migrate_v1`.
@@ -100,6 +104,31 @@ class Postprocess:
     paste_back: bool = True
 
 
+FIDELITY_STATUSES = ("pass", "fail", "not checked")
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class FidelityEntry:
+    """One precision's fidelity gate (runtime/bundle/gates.py) on real frames, run as deployed.
+
+    ``status`` "not checked" (with its ``reason``) when export had no real frames; bundles made
+    before the gate existed have no entry at all, which readers treat the same way."""
+
+    status: str  # pass | fail | not checked
+    degraded: bool = False  # failed, kept on purpose (--allow-degraded)
+    failures: tuple[str, ...] = ()  # "<frame>: <measure> ..." one per failed measure
+    gate: dict[str, float] = dataclasses.field(default_factory=dict)  # thresholds
+    results: dict[str, float] = dataclasses.field(default_factory=dict)  # worst over the frames
+    frames: tuple[str, ...] = ()  # "file#frame" of every frame measured
+    source: str | None = None  # where they came from, as given to export
+    per_frame: tuple[dict[str, Any], ...] = ()  # every frame's measures (free-form numbers and lists)
+    reason: str | None = None  # why not checked
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+
 @dataclasses.dataclass(frozen=True, kw_only=True)
 class PrecisionEntry:
     """One precision's model file and its accuracy-gate outcome at export."""
@@ -112,6 +141,7 @@ class PrecisionEntry:
     degraded: bool = False  # failed its gate, kept on purpose (--allow-degraded)
     reference: str | None = None  # what it was compared with ("pytorch fp32")
     lpips_trunk: str | None = None  # which LPIPS trunk scored results.lpips
+    fidelity: FidelityEntry | None = None  # the fidelity gate on real frames; None: made before it existed
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # export diagnostics, never read by the runtime
 
     @property
@@ -336,9 +366,24 @@ def _model(value: Any, field: str) -> ModelInfo:
         "dynamic_axes": _list(_str()), "size_range": _optional(_size_range)})
 
 
+def _frame_measures(value: Any, field: str) -> dict[str, Any]:
+    obj = _obj(value, field)
+    if not isinstance(obj.get("frame"), str):
+        raise _Bad(f"{field}.frame", "must name the frame (a string)")
+    return dict(obj)
+
+
+def _fidelity(value: Any, field: str) -> FidelityEntry:
+    return _fields(value, field, FidelityEntry, {
+        "status": _str(FIDELITY_STATUSES), "degraded": _bool, "failures": _list(_str()), "gate": _numbers,
+        "results": _numbers, "frames": _list(_str()), "source": _optional(_str()),
+        "per_frame": _list(_frame_measures), "reason": _optional(_str())})
+
+
 ENTRY_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "file": _path, "passed": _bool, "failures": _list(_str()), "gate": _numbers, "results": _numbers,
-    "degraded": _bool, "reference": _optional(_str()), "lpips_trunk": _optional(_str())}
+    "degraded": _bool, "reference": _optional(_str()), "lpips_trunk": _optional(_str()),
+    "fidelity": _optional(_fidelity)}
 
 
 def _entry(value: Any, field: str) -> PrecisionEntry:

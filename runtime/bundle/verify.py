@@ -11,6 +11,15 @@ backend), so the reference and the device see exactly the same pre- and post-pro
 
 Loading the bundle checks bundle.sha256 first (manifest.json and every file), so a tampered bundle
 is refused with the file named before anything runs (runtime/bundle/manifest.py).
+
+The fidelity gate (gates.py) is re-checked from the manifest, not re-run, by default. Fidelity is a
+property of the model's weights, measured at export through each precision's own ONNX model on real
+frames; the accuracy re-run above proves this machine reproduces that model's outputs, so the
+recorded fidelity carries over. The real frames cannot travel in the bundle (their licences, their
+size, and the default bundle lives in the repository, which never holds real recordings). So verify
+re-applies today's thresholds to the recorded per-frame measures: a result recorded under looser
+thresholds, or a manifest that says "pass" over failing numbers, fails here. With real frames at
+hand, ``fidelity_frames`` re-runs the gate on this machine's backend too.
 """
 from __future__ import annotations
 
@@ -21,7 +30,7 @@ from typing import Any, Callable, Sequence
 import cv2
 import numpy as np
 
-from sonoedge.runtime.bundle.gates import GateResult, check_gate, compare_outputs
+from sonoedge.runtime.bundle.gates import FidelityResult, GateResult, check_fidelity, check_gate, compare_outputs
 from sonoedge.runtime.bundle.manifest import Manifest, bundle_file, load_manifest, model_file
 from sonoedge.runtime.errors import BundleError, InputError
 from sonoedge.runtime.frames import crop, normalise, pad_to_stride
@@ -64,6 +73,24 @@ def load_references(root: Path, manifest: Manifest) -> list[tuple[np.ndarray, np
 
 
 @dataclasses.dataclass
+class FidelityCheck:
+    """The fidelity gate of one precision as verify sees it."""
+
+    status: str  # pass | fail | not checked
+    failures: tuple[str, ...] = ()
+    degraded: bool = False  # failed at export and kept by --allow-degraded
+    reason: str = ""  # why not checked, or where the result comes from
+    result: FidelityResult | None = None  # the re-applied (or re-run) gate
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"status": self.status, "failures": list(self.failures), "degraded": self.degraded,
+                               "reason": self.reason}
+        if self.result is not None:
+            out["worst"] = self.result.worst
+        return out
+
+
+@dataclasses.dataclass
 class PrecisionCheck:
     """The outcome of one precision on this machine."""
 
@@ -71,10 +98,49 @@ class PrecisionCheck:
     result: GateResult
     degraded: bool  # the bundle kept it although it failed at export (--allow-degraded)
     backend: str
+    fidelity: FidelityCheck = dataclasses.field(default_factory=lambda: FidelityCheck("not checked"))
 
     @property
     def ok(self) -> bool:
         return self.result.passed
+
+
+def recorded_fidelity(manifest: Manifest, precision: str) -> FidelityCheck:
+    """The manifest's fidelity result of ``precision``, re-checked against today's thresholds."""
+    entry = manifest.precisions[precision].fidelity
+    if entry is None:
+        return FidelityCheck("not checked", reason="the bundle predates the fidelity gate (no result in its manifest)")
+    if entry.status == "not checked":
+        return FidelityCheck("not checked", reason=entry.reason or "export had no real frames")
+    result = check_fidelity(entry.per_frame)
+    failures = list(result.failures)
+    if entry.status == "pass" and failures:
+        failures.insert(0, "the manifest records a pass, but its own measures fail today's thresholds")
+    if entry.status == "fail" and not failures:
+        failures = list(entry.failures) or ["the manifest records a failure"]
+    status = "pass" if not failures else "fail"
+    where = f"recorded at export on {len(entry.frames)} real frame(s) from {entry.source or 'unnamed frames'}"
+    return FidelityCheck(status, tuple(failures), entry.degraded, where, result)
+
+
+def rerun_fidelity(root: Path, manifest: Manifest, precision: str, frames: Sequence[Any], backend: str = "onnxruntime",
+                   backend_options: dict[str, Any] | None = None, progress: Callable[[str], None] | None = None) -> FidelityCheck:
+    """Run the fidelity gate here on ``frames`` (fidelity_check.FidelityFrame) with this backend."""
+    from sonoedge.runtime.backends import create_backend
+    from sonoedge.runtime.bundle.fidelity_check import check_model
+
+    options = dict(backend_options or {})
+    if backend != "onnxruntime":
+        options.setdefault("precision", precision)
+        options.setdefault("bundle", root)
+    size = manifest.model.size_range
+    with create_backend(backend, model_file(root, manifest, precision), **options) as engine:
+        result = check_model(engine.infer, frames, manifest.model.stride, manifest.preprocess.region,
+                             size.min if size else (1, 1), size.max if size else None, progress=progress)
+    entry = manifest.precisions[precision].fidelity
+    degraded = bool(entry is not None and entry.degraded)
+    return FidelityCheck("pass" if result.passed else "fail", result.failures, degraded,
+                         f"re-run here on {len(result.frames)} real frame(s)", result)
 
 
 def check_precision(root: Path, manifest: Manifest, precision: str, backend: str = "onnxruntime",
@@ -92,16 +158,23 @@ def check_precision(root: Path, manifest: Manifest, precision: str, backend: str
         outputs = [run_frame(engine.infer, image, stride, scale) for image, _ in pairs]
     metrics = compare_outputs(outputs, [expected for _, expected in pairs])
     degraded = manifest.precisions[precision].degraded
-    return PrecisionCheck(precision, check_gate(precision, metrics), degraded, backend)
+    return PrecisionCheck(precision, check_gate(precision, metrics), degraded, backend, recorded_fidelity(manifest, precision))
 
 
 def verify_bundle(path: str | Path, backend: str = "onnxruntime", precisions: Sequence[str] | None = None,
-                  backend_options: dict[str, Any] | None = None) -> list[PrecisionCheck]:
-    """Check the hashes, then run the references through each requested precision (default: all kept)."""
+                  backend_options: dict[str, Any] | None = None, fidelity_frames: Sequence[Any] | None = None,
+                  progress: Callable[[str], None] | None = None) -> list[PrecisionCheck]:
+    """Check the hashes, then run the references through each requested precision (default: all
+    kept) and re-check its fidelity gate (from the manifest; re-run on ``fidelity_frames`` when given)."""
     root, manifest = load_manifest(path)
     have = list(manifest.precisions)
     wanted = list(precisions) if precisions else have
     missing = [p for p in wanted if p not in have]
     if missing:
         raise BundleError(f"bundle {root} has no {', '.join(missing)} model (it has: {', '.join(have) or 'none'})")
-    return [check_precision(root, manifest, p, backend, backend_options) for p in wanted]
+    checks = [check_precision(root, manifest, p, backend, backend_options) for p in wanted]
+    if fidelity_frames:
+        for check in checks:
+            check.fidelity = rerun_fidelity(root, manifest, check.precision, fidelity_frames, backend, backend_options,
+                                            progress)
+    return checks

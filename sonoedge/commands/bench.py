@@ -55,11 +55,35 @@ def run(args: argparse.Namespace) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         path = args.input or _phantom_clip(Path(tmp), args.frames)
         result = bench(cfg, path, args.frames, args.repeats, args.queue_size)
+        result["fidelity"] = _fidelity(cfg, path)
     if not args.input:
         result["input"] = "generated phantom clip (256x256, FFV1)"
     print(format_result(result))
+    f = result["fidelity"]
+    print(f"fidelity of the enhanced middle frame ({f['frame']}) against its input: {f['verdict'].upper()}, erased "
+          f"{f['erased']}, invented {f['invented']}, low-pass r {f['lowpass_corr']:.3f}, bright->black "
+          f"{100 * f['bright_to_black']:.1f} % (sonoedge fidelity --run: every frame you choose)")
     _write_json(args.json, result)
     return 0
+
+
+def _fidelity(cfg: Any, path: str) -> dict[str, Any]:
+    """The fidelity gate's measures (runtime/fidelity.py) of the input's middle frame, enhanced as
+    benchmarked: one frame, so it costs one inference beside the minutes of the benchmark."""
+    from sonoedge.runtime.bundle.fidelity_check import FidelityFrame, frame_indices, read_frames, score
+    from sonoedge.runtime.bundle.model import load_model
+    from sonoedge.runtime.frames import Frame, to_grey
+    from sonoedge.runtime.stream.enhancer import Enhancer
+
+    index = frame_indices(path, 1)[0]
+    image = read_frames(path, [index])[index]
+    model = load_model(cfg)
+    try:
+        out = Enhancer(model, cfg)(Frame(image, index))
+    finally:
+        model.close()
+    row, _ = score(FidelityFrame(f"{Path(path).name}#{index}", to_grey(image)), to_grey(out.image))
+    return {k: v for k, v in row.items() if not k.endswith("_list")}
 
 
 def _phantom_clip(folder: Path, frames: int) -> str:

@@ -6,6 +6,9 @@
 Images are matched by file name without extension (``thyroid_0003.png`` in every folder); every
 folder must hold the same names. Writes OUT/table.md (also printed), OUT/table.csv,
 OUT/scores_per_image.csv and OUT/figure.png (low | methods | high, like the paper's Figure 3).
+table.md also holds the fidelity table (each output against its low input, no reference needed:
+structures erased and invented, low-pass echogenicity correlation, the fidelity gate's verdict; and
+the low-pass correlation with the high image); scores_per_image.csv its per-image columns.
 OUT must be new or empty; ``--overwrite`` replaces these four files and touches nothing else. OUT
 is never one of the input folders nor inside one.
 
@@ -38,6 +41,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "cache); 'random' = seeded random trunk, not comparable to published LPIPS")
     parser.add_argument("--lpips-net", choices=("vgg", "alex"), default="vgg", help="LPIPS trunk network (paper: vgg)")
     parser.add_argument("--no-lpips", action="store_true", help="leave LPIPS out (no torch needed)")
+    parser.add_argument("--no-fidelity", action="store_true",
+                        help="leave out the fidelity measures (each output against its low input: structures erased "
+                             "and invented, low-pass echogenicity correlation; runtime/fidelity.py)")
     parser.add_argument("--lncc-window", type=int, default=9,
                         help="LNCC window side in pixels (default 9, see sonoedge.runtime.metrics.LNCC_WINDOW)")
     parser.add_argument("--figure-rows", type=int, default=4, help="image rows in figure.png (default 4)")
@@ -126,7 +132,7 @@ def run(args: argparse.Namespace) -> int:
         methods = collect_methods(args, reference, low)
     lpips_metric = build_lpips_metric(args)  # before scoring: a missing trunk fails fast
     report = evaluate_methods(reference, low, methods, lpips_metric=lpips_metric, progress=not args.quiet,
-                              lncc_window=args.lncc_window)
+                              lncc_window=args.lncc_window, fidelity=not args.no_fidelity)
     written = report.write(args.out, figure_rows=args.figure_rows)
     print(report.markdown())
     print("wrote " + ", ".join(str(p) for p in written.values()))

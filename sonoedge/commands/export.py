@@ -1,7 +1,9 @@
 """``sonoedge export CKPT --target jetson -o BUNDLE``: checkpoint -> device bundle with accuracy gates.
 
-Exit 0: every requested precision passed its gate. Exit 3 (GateError): one failed and
-``--allow-degraded`` was not given (no bundle is written). Exit 2: a user error (unknown target,
+Exit 0: every requested precision passed its accuracy gate and the fidelity gate on real frames
+(or fidelity was not checked: no real frames, said loudly and in the manifest). Exit 3 (GateError):
+one failed and ``--allow-degraded`` was not given (no bundle is written; the message names the
+frames and the measures). Exit 2: a user error (unknown target,
 missing file, ...), one line naming the thing.
 """
 from __future__ import annotations
@@ -33,7 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "reference_frames": "reference frames stored in the bundle",
         "reference_size": "largest reference crop HxW",
         "bundle_calib_tiles": "calibration tiles carried in the bundle for the legacy TensorRT calibrator",
-        "allow_degraded": "keep precisions that fail their gate, flagged degraded",
+        "fidelity_frames": "real frames for the fidelity gate (folder or file; none given: the realus recordings when "
+                           "present, else not checked with a warning; 'none': not checked on purpose)",
+        "fidelity_per_group": "fidelity frames: files per sub-folder (kind of recording)",
+        "fidelity_annotations": "HC18 annotations folder for the skull measures (none: annotations/hc18 beside the frames)",
+        "allow_degraded": "keep precisions that fail their accuracy or fidelity gate, flagged degraded",
         "simplify": "simplify the ONNX graph with onnxslim",
         "stable_instance_norm": "rewrite InstanceNormalization as its two-pass form (exact on every runtime; see onnx_export.py)",
         "lpips_trunk": "VGG16 trunk weights file for LPIPS, or 'random' (flagged; none: $SONOEDGE_LPIPS_TRUNK, then the "

@@ -85,8 +85,10 @@ def test_bench_reports_pipeline_hand_loop_and_floor_side_by_side(tiny_bundle, tm
     assert r["pipeline_vs_hand_fps"]["median"] > 0 and "median" in r["pipeline_vs_bare_cpu_pct"]
     assert set(r["steps"]) == {"capture", "prepare", "infer", "finish", "sink", "frame"}
     assert len(r["load_average"]["start"]) == 3
+    assert r["fidelity"]["frame"] == "frames#1" and r["fidelity"]["verdict"] in ("pass", "fail")
     text = capsys.readouterr().out
     assert "careful hand loop" in text and "per-step budget" in text and "load average" in text
+    assert "fidelity of the enhanced middle frame (frames#1)" in text
 
 
 def test_enhance_missing_input_is_one_clear_error(tiny_bundle, tmp_path, capsys):

@@ -19,7 +19,8 @@ from sonoedge.runtime.errors import BundleError, GateError, InputError, UnknownN
 def _cfg(frames, size, **over):
     base = dict(target="jetson-orin-nano-8gb", precisions=("fp32", "fp16", "int8"), frames=frames and str(frames),
                 calib_frames=12, search_frames=4, reference_frames=2, reference_size=size, calib_size=(64, 64),
-                bundle_calib_tiles=4, lpips=False, calib_bins=256)  # 256 bins: fast entropy search in tests
+                bundle_calib_tiles=4, lpips=False, calib_bins=256,  # 256 bins: fast entropy search in tests
+                fidelity_frames="none")  # these tiny models are not faithful; the fidelity gate has its own tests
     base.update(over)
     return ExportConfig(**base)
 
@@ -123,7 +124,8 @@ def test_unsupported_precision_for_target(tmp_path, tiny_checkpoints, speckle_di
 def test_gate_failure_exits_nonzero_and_degraded_is_flagged(tmp_path, tiny_checkpoints, speckle_dir, monkeypatch, capsys):
     monkeypatch.setitem(gates.GATES, "fp16", gates.Gate(psnr_min=500.0))  # unreachable: fp16 must fail
     args = ["export", str(tiny_checkpoints["resnet"]), "--target", "x86-cuda", "--precisions", "fp32,fp16",
-            "--frames", str(speckle_dir), "--reference-frames", "2", "--reference-size", "48", "--no-lpips", "--calib-bins", "256", "-o"]
+            "--frames", str(speckle_dir), "--reference-frames", "2", "--reference-size", "48", "--no-lpips", "--calib-bins", "256",
+            "--fidelity-frames", "none", "-o"]
     assert main([*args, str(tmp_path / "strict")]) == GateError.exit_code
     assert "fp16: PSNR" in capsys.readouterr().err
     assert not (tmp_path / "strict").exists(), "a failed export must leave no bundle"

@@ -177,3 +177,20 @@ def test_as_deployed_pastes_the_region_into_the_untouched_low_frame():
     inside = fan > 0
     assert (shown[~inside] == 0).mean() > 0.9, "most of the black surround stays black"
     assert (shown[inside] == 77).mean() > 0.97, "the imaging region comes from the model"
+
+
+def test_fidelity_beside_the_paper_metrics(pairs):
+    low, high = pairs
+    report = evaluate_methods(high, low, {"median": _median(low), "inverted": {k: 255 - v for k, v in low.items()}},
+                              keep_images=False)
+    f = report.fidelity
+    assert f[BASELINE]["lowpass_r_low"].min() == pytest.approx(1.0) and f[BASELINE]["gate_fail"].sum() == 0
+    assert f["median"]["gate_fail"].sum() == 0 and f["median"]["erased"].sum() == 0
+    assert f["inverted"]["gate_fail"].sum() == len(report.names) and f["inverted"]["lowpass_r_low"].max() < -0.9
+    # against the high image, the inversion is as far from it as the input is close
+    assert f["inverted"]["lowpass_r_high"].mean() == pytest.approx(-f[BASELINE]["lowpass_r_high"].mean(), abs=0.02)
+    text = report.markdown()
+    assert "### Fidelity (all images)" in text and "| inverted | 6 of 6 |" in text
+    per_image = list(csv.DictReader(io.StringIO(report.per_image_csv_text())))
+    assert float(per_image[0]["lowpass_r_low"]) == pytest.approx(1.0) and "gate_fail" in per_image[0]
+    assert not evaluate_methods(high, low, {}, fidelity=False, keep_images=False).fidelity
