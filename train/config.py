@@ -49,6 +49,11 @@ class LossConfig:
     # echogenicity map at a speckle-removed scale; not in the papers, 0 = off
     lambda_lowpass: float = 0.0
     lowpass_px: int = 8  # area down-sampling factor of that map (several speckle cells per block)
+    # no-hole hinge (losses.dark_hinge): the output may not fall below half the input's local
+    # echogenicity where the input is not itself dark (the fidelity gate's "invented" rule); 0 = off
+    lambda_dark: float = 0.0
+    dark_ratio: float = 0.5  # the fraction of the input's echogenicity the output may not fall below there
+    dark_px: int = 25  # window of the input's echogenicity in that hinge (~ the gate's sigma 1.5 cells at 4-8 px cells)
     # False: train G_H alone (paired L1, identity, low-pass, perceptual on G_H; no G_L, no
     # discriminators), which needs lambda_adv = lambda_cycle = 0: the fast CPU recipe of the default
     reverse: bool = True

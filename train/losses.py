@@ -91,3 +91,24 @@ def lowpass_l1(source: torch.Tensor, output: torch.Tensor, pixels: int) -> torch
     to change texture below that scale. Not from the papers; the structure-holding term of
     DESIGN.md's fidelity contract, ablated in docs/results/training.md."""
     return F.l1_loss(lowpass(output, pixels), lowpass(source, pixels))
+
+
+def dark_hinge(source: torch.Tensor, output: torch.Tensor, pixels: int, ratio: float = 0.5,
+               not_dark: float = 0.6, fine: int = 7) -> torch.Tensor:
+    """Penalty on holes the input does not have: mean of relu(ratio * m - o) where the input is
+    not itself dark (its ``fine`` x ``fine`` mean >= ``not_dark`` x m), with m the input's local
+    mean over ``pixels`` x ``pixels`` (its echogenicity at the scale of the gate's low-pass map,
+    sigma 1.5 speckle cells) and o the output's ``fine`` x ``fine`` mean (the gate's fine map,
+    sigma 0.5 cell), grey in [0, 1].
+
+    The fidelity gate counts an output below 0.35 x the input's echogenicity where the input is not
+    dark as an invented structure (runtime/fidelity.py, DARK_RATIO, SOURCE_NOT_DARK); ``ratio`` 0.5
+    keeps a margin above it. Deepening a hypoechoic region into an anechoic one is what a model
+    trained on phantom cysts (grey clutter in the handheld image, black in the console's) learns."""
+    s, o = (source + 1) / 2, (output + 1) / 2
+    k = pixels + 1 - pixels % 2  # odd window, same size output
+    m = F.avg_pool2d(s, k, stride=1, padding=k // 2, count_include_pad=False)
+    s_fine = F.avg_pool2d(s, fine, stride=1, padding=fine // 2, count_include_pad=False)
+    o_fine = F.avg_pool2d(o, fine, stride=1, padding=fine // 2, count_include_pad=False)
+    weight = (s_fine >= not_dark * m).to(o.dtype)
+    return (F.relu(ratio * m - o_fine) * weight).mean()

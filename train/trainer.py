@@ -268,6 +268,9 @@ class Trainer:
             if lw.lambda_lowpass > 0:
                 terms["lowpass"] = (losses.lowpass_l1(low, fake_h, lw.lowpass_px)
                                     + losses.lowpass_l1(high, fake_l, lw.lowpass_px))
+            if lw.lambda_dark > 0:
+                terms["dark"] = (losses.dark_hinge(low, fake_h, lw.dark_px, lw.dark_ratio)
+                                 + losses.dark_hinge(high, fake_l, lw.dark_px, lw.dark_ratio))
             if needs_lpips(cfg):
                 other_h, other_l = (fake_h, fake_l) if lw.perceptual == "translated" else (cyc_h, cyc_l)
                 terms["perceptual"] = losses.perceptual(self.phi, high.float(), other_h.float(), low.float(), other_l.float())
@@ -300,7 +303,8 @@ class Trainer:
     def _weights(self) -> dict[str, float]:
         lw = self.cfg.loss
         return {"adv": lw.lambda_adv, "cycle": lw.lambda_cycle, "identity": lw.lambda_identity,
-                "paired": lw.lambda_paired, "perceptual": lw.lambda_perceptual, "lowpass": lw.lambda_lowpass}
+                "paired": lw.lambda_paired, "perceptual": lw.lambda_perceptual, "lowpass": lw.lambda_lowpass,
+                "dark": lw.lambda_dark}
 
     def _train_step_forward(self, low: torch.Tensor, high: torch.Tensor, paired: bool) -> dict[str, torch.Tensor]:
         """``loss.reverse=false``: one update of G_H alone, |H - G_H(L)| (journal L_L1, one way),
@@ -316,10 +320,13 @@ class Trainer:
                 terms["identity"] = torch.nn.functional.l1_loss(G_H(high), high)
             if lw.lambda_lowpass > 0:
                 terms["lowpass"] = losses.lowpass_l1(low, fake_h, lw.lowpass_px)
+            if lw.lambda_dark > 0:
+                terms["dark"] = losses.dark_hinge(low, fake_h, lw.dark_px, lw.dark_ratio)
             if needs_lpips(self.cfg):
                 terms["perceptual"] = self.phi(high.float(), fake_h.float()).mean()
             if not terms:
-                raise InputError("loss.reverse=false needs at least one of lambda_paired, lambda_identity, lambda_lowpass, lambda_perceptual > 0")
+                raise InputError("loss.reverse=false needs at least one of lambda_paired, lambda_identity, lambda_lowpass, "
+                                 "lambda_dark, lambda_perceptual > 0")
             weights = self._weights()
             loss_g = sum(weights[k] * v for k, v in terms.items())
         self.opt["G"].zero_grad(set_to_none=True)
