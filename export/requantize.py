@@ -145,6 +145,9 @@ def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, c
             [expected for _, expected in refs]), int8_path.name, cfg.allow_degraded, progress, LPIPS_NOTE, extra)
         entries["int8"] = dataclasses.replace(entries["int8"], fidelity=_REBUILT)
         failures.extend(entries["int8"].failures)
+    entries = _carry_fidelity(manifest, entries, int8_path, progress)
+    failures.extend(f for f in (entries["int8"].fidelity.failures if entries["int8"].fidelity else ())
+                    if entries["int8"].fidelity.status == "fail")
     if failures and not cfg.allow_degraded:
         raise GateError("; ".join(failures) + " (the bundle was left unchanged)")
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
@@ -155,6 +158,39 @@ def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, c
 
 _REBUILT = FidelityEntry(status="not checked", reason="INT8 model rebuilt by requantize; check it on real frames with "
                                                      "sonoedge verify BUNDLE --precision int8 --fidelity-frames DIR")
+
+
+def _carry_fidelity(manifest: Manifest, entries: dict[str, Any], int8_path: Path, progress: Progress) -> dict[str, Any]:
+    """The fidelity gate survives a requantize: fp32 and fp16 models are unchanged, so their
+    entries are kept; the new INT8 model is run through the gate again on the frames the export's
+    entry names the source of (the same pick: runtime/bundle/fidelity_check.load_frames)."""
+    from sonoedge.runtime.bundle.fidelity_check import Hc18Annotations, check_model, load_frames
+
+    out = dict(entries)
+    for precision, old in manifest.precisions.items():
+        if precision != "int8" and old.fidelity is not None and precision in out:
+            out[precision] = dataclasses.replace(out[precision], fidelity=old.fidelity)
+    old8 = manifest.precisions.get("int8")
+    source = old8.fidelity.source if old8 is not None and old8.fidelity is not None else None
+    if source and Path(source).exists():
+        frames = load_frames(source, annotations=Hc18Annotations.beside(Path(source)))
+        result = check_model(_ort_infer(int8_path), frames, manifest.model.stride)
+        worst = result.worst
+        progress(f"requantize: int8 fidelity {'PASS' if result.passed else 'FAIL'} on {len(result.frames)} real frames: "
+                 f"erased {worst.get('erased', 0):g}, invented {worst.get('invented', 0):g}, "
+                 f"low-pass r {worst.get('lowpass_corr', float('nan')):.3f}")
+        from sonoedge.runtime.bundle.manifest import FidelityEntry
+
+        out["int8"] = dataclasses.replace(out["int8"], fidelity=FidelityEntry(
+            status="pass" if result.passed else "fail", degraded=not result.passed, failures=result.failures,
+            gate=result.thresholds, results=worst, frames=tuple(f["frame"] for f in result.frames), source=source,
+            per_frame=result.frames))
+    elif old8 is not None and old8.fidelity is not None:
+        from sonoedge.runtime.bundle.manifest import FidelityEntry
+
+        out["int8"] = dataclasses.replace(out["int8"], fidelity=FidelityEntry(
+            status="not checked", reason=f"requantized; the export's fidelity frames ({source}) are not here"))
+    return out
 
 
 def real_frame_report(fp32_path: Path, int8_path: Path, frames: FrameSet, stride: int,

@@ -31,6 +31,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "data phantom": ("sonoedge.commands.data_phantom", "simulate paired handheld/high-end B-mode images and clips"),
     "data inspect": ("sonoedge.commands.data_inspect", "read any ultrasound file and show its frames and imaging region"),
     "data split": ("sonoedge.commands.data_split", "write the deterministic train/val/test split of a dataset"),
+    "data degrade": ("sonoedge.commands.data_degrade", "degrade high-end frames with a handheld device model: paired real-anatomy data"),
     "evaluate": ("sonoedge.commands.evaluate", "score outputs (or a checkpoint) against references: Table 2 layout"),
     "train": ("sonoedge.commands.train", "train a generator from a preset (CycleGAN+PL, SR)"),
     "distill": ("sonoedge.commands.distill", "distill a teacher checkpoint into an INT8-ready edge student"),

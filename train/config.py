@@ -49,6 +49,18 @@ class LossConfig:
     # $SONOEDGE_LPIPS_TRUNK and the torchvision cache (sonoedge.train.lpips_offline)
     lpips_trunk: str | None = None
     label_smoothing: bool = True  # conference Eq. 7: real label 0.9 once mean real scores reach 0.9
+    # low-pass consistency |lowpass(G(x)) - lowpass(x)|_1 (losses.lowpass_l1): keeps the input's
+    # echogenicity map at a speckle-removed scale; not in the papers, 0 = off
+    lambda_lowpass: float = 0.0
+    lowpass_px: int = 8  # area down-sampling factor of that map (several speckle cells per block)
+    # no-hole hinge (losses.dark_hinge): the output may not fall below half the input's local
+    # echogenicity where the input is not itself dark (the fidelity gate's "invented" rule); 0 = off
+    lambda_dark: float = 0.0
+    dark_ratio: float = 0.5  # the fraction of the input's echogenicity the output may not fall below there
+    dark_px: int = 25  # window of the input's echogenicity in that hinge (~ the gate's sigma 1.5 cells at 4-8 px cells)
+    # False: train G_H alone (paired L1, identity, low-pass, perceptual on G_H; no G_L, no
+    # discriminators), which needs lambda_adv = lambda_cycle = 0: the fast CPU recipe of the default
+    reverse: bool = True
 
 
 @dataclasses.dataclass
@@ -116,6 +128,10 @@ class TrainConfig:
             raise InputError(f"train.best_metric must be ssim, psnr, lncc or lpips, got '{self.train.best_metric}'")
         if self.train.amp_dtype not in ("float16", "bfloat16"):
             raise InputError(f"train.amp_dtype must be 'float16' or 'bfloat16', got '{self.train.amp_dtype}'")
+        if not self.loss.reverse and (self.loss.lambda_adv > 0 or self.loss.lambda_cycle > 0):
+            raise InputError("loss.reverse=false trains G_H alone; it needs loss.lambda_adv=0 and loss.lambda_cycle=0")
+        if self.loss.lowpass_px < 1:
+            raise InputError(f"loss.lowpass_px must be at least 1, got {self.loss.lowpass_px}")
         if self.train.batch_size < 1 or self.train.epochs < 1:
             raise InputError("train.batch_size and train.epochs must be at least 1")
         if self.train.workers < -1 or self.train.prefetch_factor < 1 or self.train.log_every < 1:

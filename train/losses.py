@@ -74,3 +74,41 @@ def discriminator_lsgan(real_scores: torch.Tensor, fake_scores: torch.Tensor, ta
     ``target`` a number or a 0-dim tensor (:func:`real_target_tensor`)."""
     real = torch.full_like(real_scores, target) if not torch.is_tensor(target) else target.to(real_scores.dtype).expand_as(real_scores)
     return F.mse_loss(real_scores, real) + F.mse_loss(fake_scores, torch.zeros_like(fake_scores))
+
+
+def lowpass(image: torch.Tensor, pixels: int) -> torch.Tensor:
+    """Area down-sampling by ``pixels`` (mean over pixels x pixels blocks; the map at a scale where
+    speckle is averaged out, the echogenicity map a reader sees). Sides not divisible are cropped."""
+    if pixels <= 1:
+        return image
+    h, w = image.shape[-2:]
+    return F.avg_pool2d(image[..., : h - h % pixels, : w - w % pixels], pixels)
+
+
+def lowpass_l1(source: torch.Tensor, output: torch.Tensor, pixels: int) -> torch.Tensor:
+    """||lowpass(G(x)) - lowpass(x)||_1: the generator keeps the input's echogenicity map at the
+    speckle-removed scale (no bright boundary erased, no dark blob invented), while it stays free
+    to change texture below that scale. Not from the papers; the structure-holding term of
+    DESIGN.md's fidelity contract, ablated in docs/results/training.md."""
+    return F.l1_loss(lowpass(output, pixels), lowpass(source, pixels))
+
+
+def dark_hinge(source: torch.Tensor, output: torch.Tensor, pixels: int, ratio: float = 0.5,
+               not_dark: float = 0.6, fine: int = 7) -> torch.Tensor:
+    """Penalty on holes the input does not have: mean of relu(ratio * m - o) where the input is
+    not itself dark (its ``fine`` x ``fine`` mean >= ``not_dark`` x m), with m the input's local
+    mean over ``pixels`` x ``pixels`` (its echogenicity at the scale of the gate's low-pass map,
+    sigma 1.5 speckle cells) and o the output's ``fine`` x ``fine`` mean (the gate's fine map,
+    sigma 0.5 cell), grey in [0, 1].
+
+    The fidelity gate counts an output below 0.35 x the input's echogenicity where the input is not
+    dark as an invented structure (runtime/fidelity.py, DARK_RATIO, SOURCE_NOT_DARK); ``ratio`` 0.5
+    keeps a margin above it. Deepening a hypoechoic region into an anechoic one is what a model
+    trained on phantom cysts (grey clutter in the handheld image, black in the console's) learns."""
+    s, o = (source + 1) / 2, (output + 1) / 2
+    k = pixels + 1 - pixels % 2  # odd window, same size output
+    m = F.avg_pool2d(s, k, stride=1, padding=k // 2, count_include_pad=False)
+    s_fine = F.avg_pool2d(s, fine, stride=1, padding=fine // 2, count_include_pad=False)
+    o_fine = F.avg_pool2d(o, fine, stride=1, padding=fine // 2, count_include_pad=False)
+    weight = (s_fine >= not_dark * m).to(o.dtype)
+    return (F.relu(ratio * m - o_fine) * weight).mean()

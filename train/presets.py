@@ -91,6 +91,29 @@ def grimwood() -> Any:
     )
 
 
+def default_recipe() -> Any:
+    """The embedded default's recipe (docs/results/training.md): the journal's U-Net at the
+    deployed size (ngf 8, depth 6), G_H alone on paired data (journal L_L1 one way), the
+    conference's identity term (Eq. 5, one way) and the low-pass consistency term; no GAN or
+    perceptual terms, so it converges in about an hour on a 2-core CPU. Data: real console frames
+    degraded by ``sonoedge data degrade`` plus phantom pairs with ``tissue.extras`` and
+    ``display_variation``, 256 x 256 tiles."""
+    from sonoedge.train.augment import AugmentConfig
+    from sonoedge.train.config import LoopConfig, LossConfig, ModelConfig, OptimConfig, TrainConfig
+    from sonoedge.train.datasets import DataConfig
+
+    return TrainConfig(
+        preset="sonoedge-default",
+        data=_data(DataConfig, ratios=(0.9, 0.1, 0.0), size=0, stride=64, augment=AugmentConfig(crop_margin=0)),
+        model=ModelConfig(generator="unet", generator_kwargs={"ngf": 8, "depth": 6, "dropout": 0.0, "dropout_layers": 2},
+                          discriminator_kwargs={"ndf": 16}),
+        loss=LossConfig(lambda_adv=0.0, lambda_cycle=0.0, lambda_identity=0.5, lambda_paired=1.0, lambda_perceptual=0.0,
+                        perceptual="none", lambda_lowpass=1.0, lowpass_px=8, reverse=False, label_smoothing=False),
+        optim=OptimConfig(lr_g=1e-3, lr_d=1e-3, betas_g=(0.9, 0.999), betas_d=(0.9, 0.999), lr_step_epochs=4),
+        train=LoopConfig(epochs=10, batch_size=8, threads=2, val_max_items=48, log_every=10),
+    )
+
+
 def _data(cls, **values):
     """A DataConfig with the paper's split, passing only the fields that DataConfig has."""
     names = {f.name for f in dataclasses.fields(cls)}
@@ -100,6 +123,9 @@ def _data(cls, **values):
 PRESETS.register("athreya2024-conference")(Preset(
     "athreya2024-conference", "CycleGAN + LPIPS perceptual loss, ResNet-15 generator (Athreya et al. 2024, conference)",
     config=conference(), run=_run_cyclegan))
+PRESETS.register("sonoedge-default")(Preset(
+    "sonoedge-default", "the embedded default: U-Net ngf 8 on degraded real + phantom pairs, L1 + identity + low-pass, no GAN",
+    config=default_recipe(), run=_run_cyclegan))
 PRESETS.register("athreya2024-journal")(Preset(
     "athreya2024-journal", "CycleGAN + LPIPS perceptual loss + paired L1, U-Net generator (Athreya et al. 2024, JMIR Biomed Eng)",
     config=journal(), run=_run_cyclegan))

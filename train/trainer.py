@@ -250,6 +250,8 @@ class Trainer:
         if not paired and (lw.lambda_paired > 0 or (lw.perceptual == "translated" and lw.lambda_perceptual > 0)):
             raise InputError("the paired L1 and Phi(H, G_H(L)) terms need paired data; set loss.lambda_paired=0 "
                              "and loss.perceptual='cycled' or 'none' for unpaired A/B folders")
+        if not lw.reverse:
+            return self._train_step_forward(low, high, paired)
         # --- generators; the discriminators are called unwrapped and frozen (no DDP bookkeeping)
         for d in (D_H, D_L):
             d.requires_grad_(False)
@@ -266,11 +268,16 @@ class Trainer:
                 terms["identity"] = losses.identity_l1(high, G_H(high), low, G_L(low))
             if lw.lambda_paired > 0:
                 terms["paired"] = losses.paired_l1(high, fake_h, low, fake_l)
+            if lw.lambda_lowpass > 0:
+                terms["lowpass"] = (losses.lowpass_l1(low, fake_h, lw.lowpass_px)
+                                    + losses.lowpass_l1(high, fake_l, lw.lowpass_px))
+            if lw.lambda_dark > 0:
+                terms["dark"] = (losses.dark_hinge(low, fake_h, lw.dark_px, lw.dark_ratio)
+                                 + losses.dark_hinge(high, fake_l, lw.dark_px, lw.dark_ratio))
             if needs_lpips(cfg):
                 other_h, other_l = (fake_h, fake_l) if lw.perceptual == "translated" else (cyc_h, cyc_l)
                 terms["perceptual"] = losses.perceptual(self.phi, high.float(), other_h.float(), low.float(), other_l.float())
-            weights = {"adv": lw.lambda_adv, "cycle": lw.lambda_cycle, "identity": lw.lambda_identity,
-                       "paired": lw.lambda_paired, "perceptual": lw.lambda_perceptual}
+            weights = self._weights()
             loss_g = sum(weights[k] * v for k, v in terms.items())
         self.opt["G"].zero_grad(set_to_none=True)
         self.scaler.scale(loss_g).backward()
@@ -294,6 +301,45 @@ class Trainer:
         out = {f"loss_{k}": v.detach() for k, v in terms.items()}
         out.update(loss_g=loss_g.detach(), loss_d=loss_d.detach(), real_target=target)
         self.finite &= torch.isfinite(out["loss_g"]) & torch.isfinite(out["loss_d"])
+        return out
+
+    def _weights(self) -> dict[str, float]:
+        lw = self.cfg.loss
+        return {"adv": lw.lambda_adv, "cycle": lw.lambda_cycle, "identity": lw.lambda_identity,
+                "paired": lw.lambda_paired, "perceptual": lw.lambda_perceptual, "lowpass": lw.lambda_lowpass,
+                "dark": lw.lambda_dark}
+
+    def _train_step_forward(self, low: torch.Tensor, high: torch.Tensor, paired: bool) -> dict[str, torch.Tensor]:
+        """``loss.reverse=false``: one update of G_H alone, |H - G_H(L)| (journal L_L1, one way),
+        |H - G_H(H)| (conference Eq. 5, one way), the low-pass term and Phi(H, G_H(L)); G_L and the
+        discriminators are not run (loss_d is reported as 0)."""
+        lw, G_H = self.cfg.loss, self.nets["G_H"]
+        with self.autocast():
+            fake_h = G_H(low)
+            terms = {}
+            if lw.lambda_paired > 0:
+                terms["paired"] = torch.nn.functional.l1_loss(fake_h, high)
+            if lw.lambda_identity > 0:
+                terms["identity"] = torch.nn.functional.l1_loss(G_H(high), high)
+            if lw.lambda_lowpass > 0:
+                terms["lowpass"] = losses.lowpass_l1(low, fake_h, lw.lowpass_px)
+            if lw.lambda_dark > 0:
+                terms["dark"] = losses.dark_hinge(low, fake_h, lw.dark_px, lw.dark_ratio)
+            if needs_lpips(self.cfg):
+                terms["perceptual"] = self.phi(high.float(), fake_h.float()).mean()
+            if not terms:
+                raise InputError("loss.reverse=false needs at least one of lambda_paired, lambda_identity, lambda_lowpass, "
+                                 "lambda_dark, lambda_perceptual > 0")
+            weights = self._weights()
+            loss_g = sum(weights[k] * v for k, v in terms.items())
+        self.opt["G"].zero_grad(set_to_none=True)
+        self.scaler.scale(loss_g).backward()
+        self.scaler.step(self.opt["G"])
+        self.scaler.update()
+        zero = torch.zeros((), device=loss_g.device)
+        out = {f"loss_{k}": v.detach() for k, v in terms.items()}
+        out.update(loss_g=loss_g.detach(), loss_d=zero, real_target=zero + 1.0)
+        self.finite &= torch.isfinite(out["loss_g"])
         return out
 
     def scalars(self, record: dict[str, torch.Tensor]) -> dict[str, float]:

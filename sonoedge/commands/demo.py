@@ -23,7 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="replace the demo's files (enhanced.mp4, input.mp4, side_by_side.png, report.json) in a "
                              "folder that is not empty; nothing else in it is touched")
     parser.add_argument("--frames", type=int, default=24, help="phantom clip length (default 24)")
-    parser.add_argument("--seed", type=int, default=0, help="phantom scene seed (default 0)")
+    from sonoedge.train.demo import DEMO_SEED
+
+    parser.add_argument("--seed", type=int, default=DEMO_SEED,
+                        help=f"phantom scene seed (default {DEMO_SEED}: a scene outside the default model's training data)")
     from sonoedge.runtime.stream.enhancer import EnhancerConfig
 
     add_config_arguments(parser, EnhancerConfig, {"bundle": "bundle to run ('' = the embedded default bundle)",

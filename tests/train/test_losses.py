@@ -75,3 +75,19 @@ def test_pool_passthrough_and_history():
     other = ImagePool(5)
     other.load_state_dict(state)
     assert other.size == 2 and all(torch.equal(a, b) for a, b in zip(other.images, pool.images))
+
+
+def test_lowpass_l1_sees_echogenicity_not_speckle():
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 1, 32, 32, generator=g) * 2 - 1
+    # texture changed below the 8-pixel scale with the block means kept: no low-pass loss
+    flipped = x.view(1, 1, 4, 8, 4, 8).flip(3).flip(5).reshape(1, 1, 32, 32)
+    assert losses.lowpass_l1(x, flipped, 8).item() == pytest.approx(0.0, abs=1e-6)
+    assert losses.paired_l1(x, flipped, x, x).item() > 0.1
+    # a dark blob erased into the map costs its block means
+    blob = x.clone()
+    blob[..., 8:16, 8:16] = -1.0
+    expected = (x[..., 8:16, 8:16].mean() + 1.0).abs().item() / 16
+    assert losses.lowpass_l1(x, blob, 8).item() == pytest.approx(expected, rel=1e-5)
+    assert losses.lowpass(x, 1) is x
+    assert losses.lowpass(torch.zeros(1, 1, 30, 33), 8).shape == (1, 1, 3, 4)

@@ -196,3 +196,27 @@ def test_evaluate_checkpoint_on_phantom_test_split(tmp_path, capsys):
     assert "reference low" in table.lower() and "unet" in table and "as deployed" in table
     assert main(["evaluate", "--checkpoint", str(tmp_path / "nope.pt"), str(tmp_path / "ph"), "--out", str(tmp_path / "eval2")]) != 0
     assert "nope.pt" in capsys.readouterr().err
+
+
+def test_one_way_mode_trains_g_h_alone_with_the_low_pass_term(tmp_path):
+    from sonoedge.train.config import TrainConfig
+    from sonoedge.train.presets import default_recipe
+    from sonoedge.train.trainer import Trainer
+
+    cfg = load_config(TrainConfig, None, ["model.generator_kwargs={ngf=4, depth=3, dropout=0.0, dropout_layers=1}",
+                                          "model.discriminator_kwargs={ndf=4}", "train.batch_size=2",
+                                          "train.log_every=1", "train.max_steps=3", "train.threads=0",
+                                          "data.stride=8"], base=default_recipe())
+    trainer = Trainer(cfg, tmp_path / "run", datasets=data())
+    before = {k: [p.detach().clone() for p in trainer.nets[k].parameters()] for k in ("G_H", "G_L", "D_H")}
+    try:
+        trainer.fit()
+    finally:
+        trainer.writer.close()
+    steps = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
+    assert {"loss_paired", "loss_identity", "loss_lowpass"} <= set(steps[0]) and "loss_adv" not in steps[0]
+    assert steps[-1]["loss_d"] == 0.0
+    changed = {k: any(not torch.equal(a, b) for a, b in zip(v, trainer.nets[k].parameters())) for k, v in before.items()}
+    assert changed == {"G_H": True, "G_L": False, "D_H": False}
+    with pytest.raises(InputError, match="reverse=false"):
+        load_config(TrainConfig, None, ["loss.lambda_adv=1.0"], base=default_recipe()).check()

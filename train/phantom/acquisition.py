@@ -264,6 +264,7 @@ class _Device:
         x_half = geo.width * geo.pixel_mm / 2 + reach
         bounds = (-x_half, geo.y_top - margin_mm - 3.0, x_half, geo.y_top + geo.height * geo.pixel_mm + reach)
         self.texture = _Texture(rng, bounds, spacing / 1.2)
+        self.tgc_db = 0.0  # display TGC ramp in dB (set per seed by simulate._setup)
 
     def frame(self, scene: _Scene, warp: _Warp, rng: np.random.Generator) -> np.ndarray:
         """uint8 (H, W) image of ``scene`` seen through ``warp``."""
@@ -280,6 +281,9 @@ class _Device:
         dr = self.dev.dynamic_range_db
         top = dr + RAYLEIGH_MEAN_DB - self.dev.tissue_grey * dr / 255.0
         db = 20.0 * np.log10(np.maximum(envelope, 1e-8))
+        if self.tgc_db:  # a display TGC ramp, top to bottom of the raster (PhantomConfig.display_variation)
+            ramp = (np.arange(db.shape[0], dtype=np.float32) / max(db.shape[0] - 1, 1) - 0.5) * self.tgc_db
+            db = db + ramp[:, None]
         grey = 255.0 * (db - (top - dr)) / dr
         grey = np.where(self.inside, grey, 0.0)
         return np.clip(np.rint(grey), 0, 255).astype(np.uint8)

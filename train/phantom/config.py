@@ -103,6 +103,15 @@ class TissueModel:
     micro_db: float = 2.0  # parenchymal micro-structure (granular organ texture), standard deviation
     micro_scale: float = 0.012  # its cell size / image depth (0.5 mm at 40 mm, 1.3 mm at 110 mm)
     calcification_probability: float = 0.5  # a bright reflector with an acoustic shadow
+    # What real scans have and the scenes above lack (drawn from their own random stream, so the
+    # scenes of a seed are unchanged when off): a long bright boundary (diaphragm, fascia: a thick
+    # band up to +18 dB), a bone/rib reflector whose shadow reaches the bottom, a large anechoic
+    # region (bladder, amniotic fluid: a dark background with posterior enhancement) holding
+    # isolated point targets.
+    extras: bool = False
+    boundary_db: tuple[float, float] = (10.0, 18.0)
+    bone_probability: float = 0.5
+    dark_probability: float = 0.5
 
 
 @dataclasses.dataclass
@@ -132,6 +141,16 @@ class PhantomConfig:
     low: DeviceModel = dataclasses.field(default_factory=DeviceModel.handheld)
     tissue: TissueModel = dataclasses.field(default_factory=TissueModel)
     motion: MotionModel = dataclasses.field(default_factory=MotionModel)
+    # Per-seed display settings shared by both devices of a pair (a user's gain, TGC and dynamic
+    # range knobs): tissue grey of the high image in display_grey, the low's that times
+    # display_low_ratio, a depth ramp of tgc_db (top to bottom, both images) and dynamic ranges in
+    # high_dynamic_range_db / low_dynamic_range_db. Off: the devices' own settings.
+    display_variation: bool = False
+    display_grey: tuple[float, float] = (35.0, 130.0)
+    display_low_ratio: tuple[float, float] = (0.85, 1.2)
+    tgc_db: tuple[float, float] = (-10.0, 10.0)
+    high_dynamic_range_db: tuple[float, float] = (50.0, 70.0)
+    low_dynamic_range_db: tuple[float, float] = (36.0, 50.0)
 
     def validate(self) -> "PhantomConfig":
         h, w = self.size

@@ -246,7 +246,8 @@ class _Scene:
     micro: _Texture  # parenchymal micro-structure (anatomy: shared by both devices, unlike speckle)
 
 
-def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ: str) -> _Scene:
+def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ: str,
+                extra_rng: np.random.Generator | None = None) -> _Scene:
     depth = geo.depth_mm
 
     def count(bounds: tuple[int, int]) -> int:
@@ -297,6 +298,8 @@ def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ
         blobs.append(_Ellipse(x, y, r * 2.0, r, rng.uniform(-0.3, 0.3), 18.0, shadow=True))
     points = [u_v(0.15, 0.9, 0.85) for _ in range(count(tm.points))]
     points = [p for p in points if not any(b.fluid and b.radius(*p) < 1.3 for b in blobs)]
+    if tm.extras:
+        _draw_extras(extra_rng if extra_rng is not None else rng, geo, tm, blobs, points)
     texture = _CosineField.draw(rng, tm.texture_scale_mm * depth / 40.0, 12, tm.texture_db)
     # a muscle (linear) or abdominal-wall (convex) layer under the fat: fibre-like striations
     muscle = rng.uniform(0.12, 0.25) * depth
@@ -308,6 +311,32 @@ def _draw_scene(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, organ
     micro = _Texture(rng, bounds, tm.micro_scale * depth)
     return _Scene(organ, texture, skin, fat, -7.0 if organ == "breast" else -4.0, interfaces, blobs, points,
                   muscle, striation, micro)
+
+
+def _draw_extras(rng: np.random.Generator, geo: _Geometry, tm: TissueModel, blobs: list[_Ellipse],
+                 points: list[tuple[float, float]]) -> None:
+    """TissueModel.extras: a long bright boundary, maybe a bone shadow, maybe a large anechoic
+    region with isolated point targets (appended to ``blobs`` and ``points``)."""
+    depth = geo.depth_mm
+    lateral_span = geo.width_mm if geo.kind == "linear" else geo.fov_rad * (geo.radius_mm + 0.5 * depth)
+    # diaphragm / fascia: a thin, long, slightly tilted bright band across most of the image
+    x, y = geo.place(rng.uniform(-0.2, 0.2), rng.uniform(0.25, 0.85))
+    blobs.append(_Ellipse(x, y, rng.uniform(0.5, 1.0) * lateral_span, rng.uniform(0.008, 0.025) * depth,
+                          rng.uniform(-0.25, 0.25), float(rng.uniform(*tm.boundary_db))))
+    if rng.uniform() < tm.bone_probability:  # rib / bone: bright curved top, shadow to the bottom
+        x, y = geo.place(rng.uniform(-0.6, 0.6), rng.uniform(0.15, 0.5))
+        r = rng.uniform(0.04, 0.09) * depth
+        blobs.append(_Ellipse(x, y, r * rng.uniform(1.5, 2.5), r * 0.6, rng.uniform(-0.3, 0.3), 20.0, shadow=True))
+    if rng.uniform() < tm.dark_probability:  # large anechoic region with point targets inside
+        x, y = geo.place(rng.uniform(-0.4, 0.4), rng.uniform(0.35, 0.65))
+        r = rng.uniform(0.2, 0.4) * depth
+        big = _Ellipse(x, y, r * rng.uniform(1.0, 1.6), r, rng.uniform(-0.5, 0.5), tm.cyst_db, fluid=True)
+        blobs.append(big)
+        c, s = math.cos(big.angle), math.sin(big.angle)
+        for _ in range(int(rng.integers(1, 5))):
+            rad, ang = 0.6 * math.sqrt(rng.uniform()), rng.uniform(0, 2 * math.pi)
+            u, v = rad * big.rx * math.cos(ang), rad * big.ry * math.sin(ang)
+            points.append((big.x + c * u - s * v, big.y + s * u + c * v))
 
 
 def _evaluate(scene: _Scene, geo: _Geometry, tm: TissueModel, x: np.ndarray, y: np.ndarray, steer: float,

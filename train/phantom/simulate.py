@@ -23,19 +23,22 @@ def _streams(seed: int, n: int) -> list[np.random.Generator]:
 
 def _setup(seed: int, cfg: PhantomConfig, motion_mm: float):
     cfg.validate()
-    scene_rng, low_rng, high_rng, warp_rng, noise_rng = _streams(seed, 5)
+    # SeedSequence children do not depend on their count: streams 0-4 are those of earlier versions
+    scene_rng, low_rng, high_rng, warp_rng, noise_rng, extra_rng, display_rng = _streams(seed, 7)
     kind = cfg.geometry
     if kind == "mixed":
         kind = "linear" if scene_rng.uniform() < 0.5 else "convex"
     organs = LINEAR_ORGANS if kind == "linear" else CONVEX_ORGANS
     organ = organs[int(scene_rng.integers(len(organs)))]
     geo = _Geometry.build(kind, cfg)
-    scene = _draw_scene(scene_rng, geo, cfg.tissue, organ)
+    scene = _draw_scene(scene_rng, geo, cfg.tissue, organ, extra_rng)
     mis_mm = cfg.misregistration_px * geo.pixel_mm
     # texture margin independent of the misregistration, so the high image does not depend on it
     margin = motion_mm + 0.05 * geo.depth_mm + 2.0
     high = _Device(geo, cfg.high, cfg.tissue, high_rng, margin)
     low = _Device(geo, cfg.low, cfg.tissue, low_rng, margin)
+    if cfg.display_variation:
+        _vary_display(display_rng, cfg, high, low)
     mis = _Warp(depth_mm=geo.depth_mm)
     if mis_mm > 0:
         length = cfg.misregistration_scale * geo.depth_mm
@@ -43,6 +46,17 @@ def _setup(seed: int, cfg: PhantomConfig, motion_mm: float):
         mis.field_x = _CosineField.draw(warp_rng, length, 6, mis_mm / math.sqrt(2))
         mis.field_y = _CosineField.draw(warp_rng, length, 6, mis_mm / math.sqrt(2))
     return geo, scene, high, low, mis, noise_rng
+
+
+def _vary_display(rng: np.random.Generator, cfg: PhantomConfig, high: _Device, low: _Device) -> None:
+    """PhantomConfig.display_variation: one draw of gain, TGC ramp and dynamic ranges for the pair
+    (display only: the beams, cached per device, are untouched)."""
+    grey = float(rng.uniform(*cfg.display_grey))
+    ratio, tgc = float(rng.uniform(*cfg.display_low_ratio)), float(rng.uniform(*cfg.tgc_db))
+    high.dev = dataclasses.replace(high.dev, tissue_grey=grey, dynamic_range_db=float(rng.uniform(*cfg.high_dynamic_range_db)))
+    low.dev = dataclasses.replace(low.dev, tissue_grey=min(grey * ratio, 200.0),
+                                  dynamic_range_db=float(rng.uniform(*cfg.low_dynamic_range_db)))
+    high.tgc_db = low.tgc_db = tgc
 
 
 def _info(seed: int, geo: _Geometry, scene: _Scene, cfg: PhantomConfig) -> dict[str, Any]:
