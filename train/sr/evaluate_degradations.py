@@ -49,7 +49,7 @@ INFERENCE_OVERRIDES = ["ensemble.transforms=1"]
 
 def load_frames(realus: Path) -> dict[str, np.ndarray]:
     """name -> uint8 (H, W) cropped to multiples of 4: realus/hc18/*.png and CONSOLE_FRAMES."""
-    from sonoedge.runtime.readers import read_image
+    from sonoedge.train.sr.evaluate_hc18 import read_cropped
 
     realus = Path(realus)
     files = sorted((realus / "hc18").glob("*.png"))
@@ -57,12 +57,7 @@ def load_frames(realus: Path) -> dict[str, np.ndarray]:
     files += [console / f"{name}.png" for name in CONSOLE_FRAMES if (console / f"{name}.png").is_file()]
     if not files:
         raise InputError(f"no frames in {realus}/hc18 or {console}; pass --realus pointing at the realus folder")
-    frames = {}
-    for f in files:
-        image = read_image(f)
-        h, w = (image.shape[0] // 4) * 4, (image.shape[1] // 4) * 4
-        frames[f.stem] = np.ascontiguousarray(image[:h, :w])
-    return frames
+    return read_cropped(files)
 
 
 def lr_input(frames: dict[str, np.ndarray], name: str, degradation: str) -> np.ndarray:

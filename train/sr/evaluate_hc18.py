@@ -50,12 +50,17 @@ COMMON_OVERRIDES = ["weights.perceptual=0.0"]
 
 
 def load_frames(realus: Path) -> dict[str, np.ndarray]:
-    from sonoedge.runtime.readers import read_image
-
     folder = Path(realus) / "hc18"
     files = sorted(folder.glob("*.png"))
     if not files:
         raise InputError(f"no PNG frames in {folder}; pass --realus pointing at the realus folder")
+    return read_cropped(files)
+
+
+def read_cropped(files: list[Path]) -> dict[str, np.ndarray]:
+    """stem -> uint8 (H, W) cropped to multiples of 4 (the SR scale), so every LR/HR pair aligns."""
+    from sonoedge.runtime.readers import read_image
+
     frames = {}
     for f in files:
         image = read_image(f)
