@@ -194,3 +194,19 @@ def test_no_comment_cites_an_issue_number():
     hits = [f"{path.relative_to(REPO)}:{i}" for path in _modules().values()
             for i, line in enumerate(path.read_text().splitlines(), 1) if pattern.search(line)]
     assert not hits, hits
+
+
+def test_the_command_line_builds_without_the_training_and_export_extras():
+    """The base install (the README's first line) has no torch, onnx or lpips: building the parser of
+    every command must not import them (a command imports its heavy library in ``run``, not in
+    ``add_arguments``)."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "for name in ('torch', 'torchvision', 'onnx', 'onnxscript', 'lpips', 'scipy', 'skimage'):\n"
+            "    sys.modules[name] = None\n"
+            "from sonoedge.cli import build_parser\n"
+            "build_parser()\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

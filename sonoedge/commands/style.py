@@ -23,7 +23,7 @@ from sonoedge.commands._args import add_config_arguments
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from sonoedge.train.nst.optimize import NSTConfig
+    from sonoedge.train.nst.config import NSTConfig
 
     parser.add_argument("content", help="content image or folder of images")
     parser.add_argument("-o", "--out", required=True, help="output image (for one content image) or folder")

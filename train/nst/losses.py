@@ -19,10 +19,8 @@ import torch
 import torch.nn.functional as F
 
 from sonoedge.runtime.errors import InputError
+from sonoedge.train.nst.config import AVERAGES, MIN_LABEL_FRACTION
 from sonoedge.train.nst.vgg19 import layer_indices
-
-AVERAGES = ("none", "feature", "gram")
-MIN_LABEL_FRACTION = 0.0025  # "a mask whose white area is greater than the 0.25% of the image", Sec. 3.2
 
 
 def gram(features: torch.Tensor) -> torch.Tensor:

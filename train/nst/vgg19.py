@@ -16,12 +16,11 @@ from __future__ import annotations
 import torch
 
 from sonoedge.runtime.errors import InputError
+from sonoedge.train.nst.config import CONTENT_LAYERS, STYLE_LAYERS
 from sonoedge.train.trunks import RANDOM, TRUNKS, describe, load_state, resolve
 
 # VGG19 configuration "E" (Simonyan & Zisserman 2015, Table 1): convs per block
 _BLOCKS = (2, 2, 4, 4, 4)
-STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")  # Sec. 4.2, 4.3
-CONTENT_LAYERS = ("block5_conv2",)  # Sec. 4.2, 4.3
 
 
 def layer_indices() -> dict[str, int]:
