@@ -118,6 +118,16 @@ def choose_backend(requested: str, precision: str) -> str:
     return name
 
 
+def auto_on_cpu(cfg: ModelConfig, backend: str | None = None) -> bool:
+    """Whether ``cfg`` asks for ``auto`` precision on ONNX Runtime's CPU provider alone (``backend``:
+    the chosen one; None = choose it as load_model does), where the CPU timing at export applies."""
+    if cfg.precision != "auto":
+        return False
+    from sonoedge.runtime.bundle.cpu_choice import cpu_provider_only
+
+    return cpu_provider_only(backend or choose_backend(cfg.backend, cfg.precision), cfg.providers)
+
+
 def model_precision(root: Path, manifest: Manifest, requested: str, cpu: bool = False) -> str:
     """The precision :func:`precision_and_reason` picks."""
     return precision_and_reason(root, manifest, requested, cpu)[0]
@@ -183,10 +193,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
         root, manifest = load_manifest(source, into=workdir)
         shape = warmup_shape(manifest, cfg)  # checked before anything is allocated
         name = choose_backend(cfg.backend, cfg.precision)
-        from sonoedge.runtime.bundle.cpu_choice import cpu_provider_only
-
-        cpu = cfg.precision == "auto" and cpu_provider_only(name, cfg.providers)
-        precision, why = precision_and_reason(root, manifest, cfg.precision, cpu)
+        precision, why = precision_and_reason(root, manifest, cfg.precision, auto_on_cpu(cfg, name))
         path = model_file(root, manifest, precision)
         options = _backend_options(name, cfg, root, manifest)
         if name == "onnxruntime":
