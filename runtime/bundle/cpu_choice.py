@@ -62,7 +62,7 @@ def usable(choice: CpuChoice, here: Machine) -> tuple[bool, str]:
 
 
 def describe(choice: CpuChoice) -> str:
-    """'int8 3.1 ms < fp32 9.0 ms CPU/frame' style summary of the measurement."""
+    """'int8 3.10, fp32 9.00 CPU ms/frame': the measurement, fastest first."""
     order = sorted(choice.cpu_ms, key=choice.cpu_ms.get)
     return ", ".join(f"{p} {choice.cpu_ms[p]:.2f}" for p in order) + " CPU ms/frame"
 
@@ -72,8 +72,8 @@ def choose(manifest: Manifest, kept: list[str], here: Machine | None = None) -> 
     choice = manifest.cpu_choice
     if choice is None:
         return None, "the bundle has no CPU timing (exported before it, or with --no-choose-cpu-precision)"
-    if choice.precision not in kept:
-        return None, f"the recorded fastest precision {choice.precision} is not kept in this bundle"
+    if choice.precision not in kept or not manifest.precisions[choice.precision].passed:
+        return None, f"the recorded fastest precision {choice.precision} is not a passing precision of this bundle"
     ok, why = usable(choice, here or this_machine())
     if not ok:
         return None, f"the bundle's CPU timing does not apply: {why}"
