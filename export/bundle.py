@@ -44,6 +44,7 @@ from sonoedge.devices.profiles import PROFILE_DIR, Target, resolve_target
 from sonoedge.export import fp16 as fp16_mod
 from sonoedge.export import int8 as int8_mod
 from sonoedge.export.config import ExportConfig
+from sonoedge.export.cpu_choice import measure_cpu_choice
 from sonoedge.export.frames import FrameSet, calibration_tiles, collect_frames, phantom_frames
 from sonoedge.export.onnx_export import (
     DYNAMIC_AXES,
@@ -327,6 +328,9 @@ def export_bundle(checkpoint: str | Path, out: str | Path, cfg: ExportConfig, pr
         plan = engine_plan(manifest, target.profiles, list(entries))
         (root / "engine_plan.json").write_text(json.dumps(plan, indent=2) + "\n")
         manifest = write_manifest(root, manifest)
+        if cfg.choose_cpu_precision:  # timed on the written bundle (its files hashed), then recorded
+            choice = measure_cpu_choice(root, manifest, cfg.cpu_timing_rounds, progress=progress)
+            manifest = write_manifest(root, dataclasses.replace(manifest, cpu_choice=choice))
     progress(f"export: bundle written to {out} ({_size_mb(out):.2f} MB)")
     if cfg.tar:
         tar_path = out.with_name(out.name + ".tar")

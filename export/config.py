@@ -38,6 +38,10 @@ class ExportConfig:
     lpips_trunk: str | None = None
     int8_quantize_outputs: bool = False
     int8_remainder: str = "fp16"  # type of the INT8 model's float (non-quantized) part where the gate allows
+    # time every kept precision on ONNX Runtime's CPU provider here and record the fastest that passed
+    # its gates (export/cpu_choice.py): what the runtime's "auto" precision on the CPU then runs
+    choose_cpu_precision: bool = True
+    cpu_timing_rounds: int = 5  # interleaved rounds over the reference frames
     tar: bool = False
 
 

@@ -153,7 +153,14 @@ def _rebuild(root: Path, manifest: Manifest, cfg: RequantizeConfig, qcfg: Any, c
     settings = {k: (list(v) if isinstance(v, tuple) else v) for k, v in dataclasses.asdict(cfg).items()}
     new = dataclasses.replace(manifest, precisions=entries,
                               extra={**manifest.extra, "calibration": calibration, "requantize": settings})
-    return write_manifest(root, new)
+    written = write_manifest(root, new)
+    if manifest.cpu_choice is None:
+        return written
+    # the INT8 model changed, so the CPU choice the bundle carried is re-measured, not kept stale
+    from sonoedge.export.cpu_choice import measure_cpu_choice
+
+    choice = measure_cpu_choice(root, written, manifest.cpu_choice.rounds or 5, progress=progress)
+    return write_manifest(root, dataclasses.replace(written, cpu_choice=choice))
 
 
 _REBUILT = FidelityEntry(status="not checked", reason="INT8 model rebuilt by requantize; check it on real frames with "

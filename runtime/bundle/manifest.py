@@ -4,7 +4,7 @@ A bundle is a directory (or a .tar of one) holding ``manifest.json``, ``bundle.s
 files they list. The dataclasses below ARE the schema (version 2): :class:`Manifest` and the parts
 it holds (:class:`ModelInfo`, :class:`SizeRange`, :class:`Preprocess`, :class:`Postprocess`,
 :class:`PrecisionEntry` and its :class:`FidelityEntry`, :class:`Reference`, :class:`SourceCheckpoint`,
-:class:`Target`). Export builds one and writes it with :func:`write_manifest`; every reader gets one from
+:class:`Target`, :class:`CpuChoice`). Export builds one and writes it with :func:`write_manifest`; every reader gets one from
 :func:`load_manifest` and reads attributes, never string keys. ``manifest.json`` keeps the JSON keys
 of version 1 (``Manifest.to_dict``); fields with a ``None`` default are optional and left out when
 absent. Free-form export diagnostics that the runtime never reads stay as JSON in ``extra``: at the
@@ -22,7 +22,9 @@ the bundle, a plain file). A file in the folder that is not listed is never load
 
 A precision entry's ``fidelity`` (the fidelity gate on real frames) is optional within schema 2:
 bundles exported before the gate existed (the shipped default among them) have none and read as
-"fidelity not checked"; an older sonoedge keeps the key in ``extra`` and ignores it.
+"fidelity not checked"; an older sonoedge keeps the key in ``extra`` and ignores it. The same holds
+for the top-level ``cpu_choice`` (the fastest passing precision on the CPU provider, measured at
+export): absent reads as "not measured".
 
 Schema 1 bundles (no ``bundle.sha256``: nothing covered the manifest) are refused; re-export them,
 or upgrade one you trust in place with :func:`migrate_v1`.
@@ -176,6 +178,34 @@ class Target:
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
+class CpuChoice:
+    """Which precision ran fastest on ONNX Runtime's CPU provider at export, and where that was measured.
+
+    Optional within schema 2 (bundles without it, the shipped default among them, read as "not
+    measured"; an older sonoedge keeps the key in ``extra`` and ignores it). Only precisions that
+    passed their accuracy gate (and the fidelity gate where it was run) are candidates; the runtime's
+    ``auto`` precision on the CPU provider uses ``precision`` when the machine matches loosely
+    (runtime/bundle/cpu_choice.py).
+    """
+
+    precision: str  # the fastest candidate
+    cpu_ms: dict[str, float]  # median process CPU ms per frame of every precision measured
+    wall_ms: dict[str, float] = dataclasses.field(default_factory=dict)  # median wall ms per frame
+    excluded: dict[str, str] = dataclasses.field(default_factory=dict)  # precision: why it was no candidate
+    int8_layout: str | None = None  # how the INT8 model is laid out (integer kernels or not)
+    cpu: str = ""  # CPU model name
+    cores: int = 0  # physical cores the process could use
+    arch: str = ""  # platform.machine(): x86_64, aarch64, ...
+    onnxruntime: str = ""  # ONNX Runtime version
+    threads: int = 1  # intra-op threads of the timed sessions
+    frames: int = 0  # reference frames timed per round
+    rounds: int = 0  # interleaved rounds
+    input: str = ""  # the timed input shape, e.g. 1x1x256x256
+    load: float | None = None  # 1-minute load average at the start
+    measured: str = ""  # ISO 8601 UTC time
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
 class Manifest:
     """manifest.json. ``files`` is filled by :func:`write_manifest` (every file but the manifest)."""
 
@@ -189,6 +219,7 @@ class Manifest:
     tools: dict[str, str] | None = None  # package: version
     target: Target | None = None
     engine_plan: str | None = None  # the TensorRT build plan (JSON)
+    cpu_choice: CpuChoice | None = None  # the fastest passing precision on the CPU provider; None: not measured
     extra: dict[str, Any] = dataclasses.field(default_factory=dict)  # calibration, export: diagnostics
     schema_version: int = SCHEMA_VERSION
     files: dict[str, str] = dataclasses.field(default_factory=dict)  # relative path: sha256 hex
@@ -446,8 +477,29 @@ MANIFEST_KEYS: dict[str, Callable[[Any, str], Any]] = {
     "tools": _optional(_strings),
     "target": _optional(lambda v, f: _fields(v, f, Target, {"name": _str(), "profiles": _list(_str()),
                                                             "files": _optional(_list(_path))})),
-    "engine_plan": _optional(_path), "files": _files,
+    "engine_plan": _optional(_path), "files": _files, "cpu_choice": _optional(lambda v, f: _cpu_choice(v, f)),
 }
+
+
+def _cpu_choice(value: Any, field: str) -> CpuChoice:
+    def numbers(v: Any, f: str) -> dict[str, float]:
+        return _numbers(_precisions_keys(_obj(v, f), f), f)
+
+    def reasons(v: Any, f: str) -> dict[str, str]:
+        return _strings(_precisions_keys(_obj(v, f), f), f)
+
+    def load(v: Any, f: str) -> float | None:
+        if v is not None and (isinstance(v, bool) or not isinstance(v, (int, float))):
+            raise _Bad(f, f"must be a number, not {_show(v)}")
+        return v
+
+    choice = _fields(value, field, CpuChoice, {
+        "precision": _str(PRECISIONS), "cpu_ms": numbers, "wall_ms": numbers, "excluded": reasons,
+        "int8_layout": _optional(_str()), "cpu": _str(), "cores": _int(0), "arch": _str(), "onnxruntime": _str(),
+        "threads": _int(1), "frames": _int(0), "rounds": _int(0), "input": _str(), "load": load, "measured": _str()})
+    if choice.precision not in choice.cpu_ms:
+        raise _Bad(f"{field}.precision", f"names {choice.precision}, which cpu_ms does not list")
+    return choice
 
 
 def _manifest(data: Any) -> Manifest:

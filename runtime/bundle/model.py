@@ -39,7 +39,7 @@ class ModelConfig:
     """Which model to run, on which backend, and how it is checked at load."""
 
     bundle: str = ""  # bundle directory or .tar; "" = the embedded default bundle
-    precision: str = "auto"  # auto (the device profile's first preferred precision the bundle kept) | fp32 | fp16 | int8
+    precision: str = "auto"  # auto (on the CPU provider alone: the fastest passing one measured at export when it applies here; else the device profile's first preferred precision the bundle kept) | fp32 | fp16 | int8
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
     threads: int = 0  # onnxruntime intra-op threads; 0 = auto: CPU provider one per physical core less one (for the pipeline's other threads)
@@ -60,6 +60,7 @@ class LoadedModel:
     backend_name: str
     model_sha256: str
     workdir: Path | None = None  # where a .tar bundle was unpacked; removed by close()
+    precision_reason: str = "requested"  # why this precision: requested, the CPU timing at export, or the device profile
 
     @property
     def stride(self) -> int:
@@ -117,18 +118,45 @@ def choose_backend(requested: str, precision: str) -> str:
     return name
 
 
-def model_precision(root: Path, manifest: Manifest, requested: str) -> str:
-    """``requested``, or for ``auto`` the detected device profile's default: the rule of build-engine."""
+def auto_on_cpu(cfg: ModelConfig, backend: str | None = None) -> bool:
+    """Whether ``cfg`` asks for ``auto`` precision on ONNX Runtime's CPU provider alone (``backend``:
+    the chosen one; None = choose it as load_model does), where the CPU timing at export applies."""
+    if cfg.precision != "auto":
+        return False
+    from sonoedge.runtime.bundle.cpu_choice import cpu_provider_only
+
+    return cpu_provider_only(backend or choose_backend(cfg.backend, cfg.precision), cfg.providers)
+
+
+def model_precision(root: Path, manifest: Manifest, requested: str, cpu: bool = False) -> str:
+    """The precision :func:`precision_and_reason` picks."""
+    return precision_and_reason(root, manifest, requested, cpu)[0]
+
+
+def precision_and_reason(root: Path, manifest: Manifest, requested: str, cpu: bool = False) -> tuple[str, str]:
+    """(precision, why): ``requested``, or for ``auto`` on the CPU provider alone (``cpu``) the
+    precision export measured fastest among those that passed their gates when that measurement
+    applies here (runtime/bundle/cpu_choice.py), else the detected device profile's default: the
+    rule of build-engine. The choice and its reason are logged."""
     from sonoedge.runtime.bundle.engine import device_profile, resolve_precision
     from sonoedge.runtime.precision import AUTO
 
     if requested != AUTO:
-        return resolve_precision(manifest, None, requested, root)
+        return resolve_precision(manifest, None, requested, root), "requested"
+    unused = ""
+    if cpu:
+        from sonoedge.runtime.bundle.cpu_choice import choose
+
+        precision, reason = choose(manifest, manifest.kept_precisions())
+        if precision is not None:
+            log.info("precision chosen", extra={"event": "precision_chosen", "precision": precision, "reason": reason})
+            return precision, reason
+        unused = f"; {reason}"
     profile = device_profile(root, manifest, None, progress=lambda line: log.info(line, extra={"event": "device_detected"}))
     precision = resolve_precision(manifest, profile, AUTO, root)
-    log.info("precision chosen", extra={"event": "precision_chosen", "precision": precision,
-                                        "reason": f"first of {profile.name}'s preferred precisions the bundle kept"})
-    return precision
+    reason = f"first of {profile.name}'s preferred precisions the bundle kept{unused}"
+    log.info("precision chosen", extra={"event": "precision_chosen", "precision": precision, "reason": reason})
+    return precision, reason
 
 
 def trt_profile_shapes(root: Path, manifest: Manifest) -> dict[str, tuple[int, int, int, int]]:
@@ -164,9 +192,9 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
     try:
         root, manifest = load_manifest(source, into=workdir)
         shape = warmup_shape(manifest, cfg)  # checked before anything is allocated
-        precision = model_precision(root, manifest, cfg.precision)
+        name = choose_backend(cfg.backend, cfg.precision)
+        precision, why = precision_and_reason(root, manifest, cfg.precision, auto_on_cpu(cfg, name))
         path = model_file(root, manifest, precision)
-        name = choose_backend(cfg.backend, precision)
         options = _backend_options(name, cfg, root, manifest)
         if name == "onnxruntime":
             options.update(precision=precision)
@@ -180,7 +208,7 @@ def load_model(cfg: ModelConfig) -> LoadedModel:
                 build_engine(root, precision)
         backend = BACKENDS.create(name, path, **options)
         backend.load()
-        model = LoadedModel(root, manifest, precision, backend, name, sha256_file(path), workdir)
+        model = LoadedModel(root, manifest, precision, backend, name, sha256_file(path), workdir, why)
         probe_shapes(model, shape)
         if cfg.verify_reference:
             check_reference(model)

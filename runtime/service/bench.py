@@ -270,7 +270,7 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
         assert last is not None
         out = {
             "input": str(path), "bundle": str(model.root), "model": model.name, "precision": model.precision,
-            "backend": model.backend_name, "frames": frames, "repeats": repeats, "frame_shape": list(sample[0].shape),
+            "precision_reason": model.precision_reason, "backend": model.backend_name, "frames": frames, "repeats": repeats, "frame_shape": list(sample[0].shape),
             "model_input_shape": shape, "region": enhancer.region.mode, "grey": cfg.grey, "load_s": load_s,
             "wall_s": wall, "cpu_s": cpu,
             "fps": {k: frames / statistics.median(v) for k, v in wall.items()},
@@ -375,6 +375,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['input']}: bundle {r['model']} ({r['precision']}, {r['backend']}), {r['frames']} frames {r['frame_shape']} "
         f"-> model input {r['model_input_shape'][2:]}, region {r['region']}, grey {r['grey']}, "
         f"{r['repeats']} interleaved repeats, medians",
+        f"  precision {r['precision']}: {r.get('precision_reason', 'requested')}",
         f"  {'':26s} {'fps':>8s} {'CPU ms/frame':>13s}",
     ]
     for name in ALTERNATIVES:

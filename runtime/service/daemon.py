@@ -43,6 +43,7 @@ from sonoedge.runtime.bundle.manifest import load_manifest, model_file
 from sonoedge.runtime.bundle.model import (
     MAX_WARMUP_SIDE,
     LoadedModel,
+    auto_on_cpu,
     load_model,
     model_precision,
     resolve_bundle,
@@ -195,7 +196,7 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True, check_port: bo
     if check_bundle:
         with tempfile.TemporaryDirectory(prefix="sonoedge-validate-") as tmp:
             root, manifest = load_manifest(resolve_bundle(cfg.enhancer.bundle), into=tmp)
-            precision = model_precision(root, manifest, cfg.enhancer.precision)
+            precision = model_precision(root, manifest, cfg.enhancer.precision, auto_on_cpu(cfg.enhancer))
             model_file(root, manifest, precision)
             check_servable(manifest, root)
             h, w = warmup_size(manifest, cfg.enhancer)

@@ -5,6 +5,10 @@ Exit 0: every requested precision passed its accuracy gate and the fidelity gate
 one failed and ``--allow-degraded`` was not given (no bundle is written; the message names the
 frames and the measures). Exit 2: a user error (unknown target,
 missing file, ...), one line naming the thing.
+
+``sonoedge export --choose-cpu-precision BUNDLE`` (no checkpoint, no -o) times an existing bundle's
+precisions on this machine's CPU and records the fastest that passed its gates in its manifest
+(export/cpu_choice.py); only manifest.json and bundle.sha256 are rewritten.
 """
 from __future__ import annotations
 
@@ -18,8 +22,11 @@ from sonoedge.runtime.precision import PRECISIONS
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     from sonoedge.export.config import ExportConfig
 
-    parser.add_argument("checkpoint", help="checkpoint .pt written by 'sonoedge train'")
-    parser.add_argument("-o", "--output", required=True, help="bundle directory to write (new or empty)")
+    parser.add_argument("checkpoint", nargs="?", help="checkpoint .pt written by 'sonoedge train'")
+    parser.add_argument("-o", "--output", help="bundle directory to write (new or empty); required with a checkpoint")
+    parser.add_argument("--choose-cpu-precision", metavar="BUNDLE", dest="record_bundle",
+                        help="instead of exporting: time BUNDLE's precisions on this CPU and record the fastest that "
+                             "passed its gates in its manifest (rewrites manifest.json and bundle.sha256 only)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace an earlier bundle at --output (and its .tar); never a folder holding other files")
     add_config_arguments(parser, ExportConfig, {
@@ -49,6 +56,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "int8_quantize_outputs": "also quantize conv outputs (faster ONNX Runtime CPU int8; TensorRT prefers inputs only)",
         "int8_remainder": "type of the INT8 model's non-quantized layers: fp16 where the gate allows (TensorRT strongly typed "
                           "runs them as typed), or fp32",
+        "choose_cpu_precision": "time every precision on ONNX Runtime's CPU provider here and record the fastest "
+                                "that passed its gates (what 'auto' precision runs on a CPU)",
+        "cpu_timing_rounds": "interleaved timing rounds over the reference frames for --choose-cpu-precision",
         "tar": "also write BUNDLE.tar",
     }, types={"precisions": csv_list, "calib_size": size, "reference_size": size},
        choices={"calib_method": CALIB_METHODS, "int8_remainder": ("fp16", "fp32")})
@@ -57,8 +67,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from sonoedge.export.bundle import export_bundle
     from sonoedge.export.config import ExportConfig
+    from sonoedge.runtime.errors import InputError
 
     cfg = config_from_args(ExportConfig, args)
+    if args.record_bundle:
+        if args.checkpoint or args.output:
+            raise InputError("--choose-cpu-precision BUNDLE takes no checkpoint and no -o; it rewrites BUNDLE's manifest")
+        from sonoedge.export.cpu_choice import record_cpu_choice
+
+        record_cpu_choice(args.record_bundle, cfg.cpu_timing_rounds, progress=lambda line: print(line, flush=True))
+        return 0
+    if not args.checkpoint or not args.output:
+        raise InputError("sonoedge export needs a CHECKPOINT and -o BUNDLE (or --choose-cpu-precision BUNDLE)")
     export_bundle(args.checkpoint, args.output, cfg, progress=lambda line: print(line, flush=True),
                   overwrite=args.overwrite)
     return 0

@@ -37,3 +37,33 @@ def test_the_cpu_int8_layout_is_named_and_timed_against_fp32(tmp_path, tiny_chec
     table = bench_bundle(str(trt_layout), str(ckpt), rounds=1, threads=1, torch_eager=False)
     assert "pytorch" not in table
     assert re.search(r"INT8 model: .*; 0 of \d+ weighted layers have quantized inputs AND outputs", table), table
+
+
+def test_export_records_the_fastest_passing_cpu_precision_and_auto_runs_it(tmp_path, tiny_checkpoints, speckle_dir):
+    from sonoedge.runtime.bundle.manifest import load_manifest
+    from sonoedge.runtime.bundle.model import ModelConfig, load_model
+
+    out = tmp_path / "cpu"
+    cfg = ExportConfig(target="cpu", precisions=("fp32", "int8"), frames=str(speckle_dir), calib_frames=8, search_frames=4,
+                       reference_frames=2, reference_size=(48, 48), calib_size=(48, 48), bundle_calib_tiles=2,
+                       lpips=False, calib_bins=256, int8_quantize_outputs=True, int8_remainder="fp32",
+                       allow_degraded=True, fidelity_frames="none")
+    export_bundle(tiny_checkpoints["resnet"], out, cfg, lambda line: None)
+    _, manifest = load_manifest(out)
+    choice = manifest.cpu_choice
+    assert set(choice.cpu_ms) == {"fp32", "int8"} and choice.rounds == 5 and choice.frames == 2
+    candidates = [p for p in choice.cpu_ms if p not in choice.excluded]
+    assert choice.precision == min(candidates, key=choice.cpu_ms.get)
+    assert all(not manifest.precisions[p].passed for p in choice.excluded)  # excluded = failed a gate
+    assert re.match(r"\d+ QuantizeLinear", choice.int8_layout) and " 0 of " not in choice.int8_layout
+    model = load_model(ModelConfig(bundle=str(out), providers=["CPUExecutionProvider"]))
+    try:
+        assert model.precision == choice.precision and "fastest passing" in model.precision_reason
+    finally:
+        model.close()
+    skipped = tmp_path / "none"
+    cfg = ExportConfig(target="cpu", precisions=("fp32",), frames=str(speckle_dir), reference_frames=1,
+                       reference_size=(48, 48), lpips=False, choose_cpu_precision=False,
+                       fidelity_frames="none")
+    export_bundle(tiny_checkpoints["resnet"], skipped, cfg, lambda line: None)
+    assert load_manifest(skipped)[1].cpu_choice is None

@@ -217,6 +217,8 @@ def test_requantize_rebuilds_int8_from_the_bundles_fp32(tmp_path, tiny_checkpoin
     assert reread.precisions["fp32"].fidelity.status == "not checked" and "none" in reread.precisions["fp32"].fidelity.reason
     assert int8.fidelity.status == "not checked" and "requantize" in int8.fidelity.reason
     assert all(c.ok for c in verify_bundle(out))
+    # the CPU choice is kept, re-timed with the rebuilt INT8 model
+    assert set(reread.cpu_choice.cpu_ms) == {"fp32", "fp16", "int8"} and reread.cpu_choice.precision in reread.cpu_choice.cpu_ms
     # a holdout that overlaps the calibration frames is refused, and the bundle is left as it was
     before = (out / "bundle.sha256").read_bytes()
     assert main(["requantize", str(out), "--calib", str(speckle_dir), "--holdout", str(speckle_dir),
