@@ -35,9 +35,11 @@ def _with_choice(root, **changes):
     write_manifest(root, dataclasses.replace(manifest, cpu_choice=dataclasses.replace(manifest.cpu_choice, **changes)))
 
 
-def test_recording_times_every_precision_and_leaves_the_models_alone(bundle):
+def test_recording_times_every_precision_and_leaves_the_models_alone(bundle, tmp_path):
     _, before = load_manifest(default_bundle_path())
-    assert before.cpu_choice is None  # a schema-2 bundle without the field still loads
+    bare = shutil.copytree(default_bundle_path(), tmp_path / "bare")  # a schema-2 bundle without the field
+    write_manifest(bare, dataclasses.replace(before, cpu_choice=None))
+    assert load_manifest(bare)[1].cpu_choice is None  # still loads
     _, manifest = load_manifest(bundle)
     choice = manifest.cpu_choice
     assert set(choice.cpu_ms) == set(choice.wall_ms) == set(manifest.precisions) == {"fp32", "fp16", "int8"}
