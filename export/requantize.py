@@ -186,15 +186,11 @@ def _carry_fidelity(manifest: Manifest, entries: dict[str, Any], int8_path: Path
         progress(f"requantize: int8 fidelity {'PASS' if result.passed else 'FAIL'} on {len(result.frames)} real frames: "
                  f"erased {worst.get('erased', 0):g}, invented {worst.get('invented', 0):g}, "
                  f"low-pass r {worst.get('lowpass_corr', float('nan')):.3f}")
-        from sonoedge.runtime.bundle.manifest import FidelityEntry
-
         out["int8"] = dataclasses.replace(out["int8"], fidelity=FidelityEntry(
             status="pass" if result.passed else "fail", degraded=not result.passed, failures=result.failures,
             gate=result.thresholds, results=worst, frames=tuple(f["frame"] for f in result.frames), source=source,
             per_frame=result.frames))
     elif old8 is not None and old8.fidelity is not None:
-        from sonoedge.runtime.bundle.manifest import FidelityEntry
-
         out["int8"] = dataclasses.replace(out["int8"], fidelity=FidelityEntry(
             status="not checked", reason=f"requantized; the export's fidelity frames ({source}) are not here"))
     return out

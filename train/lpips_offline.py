@@ -113,14 +113,9 @@ def _hub_checkpoints() -> Path:
 
 def _load_features_state(path: Path, net: str) -> dict[str, Any]:
     """The ``features.*`` tensors of a torchvision state_dict file, keys without the prefix."""
-    import torch
+    from sonoedge.train.trunks import read_state_dict
 
-    try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise InputError(f"cannot read LPIPS trunk file {path} ({type(exc).__name__}: {exc})") from exc
-    if not isinstance(state, dict):
-        raise InputError(f"LPIPS trunk file {path} is not a state_dict (got {type(state).__name__})")
+    state = read_state_dict(path, "LPIPS")
     features = {k[len("features.") :]: v for k, v in state.items() if k.startswith("features.")}
     if not features:
         raise InputError(

@@ -82,14 +82,20 @@ def resolve(spec: TrunkSpec, trunk: str | os.PathLike | None = None) -> Path | s
 
 def load_state(path: Path, spec: TrunkSpec) -> dict:
     """The state_dict in a torchvision weights file (weights_only: nothing executes on load)."""
+    return read_state_dict(path, spec.name)
+
+
+def read_state_dict(path: Path, label: str) -> dict:
+    """A torchvision weights file's state_dict, ``label`` naming the trunk in the one-sentence error
+    (also the LPIPS trunk's reader, ``lpips_offline``)."""
     import torch
 
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # torch raises many types for a corrupt or foreign file
-        raise InputError(f"cannot read {spec.name} trunk file {path} ({type(exc).__name__}: {exc})") from exc
+        raise InputError(f"cannot read {label} trunk file {path} ({type(exc).__name__}: {exc})") from exc
     if not isinstance(state, dict):
-        raise InputError(f"{spec.name} trunk file {path} is not a state_dict (got {type(state).__name__})")
+        raise InputError(f"{label} trunk file {path} is not a state_dict (got {type(state).__name__})")
     return state
 
 
