@@ -1,7 +1,12 @@
-"""Teacher checkpoint -> edge student checkpoint: distillation, then quantization-aware fine-tuning.
+"""Teacher (checkpoint or bundle) -> edge student checkpoint: distillation, then quantization-aware fine-tuning.
 
     cfg = DistillConfig(student="edge-small", steps=2000)
     path = distill("runs/teacher/best.pt", "data/phantom", "runs/student", cfg)   # runs/student/student.pt
+    path = distill("default", "mix/low", "runs/nano", DistillConfig(student="edge-nano"))  # the shipped model teaches
+
+A bundle teacher (``default``, a bundle directory or .tar; train/distill_teacher.py) runs its fp32
+ONNX model in ONNX Runtime: no feature taps, a fresh discriminator, and its training inputs are
+every image under ``data`` (a bundle records no data split: pass train material only).
 
 Losses of the GAN-compression literature (Li et al., "GAN Compression", CVPR 2020, Sec. 3.1-3.2,
 Eq. 2-4), on the teacher's training inputs x:
@@ -43,14 +48,16 @@ from torch import nn
 
 from sonoedge.runtime.config import to_dict
 from sonoedge.runtime.errors import InputError
-from sonoedge.train.checkpoint import load_checkpoint, load_generator, model_info, save_checkpoint
+from sonoedge.train.checkpoint import model_info, save_checkpoint
+from sonoedge.train.distill_teacher import load_teacher
 
 
 @dataclasses.dataclass
 class DistillConfig:
     """What to distill into, for how long, and the weight of each term (module doc)."""
 
-    student: str = "edge-small"  # a GENERATORS name, normally edge-tiny | edge-small | edge-base
+    student: str = "edge-small"  # a GENERATORS name, normally edge-nano | edge-tiny | edge-small | edge-base
+    student_kwargs: dict[str, Any] = dataclasses.field(default_factory=dict)  # e.g. {widths = [4, 8, 16, 16], full_res = false}
     steps: int = 2000  # optimisation steps in total, the QAT steps included
     qat_steps: int = 300  # the last steps, with BatchNorm folded and INT8 fake-quantization on
     batch_size: int = 8
@@ -93,8 +100,12 @@ def _teacher_inputs(ckpt: dict[str, Any], data: Path, crop: int) -> tuple[list[t
         cfg = from_dict(DataConfig, raw, where="teacher data config") if isinstance(raw, dict) else None
     except InputError:
         cfg = None
-    if cfg is None:
-        cfg = DataConfig(layout="single", ratios=(1.0, 0.0, 0.0))
+    if cfg is None:  # a bundle teacher (or a checkpoint without a data config): every image as it is;
+        # the cache crops and flips at each step, so the dataset's own augmentation is off
+        from sonoedge.train.augment import AugmentConfig
+
+        cfg = DataConfig(layout="single", ratios=(1.0, 0.0, 0.0), size=0,
+                         augment=AugmentConfig(enabled=False))
     cfg = dataclasses.replace(cfg, root=str(data))
     train = build_datasets(cfg)["train"]
     images = []
@@ -296,7 +307,7 @@ def _discriminator(ckpt: dict[str, Any], channels: int) -> tuple[nn.Module, str]
     load_all()
     model_cfg = ckpt.get("config", {}).get("model", {})
     name, kwargs = model_cfg.get("discriminator", "patchgan"), dict(model_cfg.get("discriminator_kwargs", {"ndf": 64}))
-    if "D_H" in ckpt["state_dicts"]:
+    if "D_H" in ckpt.get("state_dicts", {}):
         try:
             d = DISCRIMINATORS.create(name, in_channels=channels, **kwargs)
             d.load_state_dict(ckpt["state_dicts"]["D_H"])
@@ -337,22 +348,22 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
     device = torch.device("cuda" if cfg.device == "auto" and torch.cuda.is_available() else
                           ("cpu" if cfg.device == "auto" else cfg.device))
     out = Path(out_dir)
-    ckpt = load_checkpoint(teacher_path)
-    teacher, tinfo = load_generator(teacher_path)
-    teacher.requires_grad_(False)
+    tch = load_teacher(teacher_path, threads=cfg.threads)
+    teacher, tinfo, ckpt = tch.module, tch.info, tch.checkpoint
     channels, scale = int(tinfo["channels"]), int(tinfo["scale"])
     load_all()
-    kwargs = {"in_channels": channels, "out_channels": channels, **({"scale": scale} if scale != 1 else {})}
+    kwargs = {"in_channels": channels, "out_channels": channels, **({"scale": scale} if scale != 1 else {}),
+              **cfg.student_kwargs}
     try:
         student = GENERATORS.create(cfg.student, **kwargs)
     except TypeError as exc:
         raise InputError(f"student '{cfg.student}' cannot be built for a {scale}x teacher ({exc}); use an edge-* student") from None
     if not hasattr(student, "features"):
-        raise InputError(f"student '{cfg.student}' exposes no feature taps; use edge-tiny, edge-small or edge-base")
+        raise InputError(f"student '{cfg.student}' exposes no feature taps; use edge-nano, edge-tiny, edge-small or edge-base")
     stride = math.lcm(int(student.stride), int(tinfo["stride"]))
     side = max(stride, cfg.crop // stride * stride)
     images, data_cfg = _teacher_inputs(ckpt, Path(data), side)
-    taps = _teacher_taps(teacher, student, side, channels)
+    taps = _teacher_taps(teacher, student, side, channels) if tch.kind == "checkpoint" else []
     adapters = nn.ModuleList(nn.Conv2d(student.features[k].shape[1], c, 1) for k, _, c in taps)
     t_feats: dict[str, torch.Tensor] = {}
     named = dict(teacher.named_modules())
@@ -371,7 +382,8 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, cfg.steps - cfg.qat_steps), eta_min=cfg.lr * 0.01)
     out.mkdir(parents=True, exist_ok=True)
     log = open(out / "log.jsonl", "w")
-    setup = {"teacher": str(teacher_path), "teacher_generator": tinfo["generator"], "student": cfg.student,
+    setup = {"teacher": str(teacher_path), "teacher_kind": tch.description, "teacher_generator": tinfo["generator"],
+             "student": cfg.student, "student_kwargs": cfg.student_kwargs,
              "taps": [{"student": k, "teacher": n, "channels": c} for k, n, c in taps],
              "discriminator": disc_src, "lpips": phi_src, "crop": side, "train_images": len(images),
              "temporal_pairs": len(pairs)}
@@ -440,11 +452,12 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
         disable_qat(qat_handles)
     student.eval()
     seconds = time.perf_counter() - t0
-    meta = {"step": last_step + 1, "teacher": str(teacher_path), "teacher_sha256": _sha(teacher_path),
+    meta = {"step": last_step + 1, "teacher": str(teacher_path), "teacher_sha256": tch.sha256,
             "distill": setup, "seconds": seconds, "data_hash": "", "metrics": {}}
     info = model_info(cfg.student, kwargs, task=tinfo["task"], scale=scale, channels=channels, stride=int(student.stride))
     config = {"preset": f"distill:{cfg.student}", "data": data_cfg, "distill": to_dict(cfg),
-              "model": {"generator": cfg.student, "generator_kwargs": {k: v for k, v in kwargs.items() if k == "scale"},
+              "model": {"generator": cfg.student,
+                        "generator_kwargs": {k: v for k, v in kwargs.items() if k not in ("in_channels", "out_channels")},
                         "discriminator": "patchgan", "channels": channels}}
     path = save_checkpoint(out / "student.pt", model_info=info,
                            state_dicts={"G_H": student.cpu().state_dict(), "D_H": disc.cpu().state_dict()},
@@ -453,8 +466,3 @@ def distill(teacher_path: str | Path, data: str | Path, out_dir: str | Path, cfg
     log.close()
     return path
 
-
-def _sha(path: str | Path) -> str:
-    from sonoedge.runtime.digest import sha256_file
-
-    return sha256_file(path)

@@ -21,7 +21,8 @@ Why they look the way they do (DESIGN.md, "What runs where"; issue "edge student
 - static-shape friendly: no shape-dependent op (no Shape/Gather chains), only stride-2 convs and
   scale-2 Resizes, so H and W multiples of ``stride`` give one static engine per size.
 
-Three sizes from about 20 K to about 500 K parameters (``SIZES``); ``macs_per_pixel`` counts the
+Three sizes from about 20 K to about 500 K parameters, and edge-nano (about 2 K parameters, a tenth
+of the shipped default's MACs) for distilling the default itself (``SIZES``); ``macs_per_pixel`` counts the
 convolutions' multiply-accumulates per input pixel (``sonoedge devices --estimate`` prints MACs per
 512x512 frame from the exported ONNX graph).
 """
@@ -33,11 +34,15 @@ from torch import nn
 
 from sonoedge.train.registries import GENERATORS
 
-# name -> (widths per encoder level, residual blocks at the bottom)
-SIZES: dict[str, tuple[tuple[int, ...], int]] = {
-    "edge-tiny": ((16, 32), 1),  # 28 K parameters, 1.9 K MACs per pixel (EdgeSRIE's class: about 20 K)
-    "edge-small": ((16, 32, 64), 1),  # 121 K parameters, 2.5 K MACs per pixel
-    "edge-base": ((32, 64, 128), 1),  # 481 K parameters, 9.6 K MACs per pixel
+# name -> (widths per encoder level, residual blocks at the bottom, full-resolution branch)
+SIZES: dict[str, tuple[tuple[int, ...], int, bool]] = {
+    # 135 MACs per pixel, under a tenth of the shipped default's 1 472 (docs/results/edge.md): widths
+    # 4 and 8 break the multiple-of-16 rule on purpose, because a 16-wide full-resolution conv alone
+    # would cost 144 MACs per pixel; TensorRT pads them to its tile, which the estimate accounts for
+    "edge-nano": ((4, 8, 8), 0, True),
+    "edge-tiny": ((16, 32), 1, False),  # 28 K parameters, 1.9 K MACs per pixel (EdgeSRIE's class: about 20 K)
+    "edge-small": ((16, 32, 64), 1, False),  # 121 K parameters, 2.5 K MACs per pixel
+    "edge-base": ((32, 64, 128), 1, False),  # 481 K parameters, 9.6 K MACs per pixel
 }
 
 
@@ -68,12 +73,16 @@ class EdgeStudent(nn.Module):
     feature of that resolution; a last nearest x2 (x ``scale`` for SR) and a 3x3 conv to the output,
     added to the (nearest-upsampled) input. (N, C, H, W) in [-1, 1] -> (N, C, scale*H, scale*W) in [-1, 1].
 
+    ``full_res``: one more ConvBNReLU(C -> widths[0]) on the input at FULL resolution, added to the
+    up-sampled decoder feature before the head: a speckle-scale path for students too small to carry
+    full-resolution detail through the encoder (edge-nano).
+
     ``features`` (after a forward) holds the bottleneck and the last decoder feature, the taps the
     distiller matches against the teacher (train/distill.py).
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: tuple[int, ...] = (16, 32, 64),
-                 n_blocks: int = 2, scale: int = 1):
+                 n_blocks: int = 2, scale: int = 1, full_res: bool = False):
         super().__init__()
         widths = tuple(int(w) for w in widths)
         if not widths or min(widths) < 1 or n_blocks < 0 or scale not in (1, 2, 4):
@@ -85,6 +94,7 @@ class EdgeStudent(nn.Module):
         self.encoder = nn.ModuleList(ConvBNReLU(chans[i], chans[i + 1], stride=2) for i in range(len(widths)))
         self.blocks = nn.Sequential(*(ResBlock(widths[-1]) for _ in range(n_blocks)))
         self.decoder = nn.ModuleList(ConvBNReLU(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
+        self.full = ConvBNReLU(in_channels, widths[0]) if full_res else None
         self.head = nn.Conv2d(widths[0], out_channels, 3, padding=1)
         nn.init.zeros_(self.head.weight)  # start as the identity (the residual); distillation learns the rest
         nn.init.zeros_(self.head.bias)
@@ -102,28 +112,32 @@ class EdgeStudent(nn.Module):
             y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
         self.features = [bottleneck, y]
         y = F.interpolate(y, scale_factor=2.0 * self.scale, mode="nearest")
-        base = x if self.scale == 1 else F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
+        base_in = x if self.scale == 1 else F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
+        if self.full is not None:
+            y = y + self.full(base_in)
+        base = base_in
         if base.shape[1] != self.out_channels:
             base = base.mean(dim=1, keepdim=True).expand(-1, self.out_channels, -1, -1)
         return torch.clamp(base + self.head(y), -1.0, 1.0)  # (N, C, scale*H, scale*W) in [-1, 1]
 
 
-def _register(name: str, widths: tuple[int, ...], n_blocks: int) -> None:
+def _register(name: str, widths: tuple[int, ...], n_blocks: int, full_res: bool) -> None:
     """One class per size, with the registry's class attributes ``stride`` and ``scale`` (the
     default; an SR student sets its own ``scale`` on the instance)."""
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, scale: int = 1,
-                 widths: tuple[int, ...] = widths, n_blocks: int = n_blocks) -> None:
-        EdgeStudent.__init__(self, in_channels, out_channels, widths=widths, n_blocks=n_blocks, scale=scale)
+                 widths: tuple[int, ...] = widths, n_blocks: int = n_blocks, full_res: bool = full_res) -> None:
+        EdgeStudent.__init__(self, in_channels, out_channels, widths=widths, n_blocks=n_blocks, scale=scale,
+                             full_res=full_res)
 
     cls = type(name.title().replace("-", ""), (EdgeStudent,),
                {"__init__": __init__, "stride": 2 ** len(widths), "scale": 1, "__module__": __name__,
-                "__doc__": f"{name}: EdgeStudent(widths={widths}, n_blocks={n_blocks})"})
+                "__doc__": f"{name}: EdgeStudent(widths={widths}, n_blocks={n_blocks}, full_res={full_res})"})
     GENERATORS.register(name)(cls)
 
 
-for _name, (_widths, _blocks) in SIZES.items():
-    _register(_name, _widths, _blocks)
+for _name, (_widths, _blocks, _full) in SIZES.items():
+    _register(_name, _widths, _blocks, _full)
 
 
 def macs_per_pixel(model: nn.Module, side: int = 64) -> float:

@@ -82,3 +82,31 @@ def test_command_refuses_a_non_empty_output_and_a_wrong_student(teacher, tmp_pat
     assert main(["distill", "--teacher", str(path), "--data", str(data), "-o", str(tmp_path / "n"),
                  "--student", "resnet", "--set", "steps=1", "--set", "qat_steps=0", "--quiet"]) == 2
     assert "feature taps" in capsys.readouterr().err
+
+
+def test_the_shipped_default_bundle_teaches_through_onnx_runtime(teacher, tmp_path):
+    """A bundle teacher (the embedded default): its fp32 ONNX output is the target, no feature taps,
+    a fresh discriminator, every image of the folder, and a student with its own kwargs comes back."""
+    import numpy as np
+
+    from sonoedge.train.distill_teacher import load_teacher
+
+    _, data = teacher
+    t = load_teacher("default")
+    assert t.kind == "bundle" and t.info["generator"] == "unet" and t.info["stride"] == 64 and len(t.sha256) == 64
+    x = torch.rand(1, 1, 64, 64) * 2 - 1
+    with torch.no_grad():
+        y = t.module(x)
+    assert y.shape == x.shape and float((y - x).abs().mean()) > 1e-4  # the model ran, it is not the identity
+    cfg = DistillConfig(student="edge-nano", student_kwargs={"widths": [4, 8, 16, 16], "full_res": False},
+                        steps=4, qat_steps=2, batch_size=2, crop=64, log_every=1, lambda_adv=0.1)
+    out = distill("default", data / "low", tmp_path / "s", cfg, progress=False)
+    student, info = load_generator(out)
+    assert info["generator"] == "edge-nano" and info["kwargs"]["widths"] == [4, 8, 16, 16] and info["stride"] == 16
+    setup = json.loads((tmp_path / "s" / "log.jsonl").read_text().splitlines()[0])
+    assert setup["teacher_kind"].startswith("bundle default") and setup["taps"] == []
+    assert setup["discriminator"].startswith("a fresh patchgan") and setup["train_images"] == 10
+    meta = torch.load(out, weights_only=False)["meta"]
+    assert meta["teacher_sha256"] == t.sha256
+    with torch.no_grad():
+        assert np.isfinite(student(x).numpy()).all()

@@ -11,7 +11,7 @@ from sonoedge.train.registries import GENERATORS, load_all
 from sonoedge.train.students import SIZES, macs_per_pixel
 
 load_all()
-PARAMS = {"edge-tiny": (15_000, 40_000), "edge-small": (80_000, 200_000), "edge-base": (350_000, 600_000)}
+PARAMS = {"edge-nano": (1_000, 5_000), "edge-tiny": (15_000, 40_000), "edge-small": (80_000, 200_000), "edge-base": (350_000, 600_000)}
 
 
 @pytest.mark.parametrize("name", sorted(SIZES))
@@ -24,7 +24,8 @@ def test_sizes_shapes_and_identity_start(name):
         y = g(x)
     assert y.shape == x.shape and g.scale == 1
     assert torch.equal(y, x)  # zero-initialised head: the untrained student is the identity
-    assert all(w % 16 == 0 for w in SIZES[name][0])  # tensor-core friendly widths
+    if name != "edge-nano":  # edge-nano trades tile-friendly widths for its MAC budget (students.py)
+        assert all(w % 16 == 0 for w in SIZES[name][0])  # tensor-core friendly widths
 
 
 def test_sr_student_has_the_teacher_scale():
@@ -38,6 +39,17 @@ def test_macs_grow_with_size_and_stay_far_below_the_paper_generator():
     assert macs["edge-tiny"] < macs["edge-small"] < macs["edge-base"]
     resnet = macs_per_pixel(GENERATORS.create("resnet", ngf=16, n_blocks=4, n_down=2))
     assert resnet / macs["edge-small"] > 10
+
+
+def test_nano_costs_under_a_tenth_of_the_shipped_default():
+    """edge-nano is distilled from the embedded default (U-Net ngf 8, depth 6; docs/results/edge.md)."""
+    nano = macs_per_pixel(GENERATORS.create("edge-nano"))
+    default = macs_per_pixel(GENERATORS.create("unet", ngf=8, depth=6, dropout=0.0))
+    assert nano <= 147 and default / nano >= 10
+    g = GENERATORS.create("edge-nano").eval()
+    assert g.full is not None and g.stride == 8
+    with torch.no_grad():  # every size that is a multiple of the stride, odd multiples included
+        assert g(torch.zeros(1, 1, 24, 40)).shape == (1, 1, 24, 40)
 
 
 def test_batchnorm_folds_exactly_and_the_state_dict_keeps_its_keys():
@@ -63,13 +75,14 @@ def test_batchnorm_folds_exactly_and_the_state_dict_keeps_its_keys():
         assert torch.allclose(fresh(x), after, atol=1e-6)
 
 
-def test_exports_to_full_int8_with_no_layer_in_float(tmp_path):
+@pytest.mark.parametrize("name", ["edge-tiny", "edge-nano"])
+def test_exports_to_full_int8_with_no_layer_in_float(tmp_path, name):
     from sonoedge.export.int8 import Int8Config, search_int8, weighted_nodes
     from sonoedge.export.onnx_export import check_onnx, export_onnx
     from sonoedge.export.qdq_rules import check_qdq
 
     torch.manual_seed(1)
-    g = GENERATORS.create("edge-tiny")
+    g = GENERATORS.create(name)
     g.train()
     g(torch.randn(8, 1, 32, 32))
     for p in g.parameters():
