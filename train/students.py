@@ -21,8 +21,9 @@ Why they look the way they do (DESIGN.md, "What runs where"; issue "edge student
 - static-shape friendly: no shape-dependent op (no Shape/Gather chains), only stride-2 convs and
   scale-2 Resizes, so H and W multiples of ``stride`` give one static engine per size.
 
-Three sizes from about 20 K to about 500 K parameters, and edge-nano (about 2 K parameters, a tenth
-of the shipped default's MACs) for distilling the default itself (``SIZES``); ``macs_per_pixel`` counts the
+Three sizes from about 20 K to about 500 K parameters (``SIZES``), and edge-nano (``EdgeNano``, 3 K
+parameters, under a tenth of the shipped default's MACs, no full-resolution layer) for distilling
+the default itself; ``macs_per_pixel`` counts the
 convolutions' multiply-accumulates per input pixel (``sonoedge devices --estimate`` prints MACs per
 512x512 frame from the exported ONNX graph).
 """
@@ -36,10 +37,6 @@ from sonoedge.train.registries import GENERATORS
 
 # name -> (widths per encoder level, residual blocks at the bottom, full-resolution branch)
 SIZES: dict[str, tuple[tuple[int, ...], int, bool]] = {
-    # 135 MACs per pixel, under a tenth of the shipped default's 1 472 (docs/results/edge.md): widths
-    # 4 and 8 break the multiple-of-16 rule on purpose, because a 16-wide full-resolution conv alone
-    # would cost 144 MACs per pixel; TensorRT pads them to its tile, which the estimate accounts for
-    "edge-nano": ((4, 8, 8), 0, True),
     "edge-tiny": ((16, 32), 1, False),  # 28 K parameters, 1.9 K MACs per pixel (EdgeSRIE's class: about 20 K)
     "edge-small": ((16, 32, 64), 1, False),  # 121 K parameters, 2.5 K MACs per pixel
     "edge-base": ((32, 64, 128), 1, False),  # 481 K parameters, 9.6 K MACs per pixel
@@ -154,7 +151,7 @@ def macs_per_pixel(model: nn.Module, side: int = 64) -> float:
         total[0] += output.numel() // output.shape[0] * per_out
 
     handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))]
-    c = next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))).in_channels
+    c = getattr(model, "in_channels", None) or next(m for m in model.modules() if isinstance(m, (nn.Conv2d, nn.ConvTranspose2d))).in_channels
     stride = max(int(getattr(model, "stride", 1)), 1)
     side = -(-side // stride) * stride
     try:
@@ -167,3 +164,68 @@ def macs_per_pixel(model: nn.Module, side: int = 64) -> float:
         for h in handles:
             h.remove()
     return total[0] / (side * side)
+
+
+class EdgeShuffleStudent(nn.Module):
+    """The smallest student: the whole network at half resolution or below, full-resolution detail
+    carried by a space-to-depth rearrangement instead of full-resolution layers.
+
+        f = ConvBNReLU(C -> widths[0], 4 x 4, stride 2)(x)   the speckle-scale path: every input pixel,
+                                                          4 x 4 windows, computed at half resolution
+        encoder: stride-2 ConvBNReLU levels widths[1:], decoder conv -> nearest x2 -> + skip, back to f's level
+        r = DepthToSpace2(conv(4C)(y))           the full-resolution residual
+        out = clamp(x + r, -1, 1)
+
+    Why (docs/results/edge.md, section 5): on a CPU, and in TensorRT's memory-bound small layers, the
+    cost of a tiny network is its full-resolution tensors, not its MACs; a nearest x2 up-sampling of a
+    4-channel feature to full resolution plus a full-resolution conv cost more than the shipped
+    default's whole decoder in ONNX Runtime. DepthToSpace is pure re-indexing (a TensorRT shuffle
+    layer, exact in INT8). (N, C, H, W) in [-1, 1], H and W multiples of ``stride``.
+    """
+
+    scale = 1
+
+    def __init__(self, in_channels: int = 1, out_channels: int = 1, widths: tuple[int, ...] = (4, 8, 16),
+                 n_blocks: int = 0, scale: int = 1):
+        super().__init__()
+        widths = tuple(int(w) for w in widths)
+        if not widths or min(widths) < 1 or n_blocks < 0 or scale != 1:
+            raise ValueError(f"edge shuffle student needs widths >= 1, n_blocks >= 0 and scale 1; got {widths}, {n_blocks}, {scale}")
+        self.stride = 2 ** len(widths)
+        self.in_channels, self.out_channels = in_channels, out_channels
+        # a 4 x 4 stride-2 conv: every input pixel enters, in overlapping 4 x 4 windows, computed at half
+        # resolution (a 6 x 6 one, exactly a 3 x 3 conv on SpaceToDepth2(x), was 4 % slower in ONNX
+        # Runtime for 20 more MACs per pixel; torch's pixel_unshuffle exports a Reshape/Transpose pair)
+        self.full = nn.Sequential(nn.Conv2d(in_channels, widths[0], 4, stride=2, padding=1, bias=False),
+                                  nn.BatchNorm2d(widths[0]), nn.ReLU())
+        self.encoder = nn.ModuleList(ConvBNReLU(widths[i], widths[i + 1], stride=2) for i in range(len(widths) - 1))
+        self.blocks = nn.Sequential(*(ResBlock(widths[-1]) for _ in range(n_blocks)))
+        self.decoder = nn.ModuleList(ConvBNReLU(widths[i + 1], widths[i]) for i in reversed(range(len(widths) - 1)))
+        self.head = nn.Conv2d(widths[0], 4 * out_channels, 3, padding=1)
+        nn.init.zeros_(self.head.weight)  # start as the identity, as EdgeStudent
+        nn.init.zeros_(self.head.bias)
+        self.features: list[torch.Tensor] = []
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1]
+        y = self.full(x)
+        skips = [y]
+        for layer in self.encoder:
+            y = layer(y)
+            skips.append(y)
+        y = self.blocks(skips.pop())
+        bottleneck = y
+        for layer in self.decoder:
+            y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
+        self.features = [bottleneck, y]
+        base = x if x.shape[1] == self.out_channels else x.mean(dim=1, keepdim=True).expand(-1, self.out_channels, -1, -1)
+        return torch.clamp(base + F.pixel_shuffle(self.head(y), 2), -1.0, 1.0)  # (N, C, H, W) in [-1, 1]
+
+
+@GENERATORS.register("edge-nano")
+class EdgeNano(EdgeShuffleStudent):
+    """edge-nano: EdgeShuffleStudent(widths=(4, 8, 16)), 124 MACs per pixel, under a tenth of the shipped
+    default's 1 472 (docs/results/edge.md, section 5). Widths 4 and 8 break the multiple-of-16 rule on
+    purpose: a 16-wide half-resolution conv alone would cost 144 MACs per pixel; TensorRT pads them to
+    its tile, which ``sonoedge devices --estimate`` accounts for."""
+
+    stride = 8

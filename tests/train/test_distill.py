@@ -98,11 +98,11 @@ def test_the_shipped_default_bundle_teaches_through_onnx_runtime(teacher, tmp_pa
     with torch.no_grad():
         y = t.module(x)
     assert y.shape == x.shape and float((y - x).abs().mean()) > 1e-4  # the model ran, it is not the identity
-    cfg = DistillConfig(student="edge-nano", student_kwargs={"widths": [4, 8, 16, 16], "full_res": False},
+    cfg = DistillConfig(student="edge-tiny", student_kwargs={"widths": [4, 8, 16, 16], "n_blocks": 0},
                         steps=4, qat_steps=2, batch_size=2, crop=64, log_every=1, lambda_adv=0.1)
     out = distill("default", data / "low", tmp_path / "s", cfg, progress=False)
     student, info = load_generator(out)
-    assert info["generator"] == "edge-nano" and info["kwargs"]["widths"] == [4, 8, 16, 16] and info["stride"] == 16
+    assert info["generator"] == "edge-tiny" and info["kwargs"]["widths"] == [4, 8, 16, 16] and info["stride"] == 16
     setup = json.loads((tmp_path / "s" / "log.jsonl").read_text().splitlines()[0])
     assert setup["teacher_kind"].startswith("bundle default") and setup["taps"] == []
     assert setup["discriminator"].startswith("a fresh patchgan") and setup["train_images"] == 10

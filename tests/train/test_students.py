@@ -14,7 +14,7 @@ load_all()
 PARAMS = {"edge-nano": (1_000, 5_000), "edge-tiny": (15_000, 40_000), "edge-small": (80_000, 200_000), "edge-base": (350_000, 600_000)}
 
 
-@pytest.mark.parametrize("name", sorted(SIZES))
+@pytest.mark.parametrize("name", [*sorted(SIZES), "edge-nano"])
 def test_sizes_shapes_and_identity_start(name):
     g = GENERATORS.create(name).eval()
     lo, hi = PARAMS[name]
@@ -24,7 +24,7 @@ def test_sizes_shapes_and_identity_start(name):
         y = g(x)
     assert y.shape == x.shape and g.scale == 1
     assert torch.equal(y, x)  # zero-initialised head: the untrained student is the identity
-    if name != "edge-nano":  # edge-nano trades tile-friendly widths for its MAC budget (students.py)
+    if name in SIZES:  # edge-nano trades tile-friendly widths for its MAC budget (students.py)
         assert all(w % 16 == 0 for w in SIZES[name][0])  # tensor-core friendly widths
 
 
@@ -47,9 +47,28 @@ def test_nano_costs_under_a_tenth_of_the_shipped_default():
     default = macs_per_pixel(GENERATORS.create("unet", ngf=8, depth=6, dropout=0.0))
     assert nano <= 147 and default / nano >= 10
     g = GENERATORS.create("edge-nano").eval()
-    assert g.full is not None and g.stride == 8
+    assert g.stride == 8
     with torch.no_grad():  # every size that is a multiple of the stride, odd multiples included
         assert g(torch.zeros(1, 1, 24, 40)).shape == (1, 1, 24, 40)
+    full_res = GENERATORS.create("edge-tiny", widths=(4, 8, 8), n_blocks=0, full_res=True)  # the variant it replaced
+    assert macs_per_pixel(full_res) == 135
+
+
+def test_nano_has_no_full_resolution_layer_but_the_output_shuffle(tmp_path):
+    """Every conv of edge-nano runs at half resolution or below (the CPU and memory cost of a tiny net
+    is its full-resolution tensors); the only full-resolution ops are DepthToSpace, Add and Clip."""
+    from sonoedge.export.onnx_export import check_onnx, export_onnx
+
+    g = GENERATORS.create("edge-nano").eval()
+    sizes = []
+    for m in g.modules():
+        if isinstance(m, torch.nn.Conv2d):
+            m.register_forward_hook(lambda mod, i, o: sizes.append(o.shape[-1]))
+    with torch.no_grad():
+        g(torch.zeros(1, 1, 64, 64))
+    assert max(sizes) == 32
+    ops = set(check_onnx(export_onnx(g, tmp_path / "m.onnx", channels=1, stride=g.stride))["op_types"])
+    assert ops <= {"Conv", "Relu", "Add", "Resize", "DepthToSpace", "Clip", "Constant", "Identity"}
 
 
 def test_batchnorm_folds_exactly_and_the_state_dict_keeps_its_keys():
