@@ -31,7 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--fps", type=float, default=0.0, help="with --daemon: replay rate (default: the file's own)")
     parser.add_argument("--temporal", type=int, default=0, metavar="N",
                         help="also score flicker on the first N frames: warping error and short-term std of the input, the "
-                             "output, the output steadied (strength --steady, or 0.85) and a running average; and the "
+                             "output, the output steadied (strength --steady, or 0.7) and a running average; and the "
                              "steadier's cost per frame (runtime/stream/steady.py)")
     parser.add_argument("--guard-cost", action="store_true",
                         help="instead: the structure guard's time per frame against inference at 512x512, interleaved "
@@ -75,9 +75,9 @@ def run(args: argparse.Namespace) -> int:
         result = bench(cfg, path, args.frames, args.repeats, args.queue_size)
         result["fidelity"] = _fidelity(cfg, path)
         if args.temporal:
-            from sonoedge.runtime.stream.steady import temporal_bench
+            from sonoedge.runtime.stream.steady import STRENGTH, temporal_bench
 
-            result["temporal"] = temporal_bench(cfg, path, args.temporal, args.steady or 0.85)
+            result["temporal"] = temporal_bench(cfg, path, args.temporal, args.steady or STRENGTH)
     if not args.input:
         result["input"] = "generated phantom clip (256x256, FFV1)"
     print(format_result(result))

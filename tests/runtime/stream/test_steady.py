@@ -60,3 +60,9 @@ def test_enhancer_steady_option_blends_consecutive_frames(tiny_bundle):
             Enhancer(model, EnhancerConfig(region="full", steady=1.5))
     finally:
         model.close()
+
+
+def test_the_default_setting_is_the_tested_one():
+    """0.7 / tau 20: the setting docs/results/edge.md found to meet all three temporal conditions with edge-nano."""
+    s = Steadier()
+    assert (s.strength, s.tau, s.sigma) == (0.7, 20.0, 1.5)
