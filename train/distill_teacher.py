@@ -55,7 +55,8 @@ class OnnxTeacher(nn.Module):
 
 
 def is_bundle(spec: str | Path) -> bool:
-    """``default``, a directory holding a manifest.json, or a .tar file (a bundle archive)."""
+    """``default``, a directory (a bundle's; load_manifest refuses one without a valid manifest), or a
+    .tar file that is not a .pt checkpoint (a bundle archive)."""
     path = Path(spec)
     if str(spec) == "default":
         return True

@@ -72,7 +72,8 @@ class EdgeStudent(nn.Module):
 
     ``full_res``: one more ConvBNReLU(C -> widths[0]) on the input at FULL resolution, added to the
     up-sampled decoder feature before the head: a speckle-scale path for students too small to carry
-    full-resolution detail through the encoder (edge-nano).
+    full-resolution detail through the encoder (the variant tried before edge-nano: docs/results/edge.md,
+    section 0, explains why edge-nano has no full-resolution layer instead).
 
     ``features`` (after a forward) holds the bottleneck and the last decoder feature, the taps the
     distiller matches against the teacher (train/distill.py).
