@@ -8,7 +8,8 @@
 ``prep`` writes every still of the given folders and their sub-folders (the first frame of a multi-frame file) as an 8-bit
 PNG resized with its aspect kept (INTER_AREA, shorter side ``--short`` px), named ``folder__stem.png``:
 the real frames the enhancers never saw, at the scale they were trained at, not squeezed to a square.
-Exact duplicates (same pixels) are written once.
+Exact duplicates (same pixels) are written once. ``--region crop`` first cuts each frame to its
+detected imaging region padded to a square (``data.region = "crop"``), for a realism reference.
 
 ``measure`` runs, for each ``ARM:SEED=RUN`` (a run folder of ``sonoedge train``, its ``last.pt``):
 
@@ -43,7 +44,7 @@ def _sonoedge(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def prep(folders: list[str], short: int, out: Path) -> int:
+def prep(folders: list[str], short: int, out: Path, region: str = "none") -> int:
     import cv2
 
     from sonoedge.runtime.readers import IMAGE_EXTENSIONS, read_image
@@ -67,6 +68,10 @@ def prep(folders: list[str], short: int, out: Path) -> int:
                 print(f"skip {path}: same pixels as an earlier frame")
                 continue
             seen.add(key)
+            if region != "none":
+                from sonoedge.train.datasets import apply_region
+
+                image = apply_region([image], region)[0]
             h, w = image.shape
             scale = short / min(h, w)
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
@@ -160,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("folders", nargs="+")
     p.add_argument("--short", type=int, default=96)
     p.add_argument("--out", required=True)
+    p.add_argument("--region", choices=("none", "mask", "crop"), default="none",
+                   help="apply the detected imaging region first, as data.region does in training (crop: a square, "
+                        "the region padded with black, so the frames of a realism reference are not squeezed)")
     m = sub.add_parser("measure")
     m.add_argument("--run", action="append", required=True, metavar="ARM:SEED=RUN")
     m.add_argument("--real", required=True)
@@ -167,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "prep":
-        return prep(args.folders, args.short, Path(args.out))
+        return prep(args.folders, args.short, Path(args.out), args.region)
     return measure(args.run, Path(args.real), Path(args.phantom), Path(args.out))
 
 
