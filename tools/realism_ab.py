@@ -44,7 +44,7 @@ def _sonoedge(*args: str) -> None:
     subprocess.run(cmd, check=True)
 
 
-def prep(folders: list[str], short: int, out: Path, region: str = "none") -> int:
+def prep(folders: list[str], short: int, out: Path, region: str = "none", plain_names: bool = False) -> int:
     import cv2
 
     from sonoedge.runtime.readers import IMAGE_EXTENSIONS, read_image
@@ -75,7 +75,8 @@ def prep(folders: list[str], short: int, out: Path, region: str = "none") -> int
             h, w = image.shape
             scale = short / min(h, w)
             small = cv2.resize(image, (max(1, round(w * scale)), max(1, round(h * scale))), interpolation=cv2.INTER_AREA)
-            cv2.imwrite(str(out / f"{folder.name}__{path.stem.replace(' ', '_')}.png"), small)
+            stem = path.stem.replace(" ", "_")
+            cv2.imwrite(str(out / (f"{stem}.png" if plain_names else f"{folder.name}__{stem}.png")), small)
             written += 1
     print(f"wrote {written} frames to {out}")
     return 0
@@ -168,6 +169,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--region", choices=("none", "mask", "crop"), default="none",
                    help="apply the detected imaging region first, as data.region does in training (crop: a square, "
                         "the region padded with black, so the frames of a realism reference are not squeezed)")
+    p.add_argument("--plain-names", action="store_true", help="name outputs by the file's stem alone (one folder, "
+                   "e.g. phantom images to pair with their translations in `sonoedge fidelity`)")
     m = sub.add_parser("measure")
     m.add_argument("--run", action="append", required=True, metavar="ARM:SEED=RUN")
     m.add_argument("--real", required=True)
@@ -175,7 +178,7 @@ def main(argv: list[str] | None = None) -> int:
     m.add_argument("--out", required=True)
     args = parser.parse_args(argv)
     if args.cmd == "prep":
-        return prep(args.folders, args.short, Path(args.out), args.region)
+        return prep(args.folders, args.short, Path(args.out), args.region, args.plain_names)
     return measure(args.run, Path(args.real), Path(args.phantom), Path(args.out))
 
 
