@@ -21,7 +21,8 @@ ground-truth regions (``train/phantom`` info): for every scene with a cyst, the 
 (20 log10 of background over cyst mean) before and after translation, a cyst counted as lost when
 its contrast falls under :data:`CYST_VISIBLE_DB`; the shift of structure (peak of the cross-correlation
 of the Gaussian-smoothed images inside the sector); the correlation of the smoothed images; and the share
-of pixels outside the sector that the translation painted (grey > :data:`PAINTED_LEVEL`).
+of pixels outside the sector that the translation painted (grey > :data:`PAINTED_LEVEL` where the phantom,
+resized like the output, is not: the sector's edge pixels that a resize blends count only if changed).
 """
 from __future__ import annotations
 
@@ -289,7 +290,8 @@ def structure_check(phantom_dir: str | Path, translated: Mapping[str, np.ndarray
         b = cv2.GaussianBlur(out.astype(np.float32), (0, 0), SMOOTH_SIGMA)
         corr = float(np.corrcoef(a[sector], b[sector])[0, 1])
         row = {"name": stem, "shift_px": structure_shift(a, b, sector), "structure_corr": corr,
-               "painted_outside": float((out[~sector] > PAINTED_LEVEL).mean()) if (~sector).any() else 0.0}
+               "painted_outside": float(((out > PAINTED_LEVEL) & (ref <= PAINTED_LEVEL))[~sector].mean())
+               if (~sector).any() else 0.0}
         if "cyst" in regions and regions["cyst"].any() and regions["cyst_background"].any():
             row["cyst_db_before"] = cyst_contrast_db(ref, regions["cyst"], regions["cyst_background"])
             row["cyst_db_after"] = cyst_contrast_db(out, regions["cyst"], regions["cyst_background"])
