@@ -66,6 +66,13 @@ class DataConfig:
     stride: int = 4  # H and W are centre-cropped to multiples of this (the generator's total down-sampling)
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     verify: bool = True  # open every file once when the datasets are built (fail before training, not during)
+    # the imaging region of real frames (sonoedge.runtime.region.detect_region): "none", "mask" (black
+    # outside the detected region, so a translator learns no screen surround, bars or rings), or "crop"
+    # (masked, cut to the region's bounding box and padded with black to a square, so that data.size
+    # resizes without squeezing the aspect). Applied to the images of the folders in region_folders
+    # ("A", "B", "low", "high", or "" for the single layout); a pair shares the region of its low image.
+    region: str = "none"
+    region_folders: tuple[str, ...] = ("B",)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,10 +335,21 @@ class _FolderDataset:
     def _rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.cfg.seed, self.epoch if self.train else 0, index])
 
-    def _load(self, path: Path) -> np.ndarray:
+    def _load(self, path: Path, region: bool | None = None) -> np.ndarray:
+        """uint8 (H, W) (InputError names the file), with data.region applied when its folder is in
+        data.region_folders (``region`` True/False overrides that)."""
         from sonoedge.runtime.readers import read_image
 
-        return read_image(path)  # uint8 (H, W); InputError names the file
+        image = read_image(path)
+        if region is None:
+            region = self._in_region_folders(path)
+        return apply_region([image], self.cfg.region)[0] if region else image
+
+    def _in_region_folders(self, path: Path) -> bool:
+        if self.cfg.region == "none":
+            return False
+        folder = Path(path).relative_to(self.cfg.root).parts[0] if self.cfg.layout != "single" else ""
+        return folder in self.cfg.region_folders
 
     def _prepare(self, images: list[np.ndarray], rng: np.random.Generator, names: list[str]) -> list[Any]:
         try:
@@ -342,6 +360,34 @@ class _FolderDataset:
             return [_to_tensor(crop_to_stride(im, self.cfg.stride)) for im in images]
         except InputError as exc:
             raise InputError(f"{' + '.join(names)}: {exc}") from exc
+
+
+REGION_MODES = ("none", "mask", "crop")
+
+
+def apply_region(images: list[np.ndarray], mode: str) -> list[np.ndarray]:
+    """``images`` (same shape, uint8 (H, W)) with the imaging region of the first one applied:
+    "mask" zeroes every pixel outside it, "crop" also cuts to its bounding box and pads the shorter
+    side with black (centred) to a square, so a later resize keeps the aspect (DataConfig.region)."""
+    if mode == "none":
+        return list(images)
+    if mode not in REGION_MODES:
+        raise InputError(f"data.region must be one of {', '.join(REGION_MODES)}, got '{mode}'")
+    from sonoedge.runtime.region import detect_region
+
+    region = detect_region(images[0])
+    out = [np.where(region.mask, im, 0).astype(np.uint8) for im in images]
+    if mode == "crop":
+        x0, y0, x1, y1 = region.bbox
+        side = max(x1 - x0, y1 - y0)
+        squares = []
+        for im in out:
+            square = np.zeros((side, side), np.uint8)
+            top, left = (side - (y1 - y0)) // 2, (side - (x1 - x0)) // 2
+            square[top:top + y1 - y0, left:left + x1 - x0] = im[y0:y1, x0:x1]
+            squares.append(square)
+        out = squares
+    return out
 
 
 def _to_tensor(image: np.ndarray):
@@ -367,8 +413,10 @@ class PairedDataset(_FolderDataset):
 
     def __getitem__(self, index: int) -> dict[str, Any]:
         low_path, high_path = self.pairs[index]
-        low, high = self._prepare([self._load(low_path), self._load(high_path)], self._rng(index),
-                                  [str(low_path), str(high_path)])
+        images = [self._load(low_path, region=False), self._load(high_path, region=False)]
+        if self._in_region_folders(low_path) or self._in_region_folders(high_path):
+            images = apply_region(images, self.cfg.region)  # one region for both: the pair stays aligned
+        low, high = self._prepare(images, self._rng(index), [str(low_path), str(high_path)])
         return {"low": low, "high": high, "name": self.names[index], "organ": organ_of(self.names[index])}
 
 
@@ -419,6 +467,8 @@ def build_datasets(cfg: DataConfig) -> dict[str, _FolderDataset]:
     if cfg.size < 0 or cfg.stride < 1 or cfg.augment.crop_margin < 0:
         raise InputError(f"data.size ({cfg.size}) and data.augment.crop_margin ({cfg.augment.crop_margin}) must be >= 0 "
                          f"and data.stride ({cfg.stride}) >= 1.")
+    if cfg.region not in REGION_MODES:
+        raise InputError(f"data.region must be one of {', '.join(REGION_MODES)}, got '{cfg.region}'")
     if cfg.size and cfg.size % cfg.stride:
         nearest = cfg.size - cfg.size % cfg.stride or cfg.stride
         raise InputError(f"data.size {cfg.size} is not a multiple of data.stride {cfg.stride}; choose e.g. {nearest}.")

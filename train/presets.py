@@ -26,6 +26,9 @@ class Preset:
     config: Any  # a dataclass instance
     run: Callable[[Any, Path, Path | None], Path]
     data_key: str = "data.root"
+    # "key = value: source" lines printed as comments above --print-config's TOML, for values a
+    # reader should trace to the paper (and where a documented CPU run departs from them)
+    sources: tuple[str, ...] = ()
 
 
 def _run_cyclegan(cfg, out_dir: Path, resume: Path | None) -> Path:

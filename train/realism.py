@@ -21,7 +21,8 @@ ground-truth regions (``train/phantom`` info): for every scene with a cyst, the 
 (20 log10 of background over cyst mean) before and after translation, a cyst counted as lost when
 its contrast falls under :data:`CYST_VISIBLE_DB`; the shift of structure (peak of the cross-correlation
 of the Gaussian-smoothed images inside the sector); the correlation of the smoothed images; and the share
-of pixels outside the sector that the translation painted (grey > :data:`PAINTED_LEVEL`).
+of pixels outside the sector that the translation painted (grey > :data:`PAINTED_LEVEL` where the phantom,
+resized like the output, is not: the sector's edge pixels that a resize blends count only if changed).
 """
 from __future__ import annotations
 
@@ -180,6 +181,42 @@ def realism_report(real: Mapping[str, np.ndarray], sets: Mapping[str, Mapping[st
     return RealismReport(real_name, len(real_images), rows, extractor.trunk_description)
 
 
+# ----------------------------------------------------------------------------- keeping the surround
+
+def phantom_folder_of(content: str | Path) -> Path | None:
+    """The phantom folder (with ``phantom.json``) that ``content`` is or is a sub-folder/file of, else None."""
+    path = Path(content)
+    for folder in (path, path.parent, path.parent.parent):
+        if folder.is_dir() and (folder / "phantom.json").is_file():
+            return folder
+    return None
+
+
+def sector_masks(content: str | Path, named: list[tuple[str, np.ndarray]]) -> tuple[list[np.ndarray], str]:
+    """The imaging region of each (stem, image): the phantom's own sector when ``content`` lies in a
+    folder from ``sonoedge data phantom`` that knows every stem (re-simulated from phantom.json, resized
+    nearest to the image), else the region detected on the image (runtime/region.py). Returns the masks
+    and a word naming the source ("phantom sector" or "detected region")."""
+    folder = phantom_folder_of(content)
+    if folder is not None:
+        truth = _phantom_truth(folder)
+        if all(stem in truth for stem, _ in named):
+            return [_resize_to(truth[stem]["regions"]["sector"].astype(np.uint8), im.shape, True).astype(bool)
+                    for stem, im in named], "phantom sector"
+    return [region_of(im) for _, im in named], "detected region"
+
+
+def keep_outside(inputs: list[np.ndarray], outputs: list[np.ndarray], masks: list[np.ndarray]) -> list[np.ndarray]:
+    """Each output inside its mask, the input exactly outside: a translator may change the image, never
+    the screen around it ("first, do no harm": the surround must not be painted with tissue)."""
+    out = []
+    for x, y, m in zip(inputs, outputs, masks):
+        if x.shape != y.shape or m.shape != x.shape:
+            raise InputError(f"input {x.shape}, output {y.shape} and mask {m.shape} differ in shape")
+        out.append(np.where(m, y, x).astype(np.uint8))
+    return out
+
+
 # ----------------------------------------------------------------------------- structure check
 
 def _phantom_truth(phantom_dir: Path) -> dict[str, dict[str, Any]]:
@@ -253,7 +290,8 @@ def structure_check(phantom_dir: str | Path, translated: Mapping[str, np.ndarray
         b = cv2.GaussianBlur(out.astype(np.float32), (0, 0), SMOOTH_SIGMA)
         corr = float(np.corrcoef(a[sector], b[sector])[0, 1])
         row = {"name": stem, "shift_px": structure_shift(a, b, sector), "structure_corr": corr,
-               "painted_outside": float((out[~sector] > PAINTED_LEVEL).mean()) if (~sector).any() else 0.0}
+               "painted_outside": float(((out > PAINTED_LEVEL) & (ref <= PAINTED_LEVEL))[~sector].mean())
+               if (~sector).any() else 0.0}
         if "cyst" in regions and regions["cyst"].any() and regions["cyst_background"].any():
             row["cyst_db_before"] = cyst_contrast_db(ref, regions["cyst"], regions["cyst_background"])
             row["cyst_db_after"] = cyst_contrast_db(out, regions["cyst"], regions["cyst_background"])

@@ -3,12 +3,16 @@ with a trained network.
 
     sonoedge style CONTENT --style S [S ...] -o OUT [--average feature|gram|none] [--iterations 3000]
                    [--content-labels L] [--style-labels L ...] [--local] [--vgg-trunk PATH|random]
-    sonoedge style CONTENT --checkpoint CKPT -o OUT [--size N]     # a trained translator: the NST
-                   # transform net (menini2021-nst) or a CycleGAN's G_H (grimwood2022-sim2real)
+    sonoedge style CONTENT --checkpoint CKPT -o OUT [--size N] [--outside keep|translate]
+                   # a trained translator: the NST transform net (menini2021-nst) or a CycleGAN's G_H
+                   # (grimwood2022-sim2real)
 
 CONTENT is an image file (OUT is then the output file) or a folder (OUT a folder; outputs keep the
 input names as PNG). Each --style is an image or a folder of images; several style images make an
-average style (feature space by default, Sec. 3.2). Labels are integer label maps (PNG) of the
+average style (feature space by default, Sec. 3.2). A trained translator changes only the imaging
+region (--outside keep, the default): every pixel outside it stays exactly as it was in the input.
+The region is the phantom's own sector when CONTENT is (in) a folder from `sonoedge data phantom`,
+else the region detected on each image (runtime/region.py). Labels are integer label maps (PNG) of the
 content (augmented style loss, Eq. 3.1; with --local, local NST) and optionally of each style
 image (Eq. 2.5). OUT must be new or empty unless --overwrite, which replaces only the files this
 command writes. The VGG19 trunk follows the LPIPS rules: a file, $SONOEDGE_VGG19_TRUNK, the torch
@@ -31,6 +35,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", help="a trained translator checkpoint instead of optimisation")
     parser.add_argument("--size", type=int, default=0, help="resize content to SIZE x SIZE first (0: keep; a checkpoint's "
                                                             "inputs are reflect-padded to its stride)")
+    parser.add_argument("--outside", choices=("keep", "translate"), default="keep",
+                        help="with --checkpoint: keep every pixel outside the imaging region (the phantom's sector, "
+                             "else the detected region) exactly as in the input (default), or translate it too")
     parser.add_argument("--content-labels", help="label map image (or folder, names as CONTENT) of the content")
     parser.add_argument("--style-labels", nargs="+", default=None, help="label map of each style image (Eq. 2.5)")
     parser.add_argument("--overwrite", action="store_true", help="replace outputs this command wrote before")
@@ -87,6 +94,12 @@ def run(args: argparse.Namespace) -> int:
         from sonoedge.train.nst.apply import translate
 
         outputs, description = translate(args.checkpoint, [im for _, im in contents], progress=not args.quiet)
+        if args.outside == "keep":
+            from sonoedge.train.realism import keep_outside, sector_masks
+
+            masks, source = sector_masks(args.content, contents)
+            outputs = keep_outside([im for _, im in contents], outputs, masks)
+            description += f"; outside the {source} kept as in the input"
     else:
         if not args.style:
             raise InputError("give --style IMAGE|FOLDER (or --checkpoint CKPT for a trained network)")

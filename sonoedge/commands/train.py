@@ -72,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
     preset, cfg = resolve(args)
     if args.print_config:
         print(f"# preset {preset.name}: {preset.description}")
+        for line in preset.sources:
+            print(f"#   {line}")
         print(dumps_toml(to_dict(cfg)), end="")
         return 0
     if args.data is None and args.resume is None and args.config is None and not any(

@@ -138,7 +138,9 @@ def test_preset_holds_the_thesis_values(capsys):
     assert cfg.loss.style_layers == STYLE_LAYERS and cfg.loss.content_layers == ("block5_conv2",)
     assert cfg.model.generator_kwargs["noise"] is True and cfg.loss.average == "feature"
     assert main(["train", "--preset", "menini2021-nst", "--print-config"]) == 0
-    assert "style_weight = 5000000.0" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "style_weight = 5000000.0" in printed and "lr = 1e-05" in printed
+    assert "optim.lr = 1e-5, train.batch_size = 1: Menini 2020, Sec. 4.3 and Table 4.6" in printed
 
 
 class Pairs(torch.utils.data.Dataset):

@@ -120,3 +120,81 @@ def test_style_command_optimises_and_translates_with_a_checkpoint(phantom, tmp_p
                  str(tmp_path / "tr"), "--quiet"]) == 0
     translated = cv2.imread(str(sorted((tmp_path / "tr").glob("*.png"))[0]), cv2.IMREAD_GRAYSCALE)
     assert translated.shape == (96, 96)  # padded to the stride and cropped back
+
+
+def test_style_with_a_checkpoint_keeps_the_surround_exactly(phantom, tmp_path, capsys):
+    """A translator trained one step paints everywhere; applied by `sonoedge style` the pixels outside
+    the phantom's sector are the input's, inside they are translated; --outside translate shows the paint."""
+    from sonoedge.cli import main
+
+    run = tmp_path / "run"
+    assert main(["train", "--preset", "menini2021-nst", "--data", str(phantom), "--out", str(run),
+                 "--set", "model.generator_kwargs={ngf=4, n_blocks=1, noise=true}", "--set", "loss.vgg_trunk='random'",
+                 "--set", "data.size=32", "--set", "train.max_steps=1", "--set", "data.ratios=[0.7, 0.15, 0.15]"]) == 0
+    ckpt = str(run / "last.pt")
+    assert main(["style", str(phantom / "high"), "--checkpoint", ckpt, "--size", "64", "-o", str(tmp_path / "kept"),
+                 "--quiet"]) == 0
+    assert "outside the phantom sector kept" in capsys.readouterr().out
+    assert main(["style", str(phantom / "high"), "--checkpoint", ckpt, "--size", "64", "--outside", "translate",
+                 "-o", str(tmp_path / "painted"), "--quiet"]) == 0
+    truth = R._phantom_truth(phantom)
+    for path in sorted((phantom / "high").glob("*.png")):
+        source = cv2.resize(cv2.imread(str(path), cv2.IMREAD_GRAYSCALE), (64, 64), interpolation=cv2.INTER_AREA)
+        kept = cv2.imread(str(tmp_path / "kept" / path.name), cv2.IMREAD_GRAYSCALE)
+        painted = cv2.imread(str(tmp_path / "painted" / path.name), cv2.IMREAD_GRAYSCALE)
+        sector = cv2.resize(truth[path.stem]["regions"]["sector"].astype(np.uint8), (64, 64),
+                            interpolation=cv2.INTER_NEAREST).astype(bool)
+        assert np.array_equal(kept[~sector], source[~sector])  # the surround exactly as it was
+        assert np.array_equal(kept[sector], painted[sector])  # the sector translated as without the option
+        assert not np.array_equal(painted[~sector], source[~sector])  # the untreated net does paint it
+    kept = {p.stem: cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (tmp_path / "kept").glob("*.png")}
+    painted = {p.stem: cv2.imread(str(p), cv2.IMREAD_GRAYSCALE) for p in (tmp_path / "painted").glob("*.png")}
+    assert R.structure_check(phantom, kept)["summary"]["painted_outside_max"] == 0.0
+    assert R.structure_check(phantom, painted)["summary"]["painted_outside_max"] > 0.0
+    # outside a phantom folder the region is detected on each image
+    loose = tmp_path / "loose"
+    loose.mkdir()
+    for path in sorted((phantom / "high").glob("*.png"))[:2]:
+        (loose / path.name).write_bytes(path.read_bytes())
+    assert main(["style", str(loose), "--checkpoint", ckpt, "-o", str(tmp_path / "loose_out"), "--quiet"]) == 0
+    assert "outside the detected region kept" in capsys.readouterr().out
+
+
+def _sector_frame(rng) -> np.ndarray:
+    """A 'screen capture': a speckled fan on black, a bright bar in the top-right corner outside it."""
+    frame = np.zeros((120, 180), np.uint8)
+    fan = np.zeros_like(frame)
+    cv2.ellipse(fan, (90, -20), (130, 130), 0, 55, 125, 1, -1)
+    frame[fan.astype(bool)] = np.clip(rng.rayleigh(60, int(fan.sum())), 1, 255).astype(np.uint8)
+    frame[4:10, 160:176] = 250
+    return frame
+
+
+def test_data_region_masks_or_crops_real_frames_without_squeezing(tmp_path):
+    from sonoedge.train.augment import AugmentConfig
+    from sonoedge.train.datasets import DataConfig, apply_region, build_datasets
+
+    rng = np.random.default_rng(4)
+    frame = _sector_frame(rng)
+    masked, = apply_region([frame], "mask")
+    assert masked[4:10, 160:176].max() == 0  # the bar outside the fan is gone
+    inside = masked > 0
+    assert np.array_equal(masked[inside], frame[inside]) and inside.sum() > 0.9 * (frame[20:] > 0).sum()
+    cropped, = apply_region([frame], "crop")
+    assert cropped.shape[0] == cropped.shape[1] and cropped.shape[0] <= 180  # a square, nothing resized
+    assert (cropped > 0).sum() == inside.sum()  # every region pixel kept, no pixel invented
+    with pytest.raises(InputError, match="data.region"):
+        apply_region([frame], "blur")
+    root = tmp_path / "s2r"
+    for folder in ("A", "B"):
+        (root / folder).mkdir(parents=True)
+        for i in range(4):
+            cv2.imwrite(str(root / folder / f"{folder}{i}.png"), _sector_frame(rng))
+    cfg = DataConfig(root=str(root), layout="unpaired", size=0, ratios=(1.0, 0.0, 0.0), region="mask",
+                     augment=AugmentConfig(enabled=False))
+    item = build_datasets(cfg)["train"][0]
+    to_grey = lambda t: np.round((t[0].numpy() + 1) * 127.5)  # noqa: E731
+    assert to_grey(item["B"])[4:10, 160:176].max() == 0  # B (the real frames) masked
+    assert to_grey(item["A"])[4:10, 160:176].min() == 250  # A untouched (region_folders = ("B",))
+    with pytest.raises(InputError, match="data.region"):
+        build_datasets(DataConfig(root=str(root), layout="unpaired", region="blur"))
