@@ -97,24 +97,24 @@ def _bench_item(clip: str, guard: str) -> Item:
     slow = clip in ("ultrasonix", "bk", "bone", "plus-png")  # 576-640 x 512-832 model inputs, or few frames
 
     def argv(c: Ctx) -> list[str]:
-        frames, repeats = (c.n(40, 4), c.n(3, 1)) if slow else (c.n(60, 4), c.n(3, 1))
+        frames, repeats = (c.n(30, 4), c.n(3, 1)) if slow else (c.n(40, 4), c.n(3, 1))
         inp = [] if clip == PHANTOM else ["--input", c.clip(clip)]
         return c.sonoedge("bench", "default", *inp, "--frames", frames, "--repeats", repeats, "--region", "auto",
                           "--guard", guard, "--json", c.result(name), "--overwrite")
 
     return Item(name, "runtime: pipeline vs careful hand loop (re-measured); runtime: pipeline vs careful hand loop; "
-                      "runtime: pipeline overhead (previous bench, frames in memory)", 0.6 if slow else 0.4, argv,
-                note="3 interleaved repeats (the row: 7)", result_json=True)
+                      "runtime: pipeline overhead (previous bench, frames in memory)", 0.4 if slow else 0.3, argv,
+                note="30-40 frames x 3 interleaved repeats (the row: 60-150 x 7)", result_json=True)
 
 
 def _guard_cost_item(clip: str) -> Item:
     name = f"guard-cost-{clip}"
 
     def argv(c: Ctx) -> list[str]:
-        return c.sonoedge("bench", "default", "--input", c.clip(clip), "--guard-cost", "--frames", c.n(60, 3),
+        return c.sonoedge("bench", "default", "--input", c.clip(clip), "--guard-cost", "--frames", c.n(40, 3),
                           "--repeats", c.n(3, 1), "--json", c.result(name), "--overwrite")
 
-    return Item(name, "runtime: structure guard", 0.3, argv, note="60 frames x 3 repeats (the row: 60-100 x 5-7)",
+    return Item(name, "runtime: structure guard", 0.25, argv, note="40 frames x 3 repeats (the row: 60-100 x 5-7)",
                 result_json=True)
 
 
@@ -124,7 +124,7 @@ def _steady_item(clip: str) -> Item:
         return c.sonoedge("bench", "default", *inp, "--frames", "2", "--repeats", "1", "--region", "auto",
                           "--temporal", c.n(20, 3))
 
-    return Item(f"steadying-{clip}", "edge: steadying cost", 0.4, argv, note="20 frames (the row: 40)")
+    return Item(f"steadying-{clip}", "edge: steadying cost", 0.3, argv, note="20 frames (the row: 40)")
 
 
 def _joined(commands: list[list[str]]) -> list[str]:
@@ -141,16 +141,16 @@ def items() -> list[Item]:
         # -- setup: artefacts other items read (speed stand-ins: random or barely trained weights)
         Item("setup-unet-journal", "(setup) journal U-Net at full width, random weights", 0.2,
              lambda c: c.tool("remeasure_benchmarks.py", "--make-checkpoint", "unet", str(c.setup("unet-journal.pt")))),
-        Item("setup-resnet15", "(setup) conference ResNet-15 at full width, a few identity steps", 1.0,
-             lambda c: c.tool("brief_resnet.py", "--frames", str(c.realus / "hc18"), "--steps", c.n(20, 1),
+        Item("setup-resnet15", "(setup) conference ResNet-15 at full width, a few identity steps", 0.7,
+             lambda c: c.tool("brief_resnet.py", "--frames", str(c.realus / "hc18"), "--steps", c.n(10, 1),
                               "--out", str(c.setup("resnet15.pt"))),
-             note="20 identity steps (docs: 100); essentially random weights either way"),
-        Item("setup-sr-bundle", "(setup) Liu SR generator, random weights, exported fp32", 1.0,
+             note="10 identity steps (docs: 100); essentially random weights either way"),
+        Item("setup-sr-bundle", "(setup) Liu SR generator, random weights, exported fp32", 0.7,
              lambda c: [*c.tool("remeasure_benchmarks.py", "--make-checkpoint", "liu_sr", str(c.setup("liu-sr.pt"))), "&&",
                         *c.sonoedge("export", str(c.setup("liu-sr.pt")), "--target", "cpu", "--precisions", "fp32",
                                     "-o", str(c.setup("liu-sr-bundle")), "--frames", str(c.realus / "hc18"),
                                     "--reference-frames", "2", "--no-lpips", "--allow-degraded", "--overwrite")]),
-        Item("setup-edge-onnx", "(setup) teacher ResNet ngf 16 and edge-small student, random weights, exported fp32", 1.0,
+        Item("setup-edge-onnx", "(setup) teacher ResNet ngf 16 and edge-small student, random weights, exported fp32", 0.7,
              lambda c: [*c.tool("remeasure_benchmarks.py", "--make-checkpoint", "teacher", str(c.setup("teacher.pt"))), "&&",
                         *c.tool("remeasure_benchmarks.py", "--make-checkpoint", "edge-small", str(c.setup("student.pt"))), "&&",
                         *c.sonoedge("export", str(c.setup("teacher.pt")), "--target", "cpu", "--precisions", "fp32",
@@ -160,23 +160,23 @@ def items() -> list[Item]:
                                     "-o", str(c.setup("student-bundle")), "--frames", str(c.realus / "hc18"),
                                     "--reference-frames", "2", "--no-lpips", "--allow-degraded", "--overwrite")]),
         # -- phantom simulator
-        Item("phantom-per-pair", "phantom simulator, speed-up", 1.0,
+        Item("phantom-per-pair", "phantom simulator, speed-up", 0.7,
              lambda c: c.tool("remeasure_benchmarks.py", "--phantom-cpu", c.n(8, 1)),
              note="the previous simulator is gone: CPU per pair at 256 and 512 and per clip frame, now"),
-        Item("phantom-200-pairs", "phantom simulator", 0.6,
+        Item("phantom-200-pairs", "phantom simulator", 0.5,
              lambda c: c.sonoedge("data", "phantom", "--pairs", c.n(200, 4), "--size", "256",
                                   "--out", str(c.out / "phantom-200-pairs.data"), "--workers", "2", "--quiet")),
         # -- region detection
-        Item("region-detection", "region detection", 0.5,
+        Item("region-detection", "region detection", 0.4,
              lambda c: _joined([c.sonoedge("data", "inspect", path, "--bench", c.n(100, 3))
                                 for path in (c.clip("butterfly"), c.clip("sonosite"), c.clip("ultrasonix"),
                                              str(c.realus / "hc18" / "000_HC.png"))]),
              note="four sizes: 1080x776, 720x960, 616x820, an HC18 still"),
         # -- training
-        Item("train-journal", "training, journal preset", 1.0,
+        Item("train-journal", "training, journal preset", 0.8,
              lambda c: c.sonoedge("bench-train", "--size", "256", "--batch", "1", "--steps", c.n(2, 1),
                                   "--warmup", c.n(1, 0), "--threads", "1", "--preset", "athreya2024-journal")),
-        Item("train-conference", "training, conference preset", 1.5,
+        Item("train-conference", "training, conference preset", 1.2,
              lambda c: c.sonoedge("bench-train", "--preset", "athreya2024-conference", "--steps", "1", "--warmup", "0",
                                   "--threads", "1", *(["--size", "64"] if c.tiny else []))),
         Item("train-loss-shares", "training, loss shares", 0.4,
@@ -186,28 +186,28 @@ def items() -> list[Item]:
         Item("sr-pytorch", "SR inference (Liu)", 1.5,
              lambda c: c.sonoedge("bench-sr", "--threads", "1", "--repeats", c.n(2, 1), "--iters", c.n(10, 1)),
              note="2 repeats (the row: 3)"),
-        Item("sr-onnx", "SR inference (Liu)", 0.4,
+        Item("sr-onnx", "SR inference (Liu)", 0.3,
              lambda c: c.sonoedge("bench-sr", "--onnx", str(c.setup("liu-sr-bundle") / "model.onnx"), "--threads", "1",
                                   "--repeats", c.n(3, 1)),
              needs=("setup-sr-bundle",), note="random weights (speed does not depend on them)"),
-        Item("sr-zero-shot", "SR zero-shot", 2.0,
+        Item("sr-zero-shot", "SR zero-shot", 1.0,
              lambda c: c.sonoedge("sr-eval", "--realus", str(c.realus), "--out", str(c.out / "sr-zero-shot.data"),
                                   "--methods", "zero-shot", "--frames", "000_HC", "--threads", "1",
                                   "--set", f"max_iters={c.n(60, 2)}"),
              note="one frame (000_HC), 60 iterations (the row's per-iteration figure)"),
         # -- export
-        Item("export-memory-journal", "export memory, paper presets at full width", 2.5,
+        Item("export-memory-journal", "export memory, paper presets at full width", 3.0,
              lambda c: c.sonoedge("export", str(c.setup("unet-journal.pt")), "--target", "jetson-orin-nano-8gb",
                                   "-o", str(c.out / "export-memory-journal.bundle"), "--frames", str(c.realus / "hc18"),
                                   "--calib", f"{c.realus / 'clips'},{c.realus / 'hip_spj'}", "--calib-frames", c.n(8, 2),
                                   "--no-lpips", "--allow-degraded", "--overwrite"),
              needs=("setup-unet-journal",),
              note="journal U-Net only, 8 calibration frames (peak RSS was flat in the frame count); peak RSS in NAME.json"),
-        Item("export-precisions-cpu", "export precisions, CPU time (re-measured)", 0.5,
+        Item("export-precisions-cpu", "export precisions, CPU time (re-measured)", 0.3,
              lambda c: c.sonoedge("bench-export", str(REPO / "runtime" / "default_bundle"), "--no-torch", "--threads", "1",
                                   "--rounds", c.n(10, 1)),
              note="also the 'export precisions' row without PyTorch eager (its checkpoint is not in the repository)"),
-        Item("export-cpu-precision-choice", "export: CPU precision choice", 0.7,
+        Item("export-cpu-precision-choice", "export: CPU precision choice", 0.4,
              lambda c: [c.py, "-c", "import shutil, sys; shutil.rmtree(sys.argv[2], ignore_errors=True); "
                                     "shutil.copytree(sys.argv[1], sys.argv[2])",
                         str(REPO / "runtime" / "default_bundle"), str(c.out / "export-cpu-precision-choice.bundle"), "&&",
@@ -221,26 +221,31 @@ def items() -> list[Item]:
                                     *(["--calib-size", "64x64", "--allow-degraded"] if c.tiny else []), "--overwrite"), "&&",
                         *c.sonoedge("bench-export", str(c.out / "int8-resnet15.bundle"), "--no-torch", "--threads", "1",
                                     "--rounds", c.n(3, 1))],
-             needs=("setup-resnet15",), note="20 identity steps, 4 calibration frames (the row: 100 steps, 8 frames)"),
-        Item("int8-resnet15-direct", "INT8 on the CPU, conference ResNet-15 at full width", 2.0,
+             needs=("setup-resnet15",), note="10 identity steps, 4 calibration frames (the row: 100 steps, 8 frames)"),
+        Item("int8-resnet15-direct", "INT8 on the CPU, conference ResNet-15 at full width", 1.5,
              lambda c: c.tool("int8_cpu_check.py", str(c.setup("resnet15.pt")), str(c.out / "int8-resnet15-direct.data"),
                               "--realus", str(c.realus), "--calib-frames", c.n(4, 2), "--rounds", c.n(3, 1)),
              needs=("setup-resnet15",), note="4 calibration frames, 3 rounds (the row: 8, 5)"),
         # -- runtime: the pipeline against the hand loop and the floor, every clip, guard on and off
         *[_bench_item(clip, guard) for clip in (*CLIPS, PHANTOM) for guard in ("on", "off")],
-        Item("pipeline-layout-threads", "runtime: pipeline layout x intra-op threads", 0.8,
-             lambda c: c.tool("pipeline_ab.py", "--input", c.clip("sonosite"), "--frames", c.n(40, 3),
+        Item("pipeline-layout-threads", "runtime: pipeline layout x intra-op threads", 0.7,
+             lambda c: c.tool("pipeline_ab.py", "--input", c.clip("sonosite"), "--frames", c.n(30, 3),
                               "--repeats", c.n(4, 1), "--variants", "floor1,floor2,hand2,p3t1,p3t2,p5t2"),
-             note="4 repeats (the row: 6)"),
-        Item("grey-conversion", "runtime: grey conversion", 0.5,
+             note="30 frames x 4 repeats (the row: 40 x 6)"),
+        Item("pipeline-guard-ab", "runtime: pipeline layout x intra-op threads; runtime: structure guard", 0.8,
+             lambda c: c.tool("pipeline_ab.py", "--input", c.clip("butterfly"), "--frames", c.n(30, 3),
+                              "--repeats", c.n(5, 1), "--variants", "floor2,hand2,seq2n,p3t2n,p5t2n,p3t2g", "--base", "floor2"),
+             note="2 intra-op threads for all: the work in one thread, the two layouts, the guard on and off, "
+                  "per-step thread CPU (docs/benchmarks/runtime.md, changes of branch speed17)"),
+        Item("grey-conversion", "runtime: grey conversion", 0.3,
              lambda c: c.tool("remeasure_benchmarks.py", "--grey-ab", c.clip("butterfly"), c.clip("sonosite"),
                               "--grey-frames", c.n(60, 3), "--grey-repeats", c.n(5, 1)),
              note="cvtColor against the bit-exact table (the float32 matrix product before both is gone)"),
-        Item("daemon-memory", "runtime: daemon memory; runtime: cold start", 2.0,
+        Item("daemon-memory", "runtime: daemon memory; runtime: cold start", 1.5,
              lambda c: c.sonoedge("bench", "default", "--input", c.clip("sonosite"), "--daemon",
-                                  "500,1000,2000" if not c.tiny else "20", "--fps", "1000", "--region", "auto",
+                                  "500,1000,1500" if not c.tiny else "20", "--fps", "1000", "--region", "auto",
                                   "--json", c.result("daemon-memory"), "--overwrite"),
-             note="RSS after 500 / 1 000 / 2 000 frames (the row: 1 000 / 5 000 / 10 000)", result_json=True),
+             note="RSS after 500 / 1 000 / 1 500 frames (the row: 1 000 / 5 000 / 10 000)", result_json=True),
         Item("daemon-live-latency", "runtime: live latency", 0.6,
              lambda c: c.sonoedge("bench", "default", "--input", c.clip("sonosite"), "--daemon",
                                   "100,400" if not c.tiny else "10", "--fps", "25", "--region", "auto",
@@ -264,7 +269,7 @@ def items() -> list[Item]:
         Item("edge-latency-check", "edge: latency estimate vs a published Jetson figure", 0.3,
              lambda c: c.tool("latency_check.py", "--out", str(c.out / "edge-latency-check.data"))),
         *[_steady_item(clip) for clip in (PHANTOM, "bone", "butterfly")],
-        Item("edge-student-teacher", "edge: student vs teacher, ONNX Runtime", 1.0,
+        Item("edge-student-teacher", "edge: student vs teacher, ONNX Runtime", 0.8,
              lambda c: c.tool("onnx_speed.py", str(c.setup("teacher-bundle") / "model.onnx"),
                               str(c.setup("student-bundle") / "model.onnx"), str(REPO / "runtime" / "default_bundle" / "model.onnx"),
                               "--size", c.n(256, 64), "--rounds", c.n(10, 1), "--threads", "1"),
@@ -431,7 +436,8 @@ def check_out(out: Path) -> None:
 def format_list(chosen: list[Item], ctx: Ctx | None = None) -> str:
     lines = [f"{'item':34s} {'est. min':>8s}  row (docs/BENCHMARKS.md) / note"]
     for i in chosen:
-        lines.append(f"{i.name:34s} {i.minutes:8.1f}  {i.row}" + (f"  [needs {', '.join(i.needs)}]" if i.needs else ""))
+        row = i.row if len(i.row) <= 80 else i.row[:77] + "..."
+        lines.append(f"{i.name:34s} {i.minutes:8.1f}  {row}" + (f"  [needs {', '.join(i.needs)}]" if i.needs else ""))
         if i.note:
             lines.append(f"{'':44s}{i.note}")
     lines.append(f"{'total':34s} {sum(i.minutes for i in chosen):8.1f}  (a quiet 2-core CPU; --tiny: a few seconds each)")
