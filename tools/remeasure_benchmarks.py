@@ -31,6 +31,7 @@ import argparse
 import dataclasses
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -196,7 +197,7 @@ def items() -> list[Item]:
                                   "--set", f"max_iters={c.n(60, 2)}"),
              note="one frame (000_HC), 60 iterations (the row's per-iteration figure)"),
         # -- export
-        Item("export-memory-journal", "export memory, paper presets at full width", 3.0,
+        Item("export-memory-journal", "export memory, paper presets at full width", 4.5,
              lambda c: c.sonoedge("export", str(c.setup("unet-journal.pt")), "--target", "jetson-orin-nano-8gb",
                                   "-o", str(c.out / "export-memory-journal.bundle"), "--frames", str(c.realus / "hc18"),
                                   "--calib", f"{c.realus / 'clips'},{c.realus / 'hip_spj'}", "--calib-frames", c.n(8, 2),
@@ -213,7 +214,7 @@ def items() -> list[Item]:
                         str(REPO / "runtime" / "default_bundle"), str(c.out / "export-cpu-precision-choice.bundle"), "&&",
                         *c.sonoedge("export", "--choose-cpu-precision", str(c.out / "export-cpu-precision-choice.bundle"),
                                     "--cpu-timing-rounds", c.n(10, 1))]),
-        Item("int8-resnet15-bundle", "INT8 on the CPU, conference ResNet-15 at full width", 3.0,
+        Item("int8-resnet15-bundle", "INT8 on the CPU, conference ResNet-15 at full width", 4.0,
              lambda c: [*c.sonoedge("export", str(c.setup("resnet15.pt")), "--target", "cpu", "--precisions", "fp32,int8",
                                     "-o", str(c.out / "int8-resnet15.bundle"), "--frames", str(c.realus / "hc18"),
                                     "--calib", f"{c.realus / 'clips'},{c.realus / 'hip_spj'}", "--calib-frames", c.n(4, 2),
@@ -388,7 +389,16 @@ def run_item(item: Item, ctx: Ctx) -> dict:
             log.write(f"$ {' '.join(cmd)}\n")
             log.flush()
             proc = subprocess.Popen(cmd, cwd=REPO, stdout=log, stderr=subprocess.STDOUT)
-            _, status, usage = os.wait4(proc.pid, 0)
+            try:
+                _, status, usage = os.wait4(proc.pid, 0)
+            except BaseException:  # interrupted (Ctrl-C, SIGTERM): the item's command stops too
+                proc.terminate()
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+                raise
             proc.returncode = rc = os.waitstatus_to_exitcode(status)
             cpu_s += usage.ru_utime + usage.ru_stime
             peak_kib = max(peak_kib, usage.ru_maxrss)
@@ -445,6 +455,10 @@ def format_list(chosen: list[Item], ctx: Ctx | None = None) -> str:
     return "\n".join(lines)
 
 
+def _interrupted(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--list", action="store_true", help="print the items (name, estimated minutes, row) and exit")
@@ -469,6 +483,7 @@ def main(argv: list[str] | None = None) -> int:
         grey_ab(args.grey_ab, args.grey_frames, args.grey_repeats)
         return 0
     chosen = select(args.only, items())
+    signal.signal(signal.SIGTERM, _interrupted)  # stop the running item's command, not only this process
     if args.list:
         print(format_list(chosen))
         return 0
