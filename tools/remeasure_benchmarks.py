@@ -9,9 +9,10 @@ Every row of docs/BENCHMARKS.md that can run on a CPU is an item here (the GPU r
 need CUDA). Items that took long when they were measured are run shorter and labelled so in their
 ``note`` (the 60-minute daemon soak runs 5 minutes, the daemon's memory is read at 3 000 frames
 instead of 10 000, ...): a shorter run of the same command beats a skipped one. The pipeline
-benchmark (``sonoedge bench``) runs on every clip of ``realus/clips`` that it reads (the two mp4s,
-the three PLUS MetaImage sequences and the folder of PNG frames) and on a generated phantom clip,
-each with the structure guard on (the default) and off.
+benchmark (``sonoedge bench``) runs on every clip of ``realus/clips`` (the two mp4s and the three
+PLUS MetaImage sequences; ``plus_toolkit/frames_png`` holds PNG exports of those sequences, two frame
+sizes in one folder, which the floor and hand loop cannot crop alike) and on a generated phantom
+clip, each with the structure guard on (the default) and off.
 
 Items that need an artefact (a random-weights checkpoint of a paper preset, an exported bundle, a
 copy of the default bundle) get it from a ``setup-*`` item, run first when needed and kept under
@@ -42,15 +43,16 @@ REPO = Path(__file__).resolve().parents[1]
 DEFAULT_REALUS = REPO.parent / "shared" / "data" / "realus"
 MARKER = ".remeasure-benchmarks"  # marks an --out folder as this tool's, so a re-run may write into it
 
-# the clips `sonoedge bench` reads (runtime/readers.py: video, MetaImage, a folder of PNG frames),
-# short names for the item names
+# the clips `sonoedge bench` reads (runtime/readers.py), short names for the item names. Not
+# plus_toolkit/frames_png: PNG exports of the three MetaImage sequences below (1 BK, 21 Bone, 5
+# Ultrasonix frames), of two frame sizes in one folder; the floor and the hand loop crop every frame
+# with the first frame's region, so on it they would not do the pipeline's work (the .mha items do)
 CLIPS = {
     "butterfly": "clips/itkpocus/butterfly-ocular-phantom.mp4",
     "sonosite": "clips/itkpocus/sonosite-anon-eye1-video.mp4",
     "bk": "clips/plus_toolkit/BkCurvilinearScanConvertedData.igs.mha",
     "bone": "clips/plus_toolkit/BoneUltrasound_L14.igs.mha",
     "ultrasonix": "clips/plus_toolkit/UltrasonixCurvilinearScanConvertedData.igs.mha",
-    "plus-png": "clips/plus_toolkit/frames_png",
 }
 PHANTOM = "phantom"  # no --input: `sonoedge bench` generates a 256x256 phantom clip
 
@@ -95,7 +97,7 @@ class Ctx:
 
 def _bench_item(clip: str, guard: str) -> Item:
     name = f"pipeline-{clip}-guard-{guard}"
-    slow = clip in ("ultrasonix", "bk", "bone", "plus-png")  # 576-640 x 512-832 model inputs, or few frames
+    slow = clip in ("ultrasonix", "bk", "bone")  # 384-640 x 512-832 model inputs
 
     def argv(c: Ctx) -> list[str]:
         frames, repeats = (c.n(30, 4), c.n(3, 1)) if slow else (c.n(40, 4), c.n(3, 1))
@@ -121,9 +123,11 @@ def _guard_cost_item(clip: str) -> Item:
 
 def _steady_item(clip: str) -> Item:
     def argv(c: Ctx) -> list[str]:
-        inp = [] if clip == PHANTOM else ["--input", c.clip(clip)]
-        return c.sonoedge("bench", "default", *inp, "--frames", "2", "--repeats", "1", "--region", "auto",
-                          "--temporal", c.n(20, 3))
+        n = c.n(20, 3)
+        # the generated phantom clip has as many frames as --frames (at most 32): enough for --temporal
+        inp, frames = ([], n) if clip == PHANTOM else (["--input", c.clip(clip)], "2")
+        return c.sonoedge("bench", "default", *inp, "--frames", frames, "--repeats", "1", "--region", "auto",
+                          "--temporal", n)
 
     return Item(f"steadying-{clip}", "edge: steadying cost", 0.3, argv, note="20 frames (the row: 40)")
 
