@@ -453,7 +453,7 @@ def format_list(chosen: list[Item], ctx: Ctx | None = None) -> str:
         lines.append(f"{i.name:34s} {i.minutes:8.1f}  {row}" + (f"  [needs {', '.join(i.needs)}]" if i.needs else ""))
         if i.note:
             lines.append(f"{'':44s}{i.note}")
-    lines.append(f"{'total':34s} {sum(i.minutes for i in chosen):8.1f}  (a quiet 2-core CPU; --tiny: a few seconds each)")
+    lines.append(f"{'total':34s} {sum(i.minutes for i in chosen):8.1f}  (a quiet 2-core CPU; --tiny: toy sizes, but the training, export and INT8 items still take minutes)")
     lines.append(f"not run here: {GPU_ROWS}")
     return "\n".join(lines)
 
