@@ -6,7 +6,7 @@
 Every precision the bundle holds is timed: fp32, fp16 and the INT8 model as built (its layout,
 integer kernels or Q/DQ around float ones, is described with the result: export/bench.py). Sessions
 are set as the runtime sets them on the CPU (runtime/backends/onnxruntime.py: full graph
-optimisation, sequential, intra-op threads one per physical core less one, no spinning, so
+optimisation, sequential, intra-op threads one per physical core, no spinning, so
 process CPU time is work, not waiting) and run interleaved round by round on the bundle's reference
 frames, so load from other jobs hits every precision alike. The figure compared is the median
 process CPU time per frame (less sensitive to a shared machine than wall time); the median wall

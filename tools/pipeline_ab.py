@@ -6,21 +6,27 @@
 The embedded default bundle, region auto, the clip read from the file in every variant (as
 ``sonoedge bench``: runtime/service/bench.py). Variants:
 
-- ``floor1``/``floor2``: decode + model (``bench.bare_loop``) with 1 / 2 intra-op threads;
-- ``hand2``: the careful hand loop (``bench.hand_loop``) with 2 intra-op threads;
-- ``seq1``/``seq2``: the enhancer's prepare, infer, finish called in one thread on the file source's
-  frames, 1 / 2 intra-op threads;
-- ``p3t1``, ``p5t1``, ``p3t2``, ``p5t2``: the pipeline with 3 or 5 threads (``PipelineConfig.threads``)
-  and 1 or 2 intra-op threads.
+- ``floorT``: decode + model (``bench.bare_loop``) with T intra-op threads (``floor1``, ``floor2``);
+- ``handT``: the careful hand loop (``bench.hand_loop``) with T intra-op threads;
+- ``seqT``: the enhancer's prepare, infer, finish called in one thread on the file source's frames
+  (pasting in place, as the pipeline does for a file), T intra-op threads;
+- ``p3tT``, ``p5tT``: the pipeline with 3 or 5 threads (``PipelineConfig.threads``) and T intra-op
+  threads.
 
-Prints a Markdown table: process CPU ms per frame and fps (medians over repeats), CPU against
-``--base`` (default ``floor1``) and fps against ``hand2`` (when run) (medians of per-repeat ratios, quartiles), and the load average.
+``seq`` and pipeline variants run the structure guard as ``--guard`` says (default on, the runtime's
+default); a suffix ``g`` or ``n`` turns it on or off for that variant alone (``p3t2g,p3t2n``: the
+guard's cost, interleaved).
+
+Prints a Markdown table: process CPU ms per frame and fps (medians over repeats), the pipeline
+variants' thread CPU per step (medians), CPU against
+``--base`` (default ``floor1``) and fps against ``--hand`` (default ``hand2``, when run) (medians of per-repeat ratios, quartiles), and the load average.
 The order of the variants rotates each repeat.
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import statistics
 import time
 
@@ -32,51 +38,74 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=8)
     parser.add_argument("--variants", default="floor1,floor2,hand2,seq1,p3t1,p5t1,p3t2,p5t2")
     parser.add_argument("--base", default="floor1", help="the variant CPU is compared with")
+    parser.add_argument("--guard", choices=("on", "off"), default="on",
+                        help="the structure guard in seq and pipeline variants without a g/n suffix (default on)")
+    parser.add_argument("--hand", default="hand2", help="the variant fps is compared with (when run)")
     args = parser.parse_args(argv)
 
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.frames import Frame
     from sonoedge.runtime.service import bench as B
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+    from sonoedge.runtime.stream.guard import GuardConfig
     from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
     from sonoedge.runtime.stream.sinks import NullSink
 
     clip, n = args.input, args.frames
-    models = {t: load_model(EnhancerConfig(region="auto", threads=t)) for t in (1, 2)}
-    enhancers = {t: Enhancer(m, EnhancerConfig(region="auto")) for t, m in models.items()}
-    jobs = [enhancers[1].prepare(Frame(im, i)) for i, im in enumerate(B.opencv_frames(clip, 16, "fast"))]
-    tensors = [job.tensor.copy() for job in jobs]
-    bbox, mask, stride = jobs[0].bbox, jobs[0].mask, models[1].stride
+    names = [v for v in args.variants.split(",") if v]
+    pattern = re.compile(r"^(floor|hand|seq|p3t|p5t)(\d+)([gn]?)$")
+    parsed = {v: pattern.match(v) for v in names}
+    unknown = [v for v, m in parsed.items() if m is None or int(m.group(2)) < 1]
+    if unknown or args.base not in names:
+        raise SystemExit(f"--variants: unknown {unknown} (floorT, handT, seqT, p3tT, p5tT with T intra-op threads, "
+                         f"suffix g/n: guard on/off); include the --base {args.base}")
+    default_guard = args.guard == "on"
+    models = {t: load_model(EnhancerConfig(region="auto", threads=t)) for t in sorted({int(m.group(2)) for m in parsed.values()})}
+    enhancers: dict[tuple[int, bool], Enhancer] = {}
 
-    def seq(t: int):
+    def enhancer(t: int, guard: bool) -> Enhancer:
+        if (t, guard) not in enhancers:
+            enhancers[t, guard] = Enhancer(models[t], EnhancerConfig(region="auto", guard=GuardConfig(enabled=guard)))
+        return enhancers[t, guard]
+
+    first = next(iter(models))
+    jobs = [enhancer(first, False).prepare(Frame(im, i)) for i, im in enumerate(B.opencv_frames(clip, 16, "fast"))]
+    tensors = [job.tensor.copy() for job in jobs]
+    bbox, mask, stride = jobs[0].bbox, jobs[0].mask, models[first].stride
+
+    def seq(e: Enhancer):
         def run() -> None:
-            enhancer = enhancers[t]
             for frame in B._LoopedFile(clip, n, "fast"):
-                enhancer.finish(enhancer.infer(enhancer.prepare(frame)))
+                e.finish(e.infer(e.prepare(frame)), in_place=True)
         return run
 
-    def pipe(layout: int, t: int):
-        return lambda: Pipeline(lambda: B._LoopedFile(clip, n, "fast"), enhancers[t], NullSink(),
+    def pipe(layout: int, e: Enhancer):
+        return lambda: Pipeline(lambda: B._LoopedFile(clip, n, "fast"), e, NullSink(),
                                 PipelineConfig(mode="blocking", threads=layout)).run()
 
-    every = {
-        "floor1": lambda: B.bare_loop(clip, n, "fast", models[1].backend, tensors),
-        "floor2": lambda: B.bare_loop(clip, n, "fast", models[2].backend, tensors),
-        "hand2": lambda: B.hand_loop(clip, n, "fast", models[2].backend, bbox, mask, stride),
-        "seq1": seq(1), "seq2": seq(2), "p3t1": pipe(3, 1), "p5t1": pipe(5, 1), "p3t2": pipe(3, 2), "p5t2": pipe(5, 2),
-    }
-    names = [v for v in args.variants.split(",") if v]
-    unknown = [v for v in names if v not in every]
-    if unknown or args.base not in names:
-        raise SystemExit(f"--variants: unknown {unknown}; include the --base {args.base}; choose from {', '.join(every)}")
+    every = {}
+    for v, m in parsed.items():
+        kind, t, flag = m.group(1), int(m.group(2)), m.group(3)
+        guard = default_guard if not flag else flag == "g"
+        if kind == "floor":
+            every[v] = (lambda t: lambda: B.bare_loop(clip, n, "fast", models[t].backend, tensors))(t)
+        elif kind == "hand":
+            every[v] = (lambda t: lambda: B.hand_loop(clip, n, "fast", models[t].backend, bbox, mask, stride))(t)
+        elif kind == "seq":
+            every[v] = seq(enhancer(t, guard))
+        else:
+            every[v] = pipe(int(kind[1]), enhancer(t, guard))
     cpu: dict[str, list[float]] = {k: [] for k in names}
     wall: dict[str, list[float]] = {k: [] for k in names}
+    steps: dict[str, list[dict[str, float]]] = {}
     load_start = os.getloadavg()[0]
     for r in range(args.repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
             t0, c0 = time.perf_counter(), time.process_time()
-            every[name]()
+            result = every[name]()
             cpu[name].append(time.process_time() - c0)
+            if isinstance(result, dict):  # a pipeline run: its steps' thread CPU
+                steps.setdefault(name, []).append(result["cpu_ms_per_frame"])
             wall[name].append(time.perf_counter() - t0)
 
     def q(values: list[float]) -> list[float]:
@@ -84,15 +113,18 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"{clip}: {n} frames x {args.repeats} interleaved repeats; load average {load_start:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end")
-    print(f"| variant | CPU ms/frame | fps | CPU vs {args.base} [quartiles] | fps / hand2 [quartiles] |\n|---|---:|---:|---|---|")
+    print(f"| variant | CPU ms/frame | fps | CPU vs {args.base} [quartiles] | fps / {args.hand} [quartiles] | "
+          f"pipeline thread CPU ms/frame: capture, prepare, infer, finish |\n|---|---:|---:|---|---|---|")
     for name in names:
         rc = [a / b for a, b in zip(cpu[name], cpu[args.base])]
         fps = "-"
-        if "hand2" in names:
-            rf = [b / a for a, b in zip(wall[name], wall["hand2"])]
+        if args.hand in names:
+            rf = [b / a for a, b in zip(wall[name], wall[args.hand])]
             fps = f"{statistics.median(rf):.2f} [{q(rf)[0]:.2f}, {q(rf)[2]:.2f}]"
         print(f"| {name} | {1000 * statistics.median(cpu[name]) / n:.2f} | {n / statistics.median(wall[name]):.1f} | "
-              f"{100 * (statistics.median(rc) - 1):+.1f}% [{100 * (q(rc)[0] - 1):+.1f}, {100 * (q(rc)[2] - 1):+.1f}] | {fps} |")
+              f"{100 * (statistics.median(rc) - 1):+.1f}% [{100 * (q(rc)[0] - 1):+.1f}, {100 * (q(rc)[2] - 1):+.1f}] | {fps} | "
+              + (", ".join(f"{statistics.median(x[k] for x in steps[name]):.3f}" for k in ("capture", "prepare", "infer", "finish"))
+                 if name in steps else "-") + " |")
     for m in models.values():
         m.close()
     return 0

@@ -6,17 +6,18 @@
                    precision="fp16", input_name="input",                  # ORT's own TensorRT EP
                    profile_shapes={"min": (1, 1, 64, 64), "opt": (1, 1, 512, 512), "max": (1, 1, 1024, 1024)})
 
-Threading: ``intra_op_threads`` run each operator; 0 (auto) is one per physical core LESS ONE on
-the CPU provider (at least one), ONNX Runtime's own default (one per physical core) with a GPU
-provider. The core left over is the stream pipeline's: its capture thread decodes the next frame and
-its sink thread pastes the last one while the model runs. With every core in ONNX Runtime's pool,
-those threads preempt a pool worker in the middle of a parallel section and the calling thread
-waits for that worker's share: measured on a 2-core CPU, the pipeline used 3-7 % more CPU per
-frame with 2 intra-op threads than with 1 (docs/benchmarks/runtime.md, section 0).
-A loop that does nothing but inference (``sonoedge bench``'s hand loop) wants every core: pass
-``intra_op_threads=physical_cores()``. Inter-op parallelism is off (sequential execution: these
-generators are a chain). ``allow_spinning`` (default off) lets idle ORT workers spin: it wins a
-little when inference is alone on the machine and loses when the pipeline's threads need the cores.
+Threading: ``intra_op_threads`` run each operator; 0 (auto) is one per physical core
+(:func:`physical_cores`), ONNX Runtime's own default, stated explicitly so the benchmarks can print
+it. Why every core, also for the stream pipeline whose capture and finish threads share those
+cores: measured on a quiet 2-core CPU (load 0.5-0.8, the Butterfly clip, docs/benchmarks/runtime.md
+section 0), the pipeline ran 52.2 fps with 2 intra-op threads against 41.4 fps with 1 (+26 %), for
++3.6 % CPU per frame; the pipeline's own threads are light (decode 1 ms, prepare 0.4 ms, finish
+0.5-0.7 ms of thread CPU against 17-24 ms of inference), so taking a core from the model to keep it
+free for them loses more than it saves. On a machine shared with other heavy jobs (load 20+ on 2
+cores) one thread did better (the 2026-11-30 rows): set ``threads = 1`` there.
+Inter-op parallelism is off (sequential execution: these generators are a chain). ``allow_spinning``
+(default off) lets idle ORT workers spin: it wins a little when inference is alone on the machine
+and loses when the pipeline's threads need the cores.
 
 The TensorRT execution provider builds its engine at session creation (``load``, announced in the
 log, never on the first frame) and caches it under ``cache_root`` (default: ``ort-trt`` beside the
@@ -69,7 +70,7 @@ class OnnxRuntimeBackend(Backend):
             raise SonoedgeError(f"ONNX Runtime here lacks provider(s) {', '.join(missing)}; available: {', '.join(available)}")
         opts = ort.SessionOptions()
         cpu_only = providers == ["CPUExecutionProvider"]
-        opts.intra_op_num_threads = self.intra_op_threads or (max(1, physical_cores() - 1) if cpu_only else 0)
+        opts.intra_op_num_threads = self.intra_op_threads or (physical_cores() if cpu_only else 0)
         opts.inter_op_num_threads = 1
         opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

@@ -94,10 +94,10 @@ def cpu_provider_only(backend: str, providers: list[str]) -> bool:
 
 
 def default_threads() -> int:
-    """The runtime's CPU intra-op threads (runtime/backends/onnxruntime.py): a physical core less one."""
+    """The runtime's CPU intra-op threads (runtime/backends/onnxruntime.py): one per physical core."""
     from sonoedge.runtime.backends.onnxruntime import physical_cores
 
-    return max(1, physical_cores() - 1)
+    return physical_cores()
 
 
 

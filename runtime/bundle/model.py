@@ -42,7 +42,7 @@ class ModelConfig:
     precision: str = "auto"  # auto (on the CPU provider alone: the fastest passing one measured at export when it applies here; else the device profile's first preferred precision the bundle kept) | fp32 | fp16 | int8
     backend: str = "auto"  # auto | onnxruntime | tensorrt
     providers: list[str] = dataclasses.field(default_factory=list)  # onnxruntime EPs; [] = by availability
-    threads: int = 0  # onnxruntime intra-op threads; 0 = auto: CPU provider one per physical core less one (for the pipeline's other threads)
+    threads: int = 0  # onnxruntime intra-op threads; 0 = auto: one per physical core (backends/onnxruntime.py says why)
     spin: bool = False  # onnxruntime: idle intra-op workers spin (see docs/benchmarks/runtime.md)
     verify_reference: bool = True  # re-run the bundle's reference frames on load and check the gate
     warmup_size: tuple[int, int] = (0, 0)  # (H, W) of warm-up runs; (0, 0) = the manifest's opt size

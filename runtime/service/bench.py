@@ -5,17 +5,18 @@ and against decode + model alone, decoding included, in ONE run.
 
 Three alternatives over the same frames of the same file, interleaved (:func:`bench`):
 
-- ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor,
-  with the pipeline's own session (same model, same intra-op threads);
+- ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor;
 - ``hand``: a careful hand-written loop with the same output as the pipeline (OpenCV read, cvtColor,
-  the same region crop, reflect-pad, normalise, the same model file in a session of its own with
-  one intra-op thread per physical core, the best pool for a loop that waits for the model,
-  de-normalise, paste back inside the mask), buffers reused, one thread, no checks: what the
-  runtime's safety features (frame validation, NaN check, fail-safe, region re-check, bounded
+  the same region crop, reflect-pad, normalise, the model, de-normalise, paste back inside the mask
+  into the decoded frame), buffers reused, one thread, no checks: what the runtime's safety
+  features (frame validation, NaN check, fail-safe, region re-check, structure guard, bounded
   queues, threads) cost;
 - ``pipeline``: the runtime as a user runs it (file source decoding in the capture thread with
-  prepare, infer, finish with the null sink; blocking mode, nothing dropped; on the CPU its session
-  leaves one core to those threads, runtime/backends/onnxruntime.py).
+  prepare, infer, finish with the null sink; blocking mode, nothing dropped).
+
+All three run the SAME ONNX Runtime session (the pipeline's: same model file, providers and intra-op
+threads, ``--threads``, printed with the result), so the comparison is of the work around the model,
+not of two thread pools.
 
 Reported: fps and process CPU ms per frame of each (medians over repeats), pipeline fps / hand-loop
 fps and pipeline CPU over decode + model (medians of per-repeat ratios, with quartiles: the runs of
@@ -190,7 +191,7 @@ def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int
               mask: np.ndarray | None, stride: int, on_frame: Callable[[np.ndarray], None] | None = None) -> None:
     """A careful hand-written loop that produces the pipeline's output frames (enhancement bundles,
     scale 1): OpenCV read and cvtColor, the same region crop, reflect-pad, normalise, one backend call,
-    de-normalise, paste inside the mask into a copy of the frame. Buffers are reused, one thread, no
+    de-normalise, paste inside the mask into the decoded frame. Buffers are reused, one thread, no
     frame validation, NaN check, fail-safe, region re-check or hand-offs: what the runtime's safety
     features cost is the difference. ``on_frame`` sees each uint8 (H, W) output (for tests)."""
     import cv2
@@ -207,12 +208,10 @@ def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int
         np.divide(padded, np.float32(127.5), out=plane, dtype=np.float32)
         plane -= np.float32(1.0)
         y = backend.infer(tensor)
-        np.add(y[0, 0, :h, :w], np.float32(1.0), out=out_f)
-        out_f *= np.float32(127.5)
-        np.rint(out_f, out=out_f)
-        np.clip(out_f, 0, 255, out=out_f)
-        np.copyto(out_u8, out_f, casting="unsafe")
-        image = grey_frame.copy()
+        np.add(y[0, 0, :h, :w], np.float32(1.0), out=out_f)  # de-normalise in three passes, as from_model
+        cv2.threshold(out_f, 0, 0, cv2.THRESH_TOZERO, dst=out_f)
+        cv2.convertScaleAbs(out_f, dst=out_u8, alpha=127.5)
+        image = grey_frame  # freshly decoded and ours: paste into it (the pipeline does so too)
         if mask is None:
             image[y0:y1, x0:x1] = out_u8
         else:
@@ -241,7 +240,6 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
     t0 = time.perf_counter()
     model = load_model(cfg)
     load_s = time.perf_counter() - t0
-    hand_backend = model.backend
     try:
         enhancer = Enhancer(model, cfg)
         sample = list(opencv_frames(path, min(frames, 16), cfg.grey))
@@ -253,9 +251,8 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "pipeline": lambda: Pipeline(lambda: _LoopedFile(path, frames, cfg.grey), enhancer, NullSink(),
                                          PipelineConfig(mode="blocking", queue_size=queue_size)).run(),
         }
-        hand_backend = _hand_backend(model)
         if model.scale == 1:
-            runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, hand_backend, bbox, mask, model.stride)
+            runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, model.backend, bbox, mask, model.stride)
         wall: dict[str, list[float]] = {k: [] for k in runs}
         cpu: dict[str, list[float]] = {k: [] for k in runs}
         order, last = [k for k in ALTERNATIVES if k in runs], None
@@ -281,32 +278,13 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "steps": step_budget(last, frames),
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
-            "intra_op_threads": {"pipeline": _threads_of(model.backend), "bare": _threads_of(model.backend),
-                                 "hand": _threads_of(hand_backend)},
+            "intra_op_threads": dict.fromkeys(runs, _threads_of(model.backend)),  # one session for all three
+            "guard": enhancer.guard.enabled,
             "machine": machine(),
         }
         return out
     finally:
-        if hand_backend is not model.backend:
-            hand_backend.close()
         model.close()
-
-
-def _hand_backend(model: Any) -> Any:
-    """The hand loop's session: the pipeline's model file, providers and options, but ONNX
-    Runtime's default pool of one thread per physical core, which is what a loop that does nothing
-    while the model runs wants (the runtime leaves a core to its pipeline threads on the CPU:
-    runtime/backends/onnxruntime.py). Other backends: the pipeline's own."""
-    backend = model.backend
-    if getattr(backend, "name", "") != "onnxruntime" or getattr(backend, "active_providers", None) != ["CPUExecutionProvider"]:
-        return backend
-    from sonoedge.runtime.backends.onnxruntime import OnnxRuntimeBackend, physical_cores
-
-    hand = OnnxRuntimeBackend(backend.model_path, providers=backend.active_providers,
-                              intra_op_threads=physical_cores(), allow_spinning=backend.allow_spinning,
-                              precision=backend.precision, input_name=backend.input_name)
-    hand.load()
-    return hand
 
 
 def _threads_of(backend: Any) -> int | None:

@@ -19,9 +19,12 @@ SINKS = Registry("frame sink")
 
 
 class Source(abc.ABC):
-    """An iterator of frames. ``fps`` is the nominal rate (None when unknown)."""
+    """An iterator of frames. ``fps`` is the nominal rate (None when unknown). ``owns_frames``: every
+    frame's image is a new array that nothing else (the source, a tap, the caller) holds or reads
+    again, so the pipeline may paste the enhanced region into it instead of copying the frame."""
 
     fps: float | None = None
+    owns_frames: bool = False
 
     def __init__(self, uri: str, **options: Any):
         self.uri = uri

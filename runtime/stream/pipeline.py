@@ -219,6 +219,7 @@ class _Item:
 
     frame: Frame
     t_in: float  # perf_counter at capture
+    owned: bool = False  # the source gave the frame's pixels away (Source.owns_frames): finish may paste into them
     job: Job | None = None
     out: Frame | None = None
 
@@ -354,6 +355,7 @@ class Pipeline:
                 self.source = source
                 try:
                     frames = self._frames(source)
+                    owned = bool(getattr(source, "owns_frames", False))
                     while True:
                         t0, c0 = time.perf_counter(), time.thread_time()
                         frame = next(frames, _END)  # the source reads and decodes here, in this thread
@@ -365,7 +367,7 @@ class Pipeline:
                             break
                         with self.stats.lock:
                             self.stats.frames_in += 1
-                        item = _Item(frame, time.perf_counter())
+                        item = _Item(frame, time.perf_counter(), owned)
                         if prepare and not self._step(self._prepare, item, "prepare"):
                             continue
                         if out.put(item):
@@ -465,7 +467,7 @@ class Pipeline:
     def _finish(self, item: _Item) -> bool:
         if item.out is None:
             try:
-                item.out = self.enhancer.finish(item.job)
+                item.out = self.enhancer.finish(item.job, in_place=item.owned)
             except Exception as exc:
                 item.out = self.enhancer.passthrough(item.frame, f"post-processing failed: {type(exc).__name__}: {exc}")
                 self.say(logging.ERROR, "post-processing failed; frame passed through", "postprocess_failed",

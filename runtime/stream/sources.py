@@ -68,6 +68,7 @@ class FileSource(Source):
     """Every frame of a file or image folder once, as fast as the consumer takes them."""
 
     live = False
+    owns_frames = True  # each frame freshly decoded (a replay's loop decodes again), held by no one else
 
     def __init__(self, uri: str, grey: str | None = None, **options: Any):
         super().__init__(uri, **options)

@@ -102,7 +102,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, guard: bool = True) -> 
         "precision": "model precision (auto: the device profile's first preferred one the bundle holds, as build-engine)",
         "backend": "auto | onnxruntime | tensorrt",
         "region": "imaging region: detect it (auto), the whole frame (full), or as the bundle says (bundle)",
-        "threads": "onnxruntime intra-op threads (0 = auto: on the CPU one per physical core less one, at least 1)",
+        "threads": "onnxruntime intra-op threads (0 = auto: one per physical core; 1 can do better on a machine busy with other jobs)",
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
         "steady": "steady the output: motion-gated blending with the previous frame, strength in [0, 1) (0 = off; 0.7 is the tested setting, with tau 20)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})

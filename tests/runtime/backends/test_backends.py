@@ -114,13 +114,13 @@ def test_tensorrt_engine_parity(tiny_bundle, tmp_path, tiny_weights, numpy_refer
                 assert np.abs(backend.infer(x) - numpy_reference(x, tiny_weights)).max() < 1e-3
 
 
-def test_cpu_sessions_leave_one_core_to_the_pipeline_by_default(tiny_bundle):
-    """intra_op_threads=0 on the CPU provider: physical cores - 1 (at least 1); an explicit count stays."""
+def test_cpu_sessions_use_one_thread_per_physical_core_by_default(tiny_bundle):
+    """intra_op_threads=0 on the CPU provider: one per physical core (set explicitly); an explicit count stays."""
     from sonoedge.runtime.backends.onnxruntime import physical_cores
 
     path = next(tiny_bundle.glob("model*.onnx"))
     with create_backend("onnxruntime", path, providers=["CPUExecutionProvider"]) as auto, \
             create_backend("onnxruntime", path, providers=["CPUExecutionProvider"], intra_op_threads=3) as three:
-        assert auto.session.get_session_options().intra_op_num_threads == max(1, physical_cores() - 1)
+        assert auto.session.get_session_options().intra_op_num_threads == physical_cores()
         assert three.session.get_session_options().intra_op_num_threads == 3
     assert 1 <= physical_cores() <= (__import__("os").cpu_count() or 1)

@@ -7,7 +7,7 @@ import pytest
 
 from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.service.bench import _hand_backend, _LoopedFile, hand_loop, opencv_frames, step_budget
+from sonoedge.runtime.service.bench import _LoopedFile, bench, hand_loop, opencv_frames, step_budget
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
 from sonoedge.runtime.stream.sinks import NullSink
@@ -40,12 +40,7 @@ def test_hand_loop_gives_the_pipelines_frames(model, tmp_path, region, grey):
     enhancer = Enhancer(model, cfg)
     job = enhancer.prepare(Frame(next(opencv_frames(clip, 1, grey)), 0))
     hand: list[np.ndarray] = []
-    backend = _hand_backend(model)  # its own session, one intra-op thread per physical core
-    assert backend is not model.backend
-    try:
-        hand_loop(clip, 7, grey, backend, job.bbox, job.mask, model.stride, on_frame=hand.append)
-    finally:
-        backend.close()
+    hand_loop(clip, 7, grey, model.backend, job.bbox, job.mask, model.stride, on_frame=hand.append)
     piped: list[np.ndarray] = []
     stats = Pipeline(lambda: _LoopedFile(clip, 7, grey), enhancer, NullSink(), PipelineConfig(mode="blocking"),
                      on_frame=lambda f: piped.append(f.image)).run()
@@ -81,3 +76,14 @@ def test_guard_cost_times_guard_and_inference_interleaved_at_512(realus, tiny_bu
     assert r["infer_ms"]["median"] > 0 and r["guard_ms"]["median"] > 0
     assert r["guard_pct_of_infer"]["quartiles"][0] <= r["guard_pct_of_infer"]["median"] <= r["guard_pct_of_infer"]["quartiles"][1]
     assert "guard / inference" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_every_alternative_runs_the_pipelines_session_and_threads(tiny_bundle, tmp_path, threads):
+    """A fair comparison: the floor, the hand loop and the pipeline use one session, so the same
+    intra-op threads (``--threads``), and the result says which and whether the guard ran."""
+    clip = _colour_clip(tmp_path / "c.avi")
+    cfg = EnhancerConfig(bundle=str(tiny_bundle), region="full", threads=threads)
+    r = bench(cfg, clip, frames=3, repeats=1)
+    assert r["intra_op_threads"] == {"bare": threads, "hand": threads, "pipeline": threads}
+    assert r["guard"] is True and r["frames_out"] == 3 and set(r["fps"]) == {"bare", "hand", "pipeline"}

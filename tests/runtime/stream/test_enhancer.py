@@ -338,3 +338,37 @@ def test_unknown_grey_method_is_refused(tiny_model):
 
     with pytest.raises(InputError, match="grey 'fastest'"):
         Enhancer(tiny_model, EnhancerConfig(grey="fastest"))
+
+
+def test_three_pass_denormalisation_equals_the_contract_on_every_tie_and_dense_runs():
+    """from_model (add, THRESH_TOZERO, convertScaleAbs) against frames.denormalise: every .5 rounding
+    tie of the 256 levels and its float32 neighbours, values outside [-1, 1], and 2**16 consecutive
+    float32 values at a few places in the range."""
+    from sonoedge.runtime.frames import denormalise
+    from sonoedge.runtime.stream.enhancer import from_model
+
+    k = np.arange(-2, 258, dtype=np.float32)
+    ties = (k + np.float32(0.5)) / np.float32(127.5) - np.float32(1.0)
+    values = [ties, np.nextafter(ties, np.float32(-3)), np.nextafter(ties, np.float32(3)),
+              np.array([-1.0, 1.0, -0.0, 0.0, -1.5, 1.5, -40.0, 40.0, 1e-30, -1e-30], np.float32)]
+    for start in (-1.01, -1.0, -0.5, 0.0, 0.25, 0.999):
+        first = np.float32(start).view(np.int32)
+        values.append((np.arange(2 ** 16, dtype=np.int64) + first).astype(np.int32).view(np.float32))
+    y = np.concatenate(values).astype(np.float32)
+    y = np.concatenate([y, np.zeros((-y.size) % 64, np.float32)]).reshape(1, 1, -1, 64)
+    assert np.array_equal(from_model(y), denormalise(y))
+
+
+def test_finish_in_place_pastes_into_the_frame_and_otherwise_leaves_it_alone(tiny_model):
+    rng = np.random.default_rng(9)
+    image = rng.integers(0, 256, (72, 88), dtype=np.uint8)
+    enhancer = Enhancer(tiny_model, EnhancerConfig(region="full"))
+    copied = enhancer.finish(enhancer.infer(enhancer.prepare(_frame(image))))
+    assert copied.image is not image and np.array_equal(image, image.copy())  # input untouched
+    frame = _frame(image.copy())
+    pasted = enhancer.finish(enhancer.infer(enhancer.prepare(frame)), in_place=True)
+    assert pasted.image is frame.image and np.array_equal(pasted.image, copied.image)
+    frozen = image.copy()
+    frozen.flags.writeable = False  # a read-only frame is copied even when in place is allowed
+    out = enhancer.finish(enhancer.infer(enhancer.prepare(_frame(frozen))), in_place=True)
+    assert out.image is not frozen and np.array_equal(out.image, copied.image)

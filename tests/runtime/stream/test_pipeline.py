@@ -282,3 +282,45 @@ def test_an_unknown_thread_layout_is_refused():
 
     with pytest.raises(InputError, match="pipeline.threads"):
         PipelineConfig(threads=4)
+
+
+@pytest.mark.realus
+def test_file_frames_are_pasted_in_place_and_keep_the_input_outside_the_region(model, realus):
+    """A file source owns its decoded frames, so the pipeline pastes into them: the output equals
+    the enhancer's copying result, pixels outside the region are the file's, and a tapped source
+    (someone else holds the input) is never written into."""
+    from sonoedge.runtime.readers import iter_frames
+    from sonoedge.runtime.region import detect_region
+    from sonoedge.runtime.stream.base import TappedSource
+
+    clip = realus / "clips" / "itkpocus" / "sonosite-anon-eye1-video.mp4"
+    inputs = [f for _, f in zip(range(4), iter_frames(clip))]
+    mask = detect_region(inputs[0]).mask
+    reference = Enhancer(model, EnhancerConfig(region="auto"))
+    expected = [reference(Frame(f.copy(), i)).image for i, f in enumerate(inputs)]
+
+    yielded = []
+
+    class FirstFour(Source):
+        owns_frames = True
+        live = False
+
+        def __iter__(self):
+            for i, f in enumerate(inputs):
+                yielded.append(f.copy())
+                yield Frame(yielded[-1], i, source=self.uri)
+
+    for tapped in (False, True):
+        outs, kept = [], []
+        yielded.clear()
+        source = FirstFour("four://") if not tapped else TappedSource(FirstFour("four://"), lambda f: kept.append(f.image))
+        Pipeline(lambda: source, Enhancer(model, EnhancerConfig(region="auto")), NullSink(),
+                 PipelineConfig(mode="blocking"), on_frame=lambda f: outs.append(f.image)).run()
+        assert len(outs) == 4
+        for i, out in enumerate(outs):
+            assert np.array_equal(out, expected[i]) and np.array_equal(out[~mask], inputs[i][~mask])
+        if not tapped:  # pasted into the source's own arrays
+            assert all(o is y for o, y in zip(outs, yielded))
+        else:  # the tap's arrays are the inputs, untouched
+            assert all(np.array_equal(k, f) for k, f in zip(kept, inputs))
+            assert not any(np.shares_memory(k, o) for k, o in zip(kept, outs))
