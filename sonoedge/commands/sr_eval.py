@@ -10,10 +10,10 @@ anti-aliased bicubic:
 The evaluation over degradations the SR is not told about (train/sr/evaluate_degradations.py):
 
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all \\
-        --methods bicubic,bicubic-bp,bp-est,dataset --checkpoint runs/sr-realtrain/run/last.pt
+        --methods bicubic,bicubic-bp,bp-est,dataset      # dataset: the shipped blind-sr weights
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --methods zero-shot
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report \
-        --handheld --checkpoint runs/sr-realtrain/run/last.pt    # + handheld stills, fidelity measures
+        --handheld                                        # + handheld stills, fidelity measures
 
 Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
@@ -24,7 +24,7 @@ import argparse
 # sonoedge.train.sr.evaluate_hc18.METHODS and evaluate_degradations.METHODS / EVAL_DEGRADATIONS,
 # repeated so that --help imports nothing heavy (tests/commands/test_tools.py checks they match)
 METHODS = ("bicubic", "bicubic-bp", "zero-shot", "dataset")
-DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot")
+DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot", "liu-zero-shot")
 DEGRADATIONS = ("bicubic-aa", "bicubic-aa+speckle", "cubic", "cubic+speckle", "area", "area+speckle",
                 "gauss1.5", "gauss1.5+speckle", "gauss2.5", "gauss2.5+speckle")
 
@@ -38,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradations", default="", metavar="all|NAMES",
                         help=f"evaluate over these LR degradations ({', '.join(DEGRADATIONS)}; 'all')")
     parser.add_argument("--checkpoint", default=None, help="with --degradations: the dataset-mode checkpoint "
-                                                           "(trained on realtrain, never on realus)")
+                                                           "(trained on realtrain, never on realus; default: the "
+                                                           "shipped blind-sr weights)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help="with --degradations: zero-shot training time per input (default: sonoedge sr's)")
     parser.add_argument("--zero-shot-frames", default="", help="with --degradations: frames for zero-shot "

@@ -44,7 +44,7 @@ def test_sr_with_checkpoint_writes_4x_image(checkpoint, tmp_path):
 def test_sr_zero_shot_writes_4x_image(tmp_path):
     _write_images(tmp_path, 1, (36, 40))
     out = tmp_path / "z.png"
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", *SMALL]) == 0
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--generator", "liu", *SMALL]) == 0
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (144, 160)
 
 
@@ -64,9 +64,12 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path, capsys, checkpoint):
 
 def test_sr_zero_shot_on_a_too_small_image_is_one_sentence(tmp_path, capsys):
     _write_images(tmp_path, 1, (24, 40))
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot"]) == 2
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot", "--generator", "liu"]) == 2
     err = capsys.readouterr().err
     assert "40x24 pixels" in err and "64x64" in err and "Traceback" not in err
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot"]) == 2
+    err = capsys.readouterr().err
+    assert "40x24 pixels" in err and "96x96" in err and "--dataset" in err and "Traceback" not in err
     assert not (tmp_path / "z.png").exists()
 
 
@@ -85,7 +88,7 @@ def test_sr_zero_shot_budget_stops_and_reports_what_it_reached(tmp_path, capsys)
     _write_images(tmp_path, 1, (36, 40))
     out = tmp_path / "b.png"
     small = [a if a != "max_iters=2" else "max_iters=100000" for a in SMALL]
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--generator", "liu", "--budget", "1",
                  "--degradation", "area", *small]) == 0
     text = capsys.readouterr().out
     assert "stopped by time budget 1 s" in text and "reconstruction error" in text
@@ -119,3 +122,42 @@ def test_sr_with_checkpoint_on_tiny_inputs(checkpoint, tmp_path, capsys):
     assert main(["sr", str(tmp_path / "t.png"), "-o", str(tmp_path / "t3.png"), "--checkpoint", str(checkpoint)]) == 2
     err = capsys.readouterr().err
     assert "9x3 pixels" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------ the blind generator (default)
+
+@pytest.fixture(scope="module")
+def blind_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blind")
+    _write_images(root / "data", n=4, shape=(120, 128))
+    assert main(["train", "--preset", "blind-sr", "--data", str(root / "data"), "--out", str(root / "run"),
+                 "--set", "max_iters=3", "--set", "check_every=2", "--set", "data.val_every=2",
+                 "--set", "data.lr_crop=8", "--set", "data.batch=2", "--set", "net.channels=4",
+                 "--set", "net.layers=2"]) == 0
+    return root / "run" / "last.pt"
+
+
+def test_blind_checkpoint_runs_through_sr(blind_checkpoint, tmp_path, capsys):
+    _write_images(tmp_path, 1, (100, 104))
+    out = tmp_path / "c.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--checkpoint", str(blind_checkpoint)]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+    assert "BlindSRNet 2 x 4 channels" in capsys.readouterr().out
+
+
+def test_shipped_blind_generator_dataset_and_zero_shot(tmp_path, capsys):
+    from sonoedge.train.sr import blind
+
+    if not blind.WEIGHTS.is_file():
+        pytest.skip(f"{blind.WEIGHTS} is not there")
+    _write_images(tmp_path, 1, (100, 104))
+    out = tmp_path / "d.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--dataset", "--threads", "1"]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+    capsys.readouterr()
+    out = tmp_path / "z.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+                 "--degradation", "cubic", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "stopped by time budget 1 s" in text and "sons: cubic (given)" in text and "kept iteration" in text
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
