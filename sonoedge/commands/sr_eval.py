@@ -15,6 +15,11 @@ The evaluation over degradations the SR is not told about (train/sr/evaluate_deg
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report \
         --handheld                                        # + handheld stills, fidelity measures
 
+The blind generator's inference choices, measured on the validation split of its TRAINING folder
+(train/sr/blind.py; never on the realus evaluation frames):
+
+    sonoedge sr-eval --validation ../shared/data/realtrain/hc18 --validation-frames 2 --budget 30
+
 Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
 from __future__ import annotations
@@ -30,8 +35,8 @@ DEGRADATIONS = ("bicubic-aa", "bicubic-aa+speckle", "cubic", "cubic+speckle", "a
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--realus", required=True, help="the realus folder (holds hc18/ and clips/)")
-    parser.add_argument("--out", required=True, help="output folder for SR images and results")
+    parser.add_argument("--realus", help="the realus folder (holds hc18/ and clips/); required but with --validation")
+    parser.add_argument("--out", help="output folder for SR images and results; required but with --validation")
     parser.add_argument("--methods", default=None,
                         help=f"comma-separated subset of {', '.join(METHODS)} (with --degradations: "
                              f"{', '.join(DEGRADATION_METHODS)}); default all")
@@ -47,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handheld", action="store_true",
                         help="with --degradations: also super-resolve crops of the realus handheld stills and "
                              "measure their fidelity (runtime/fidelity.py) to bicubic up-scaling (no ground truth)")
+    parser.add_argument("--validation", default=None, metavar="TRAIN_FOLDER",
+                        help="instead: the blind generator's inference choices (dataset, dataset-bp, zero-shot, "
+                             "zero-shot-family) on the validation split of this training folder (blind.py); "
+                             "--realus and --out are then not read")
+    parser.add_argument("--validation-frames", type=int, default=2, help="with --validation: frames scored")
     parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
     parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
@@ -57,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.validation:
+        return _validation(args)
+    if not args.realus or not args.out:
+        from sonoedge.runtime.errors import InputError
+
+        raise InputError("sr-eval needs --realus (the realus folder) and --out (where the outputs go)")
     if args.degradations:
         return _degradations(args)
     from sonoedge.train.sr.evaluate_hc18 import evaluate_hc18
@@ -90,6 +106,30 @@ def _degradations(args: argparse.Namespace) -> int:
     print(table)
     if args.handheld:
         print(E.handheld_fidelity(args.realus, args.out, args.checkpoint))
+    return 0
+
+
+def _validation(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from sonoedge.train.sr import blind
+
+    torch.set_num_threads(args.threads)
+    variants = tuple(_names(args.methods)) if args.methods else ("dataset", "dataset-bp", "zero-shot",
+                                                                   "zero-shot-family")
+    budget = args.budget if args.budget is not None else blind.ZeroShotConfig().budget_s
+    result = blind.compare_on_validation(args.validation, args.checkpoint, args.validation_frames, budget,
+                                         variants=variants, progress=lambda line: print(line, flush=True))
+    degradations = list(next(iter(result.values())))
+    lines = ["PSNR gain over bicubic (dB), mean over the validation frames",
+             "", "| variant | " + " | ".join(degradations) + " | mean | min |",
+             "|---|" + "---|" * (len(degradations) + 2)]
+    for variant, per in result.items():
+        means = [float(np.mean(per[d])) for d in degradations]
+        lines.append(f"| {variant} | " + " | ".join(f"{m:+.3f}" for m in means)
+                     + f" | {np.mean(means):+.3f} | {min(means):+.3f} |")
+    print("\n".join(lines))
     return 0
 
 

@@ -161,3 +161,12 @@ def test_shipped_blind_generator_dataset_and_zero_shot(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "stopped by time budget 1 s" in text and "sons: cubic (given)" in text and "kept iteration" in text
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+
+
+def test_sr_eval_validation_compares_the_choices_on_the_training_folder(blind_checkpoint, tmp_path, capsys):
+    _write_images(tmp_path / "train", n=12, shape=(120, 128))
+    assert main(["sr-eval", "--validation", str(tmp_path / "train"), "--checkpoint", str(blind_checkpoint),
+                 "--validation-frames", "1", "--methods", "dataset,dataset-bp"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = [line for line in table if line.startswith("| dataset")]
+    assert len(rows) == 2 and all(line.count("|") == 14 for line in rows)  # 10 degradations, mean, min
