@@ -170,3 +170,18 @@ def test_sr_eval_validation_compares_the_choices_on_the_training_folder(blind_ch
     table = capsys.readouterr().out.splitlines()
     rows = [line for line in table if line.startswith("| dataset")]
     assert len(rows) == 2 and all(line.count("|") == 14 for line in rows)  # 10 degradations, mean, min
+
+
+def test_sr_eval_degradations_with_the_blind_generator(blind_checkpoint, tmp_path):
+    import json
+
+    from sonoedge.train.sr import evaluate_degradations as E
+
+    _write_images(tmp_path / "realus" / "hc18", n=1, shape=(400, 400))
+    (tmp_path / "realus" / "hc18" / "f0.png").rename(tmp_path / "realus" / "hc18" / "050_HC.png")
+    table = E.evaluate(tmp_path / "realus", tmp_path / "out", ["bicubic", "dataset", "zero-shot"],
+                       ["cubic", "area+speckle"], checkpoint=blind_checkpoint, budget=0.5)
+    assert "| **all** | zero-shot | 2 |" in table and "| **all** | dataset | 2 |" in table
+    meta = json.loads((tmp_path / "out" / "zero-shot" / "cubic" / "050_HC.json").read_text())
+    assert meta["train_log"]["stop_reason"] == "time budget 0.5 s" and "estimate" in meta
+    assert "BlindSRNet" in json.loads((tmp_path / "out" / "dataset" / "cubic" / "050_HC.json").read_text())["generator"]
