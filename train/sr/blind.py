@@ -334,10 +334,10 @@ def load(checkpoint: str | Path | None = None):
 
 
 # Inference is one pass of G. Back-projection through the estimated operator after it (noise-aware, as
-# the Liu inference) is an option, off by default: on the first realtrain validation frame (7 of its
-# evaluation degradations, docs/results/sr.md) it gained 0.04-0.27 dB on the clean inputs and lost
-# 0.99-1.19 dB on the speckled ones (it puts back the speckle G removed): mean +0.30 dB over bicubic
-# against +0.69 dB without it.
+# the Liu inference) is an option, off by default: on the first realtrain validation frame (its 10
+# evaluation degradations, docs/results/sr.md) it gained 0.03-1.06 dB on the clean inputs and lost
+# 0.95-1.19 dB on the speckled ones (it puts back the speckle G removed): mean +0.47 dB over bicubic
+# against +0.84 dB without it.
 BACK_PROJECTION = False
 
 
@@ -368,10 +368,10 @@ class ZeroShotConfig:
     """Fine-tuning of the dataset-mode G on the input's own sons (:func:`zero_shot`)."""
 
     budget_s: float = 30.0   # seconds of fine-tuning (sonoedge sr --budget)
-    lr: float = 1e-5         # Adam. On a realtrain validation frame (docs/results/sr.md) 1e-4 for 30 s made
-                             # every degradation but one 0.08-0.63 dB worse than the dataset weights: the
-                             # input's own fathers are already blurred (ultrasound is not self-similar
-                             # across scales), so 1e-5 keeps fine-tuning a small step from them
+    lr: float = 1e-4         # Adam. On a realtrain validation frame (docs/results/sr.md) fine-tuning hurt at
+                             # 1e-4 and at 1e-5 alike (mean +0.37 and +0.28 dB over bicubic on 6 inputs,
+                             # the dataset weights +0.70): the input's own fathers are already blurred and
+                             # ultrasound is not self-similar across scales; 1e-4 hurt less
     batch: int = 8
     son_crop: int = 16       # LR side of a son crop (its father: 64, Liu et al. Sec. IV-B's crop size)
     check_every: int = 25    # iterations between measurements of the probe error
