@@ -127,6 +127,8 @@ def _blind(image, args, cfg):
           f"reconstruction error (son -> input, L1) {first:.4f} -> {last:.4f}, kept iteration {log.kept}"
           f"{' (the dataset weights: fine-tuning did not fit the input better)' if not log.kept else ''}; "
           f"sons: {log.sons}; estimated degradation: {log.estimate}")
+    print("note: on real frames this fine-tuning measured below --dataset (the input's own sons teach the net to "
+          "blur; docs/results/sr.md): prefer --dataset")
     return sr
 
 
