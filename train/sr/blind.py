@@ -65,6 +65,8 @@ class BlindConfig:
     lr_min: float = 1e-5
     max_iters: int = 4000
     time_budget_s: float = 0.0  # stop after this many seconds of training (0: none)
+    stop_iters: int = 0         # stop after this many iterations, the schedule still that of max_iters (0: none);
+                                # repeats a run that the clock stopped, without the clock
     check_every: int = 250      # iterations between validation checks
     seed: int = 0
     threads: int = 1            # torch CPU threads (1 is fastest on a busy 2-core machine)
@@ -225,6 +227,9 @@ def train(images: list[np.ndarray], val_images: list[np.ndarray], cfg: BlindConf
     while True:
         if it >= cfg.max_iters:
             log.stop_reason = f"max_iters {cfg.max_iters}"
+            break
+        if cfg.stop_iters and it >= cfg.stop_iters:
+            log.stop_reason = f"stop_iters {cfg.stop_iters}"
             break
         if cfg.time_budget_s and time.monotonic() - start >= cfg.time_budget_s:
             log.stop_reason = f"time budget {cfg.time_budget_s:g} s"

@@ -39,7 +39,7 @@ from sonoedge.runtime.errors import InputError
 from sonoedge.train.sr.degrade import EVAL_DEGRADATIONS
 
 METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot", "liu-zero-shot")
-BASELINES = ("bicubic", "bicubic-bp", "bp-est")
+BASELINES = ("bicubic", "bicubic-bp", "bp-est", "dataset")
 CONSOLE_FRAMES = ("UltrasonixCurvilinearScanConvertedData_frame000", "BkCurvilinearScanConvertedData_frame000",
                   "BoneUltrasound_L14_frame000")
 ZERO_SHOT_FRAMES = ("050_HC", "UltrasonixCurvilinearScanConvertedData_frame000")
@@ -221,8 +221,8 @@ def markdown(scores: dict, degradations: Sequence[str] = EVAL_DEGRADATIONS) -> s
 
     lines = ["PSNR dB (SSIM) mean over the frames; 'vs X' = mean PSNR difference to X on the same inputs, "
              "wins/n, one-sided Wilcoxon p that the method is higher.", "",
-             "| degradation | method | n | PSNR | SSIM | vs bicubic | vs bicubic-bp | vs bp-est |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| degradation | method | n | PSNR | SSIM | vs bicubic | vs bicubic-bp | vs bp-est | vs dataset |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for degradation in [*degradations, None]:
         for method in METHODS:
             a_all, _ = _paired(scores, method, method, degradation, "psnr")

@@ -90,3 +90,10 @@ def test_preset_is_registered():
     load_all()
     preset = PRESETS.get("blind-sr")
     assert isinstance(preset.config, blind.BlindConfig) and preset.config.data.val_every == 10
+
+
+def test_stop_iters_stops_without_changing_the_schedule():
+    cfg = blind.BlindConfig(max_iters=100, check_every=50, stop_iters=3)
+    cfg.net.channels, cfg.net.layers, cfg.data.lr_crop, cfg.data.batch = 4, 2, 8, 2
+    G, log = blind.train([_image(1)], [], cfg)
+    assert log.iterations == 3 and log.stop_reason == "stop_iters 3"
