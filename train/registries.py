@@ -26,6 +26,7 @@ _MODULES = (
     "sonoedge.train.presets",
     "sonoedge.train.sr.networks",
     "sonoedge.train.sr.presets",
+    "sonoedge.train.sr.blind",
     "sonoedge.train.nst.transform_net",
     "sonoedge.train.nst.presets",
 )

@@ -1,15 +1,20 @@
-"""``sonoedge sr``: 4x super-resolution of one image (Liu et al., self-supervised CycleGAN).
+"""``sonoedge sr``: 4x super-resolution of one image.
 
-    sonoedge sr frame.png -o frame_x4.png --zero-shot              # train on the image itself, then SR
-    sonoedge sr frame.png -o frame_x4.png --zero-shot --budget 600 # ... for up to 10 minutes
-    sonoedge sr frame.png -o frame_x4.png --checkpoint runs/sr/last.pt   # a dataset-mode generator (fast)
+    sonoedge sr frame.png -o frame_x4.png --dataset                # the shipped blind generator (fast)
+    sonoedge sr frame.png -o frame_x4.png --zero-shot              # ... fine-tuned on the image itself first
+    sonoedge sr frame.png -o frame_x4.png --zero-shot --budget 120 # ... for up to 2 minutes
+    sonoedge sr frame.png -o frame_x4.png --checkpoint runs/sr/last.pt   # a checkpoint of either generator
+    sonoedge sr frame.png -o frame_x4.png --zero-shot --generator liu    # Liu et al.'s CycleGAN, zero-shot
 
-Both use the 8-way self-ensemble with back-projection and the median (Sec. IV-B), back-projecting
-through the degradation estimated from the input (train/sr/degrade.py; ``--degradation NAME`` to
-assume one). Zero-shot training stops at ``--budget`` seconds (default DEFAULT_BUDGET_S) at the
-latest and says what it reached. The output is
-written atomically (a failure leaves no partial file) as uint8 grey, 4x the input's size. It is
-checked before any training: never the input, never an existing file unless ``--overwrite``.
+The default generator is the blind one of train/sr/blind.py (convolutions at the LR size, a
+residual on top of bicubic), trained on realtrain frames under random degradations and shipped as
+train/sr/weights/blind-sr-realtrain.pt; ``--zero-shot`` fine-tunes it on the input's own sons for
+``--budget`` seconds (default DEFAULT_BUDGET_S). ``--generator liu`` is the paper's self-supervised
+CycleGAN (networks.LiuSRGenerator) with its 8-way self-ensemble, back-projection and median
+(Sec. IV-B), back-projecting through the degradation estimated from the input (train/sr/degrade.py;
+``--degradation NAME`` to assume one). The output is written atomically (a failure leaves no
+partial file) as uint8 grey, 4x the input's size. It is checked before any training: never the
+input, never an existing file unless ``--overwrite``.
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ import argparse
 from pathlib import Path
 
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
-# Zero-shot training time by default: two minutes, which on the shared 2-core development machine
-# (docs/results/sr.md) is 100-250 iterations; the ZSSR policy usually stops later than that.
-DEFAULT_BUDGET_S = 120.0
+# Zero-shot fine-tuning time by default (measured wall time on the shared 2-core development machine
+# in docs/results/sr.md and docs/benchmarks/sr.md).
+DEFAULT_BUDGET_S = 30.0
+GENERATORS = ("blind", "liu")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -27,13 +33,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", type=Path, required=True, help=f"output image ({', '.join(OUTPUT_SUFFIXES)})")
     mode = parser.add_mutually_exclusive_group(required=True)
     mode.add_argument("--zero-shot", action="store_true", help="train on the input itself first (minutes on a CPU)")
-    mode.add_argument("--checkpoint", type=Path, help="dataset-mode checkpoint from 'sonoedge train --preset liu2021-sr'")
+    mode.add_argument("--dataset", action="store_true", help="the shipped blind dataset-mode generator (one pass)")
+    mode.add_argument("--checkpoint", type=Path, help="dataset-mode checkpoint from 'sonoedge train --preset blind-sr' "
+                                                      "or '--preset liu2021-sr'")
+    parser.add_argument("--generator", choices=GENERATORS, default="blind",
+                        help="with --zero-shot: 'blind' (default: the shipped generator fine-tuned on the input) or "
+                             "'liu' (Liu et al.'s CycleGAN trained on the input from scratch, minutes to hours)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
-                        help=f"zero-shot training time limit (default {DEFAULT_BUDGET_S:g} s; 0 = until the ZSSR "
-                             "policy or max_iters stops it)")
+                        help=f"zero-shot training time limit (default {DEFAULT_BUDGET_S:g} s; with --generator liu "
+                             "0 = until the ZSSR policy or max_iters stops it)")
     parser.add_argument("--degradation", default=None, metavar="NAME",
                         help="how the input was down-scaled: 'estimate' (default: from the input itself), "
-                             "'bicubic-aa', 'cubic', 'area' or 'gauss<sigma>' (sets degradation.operator)")
+                             "'bicubic-aa', 'cubic', 'area' or 'gauss<sigma>' (Liu generator: sets "
+                             "degradation.operator; blind zero-shot: the sons' operator)")
     parser.add_argument("--config", type=Path, help="SRConfig TOML (zero-shot training, ensemble)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set max_iters=500 (repeatable)")
@@ -56,14 +68,68 @@ def run(args: argparse.Namespace) -> int:
         torch.set_num_threads(args.threads)
     cfg = _config(args)
     image = _read(args.input)
-    if args.zero_shot and min(image.shape[:2]) // 4 * 4 < cfg.data.crop:
+    blind = args.dataset or (args.zero_shot and args.generator == "blind")
+    if args.checkpoint is not None:
+        from sonoedge.train.checkpoint import load_checkpoint
+
+        blind = load_checkpoint(args.checkpoint)["model"]["generator"] == "blind_sr"
+    if args.zero_shot and not blind and min(image.shape[:2]) // 4 * 4 < cfg.data.crop:
         raise InputError(f"input {args.input} is {image.shape[1]}x{image.shape[0]} pixels but zero-shot SR trains on "
                          f"{cfg.data.crop}x{cfg.data.crop} crops of it, so it needs at least that size; use a larger "
                          f"image or a smaller crop (--set data.crop=N, a multiple of 4)")
-    sr = _zero_shot(image, cfg) if args.zero_shot else _with_checkpoint(image, cfg, args.checkpoint)
+    if blind:
+        sr = _blind(image, args, cfg)
+    else:
+        sr = _zero_shot(image, cfg) if args.zero_shot else _with_checkpoint(image, cfg, args.checkpoint)
     _write(args.output, sr)
     print(f"wrote {args.output} ({sr.shape[1]}x{sr.shape[0]})")
     return 0
+
+
+def _blind(image, args, cfg):
+    """The blind generator (train/sr/blind.py): one pass, or fine-tuned on the input first."""
+    import time
+
+    from tqdm import tqdm
+
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.train.sr import blind
+
+    zcfg = blind.ZeroShotConfig(budget_s=cfg.time_budget_s, seed=cfg.seed)
+    if args.degradation not in (None, "estimate"):
+        zcfg.sons = args.degradation
+    need = 4 * (zcfg.son_crop + 2 * blind.CropSampler.MARGIN)
+    if args.zero_shot and min(image.shape[:2]) < need:
+        raise InputError(f"input {args.input} is {image.shape[1]}x{image.shape[0]} pixels but zero-shot fine-tuning "
+                         f"needs at least {need}x{need} (its {4 * zcfg.son_crop}-pixel crops and their margins); "
+                         f"use --dataset for a smaller image")
+    G, _ = blind.load(args.checkpoint)
+    if not args.zero_shot:
+        sr = blind.infer(G, image)
+        print(f"blind generator ({blind.describe(G)}): one pass")
+        return sr
+    budget = zcfg.budget_s
+    bar = tqdm(total=round(budget), desc=f"zero-shot fine-tuning (budget {budget:g} s)", unit="s",
+               bar_format="{l_bar}{bar}| {n:.0f}/{total:.0f} s [{remaining} left{postfix}]")
+    start = time.monotonic()
+
+    def progress(it: int, terms: dict) -> None:
+        bar.update(min(budget, time.monotonic() - start) - bar.n)
+        if "probe" in terms:
+            bar.set_postfix(it=it, probe=f"{terms['probe']:.4f}")
+
+    try:
+        sr, log = blind.zero_shot(G, image, zcfg, progress)
+    finally:
+        bar.close()
+    first, last = log.probe[0][1], min(e for _, e in log.probe)
+    print(f"zero-shot: {log.iterations} iterations in {log.seconds:.0f} s, stopped by {log.stop_reason}; "
+          f"reconstruction error (son -> input, L1) {first:.4f} -> {last:.4f}, kept iteration {log.kept}"
+          f"{' (the dataset weights: fine-tuning did not fit the input better)' if not log.kept else ''}; "
+          f"sons: {log.sons}; estimated degradation: {log.estimate}")
+    print("note: on real frames this fine-tuning measured below --dataset (the input's own sons teach the net to "
+          "blur; docs/results/sr.md): prefer --dataset")
+    return sr
 
 
 def _config(args):

@@ -10,10 +10,15 @@ anti-aliased bicubic:
 The evaluation over degradations the SR is not told about (train/sr/evaluate_degradations.py):
 
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all \\
-        --methods bicubic,bicubic-bp,bp-est,dataset --checkpoint runs/sr-realtrain/run/last.pt
+        --methods bicubic,bicubic-bp,bp-est,dataset      # dataset: the shipped blind-sr weights
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --methods zero-shot
     sonoedge sr-eval --realus ../shared/data/realus --out runs/sr-deg --degradations all --report \
-        --handheld --checkpoint runs/sr-realtrain/run/last.pt    # + handheld stills, fidelity measures
+        --handheld                                        # + handheld stills, fidelity measures
+
+The blind generator's inference choices, measured on the validation split of its TRAINING folder
+(train/sr/blind.py; never on the realus evaluation frames):
+
+    sonoedge sr-eval --validation ../shared/data/realtrain/hc18 --validation-frames 2 --budget 30
 
 Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
@@ -24,21 +29,22 @@ import argparse
 # sonoedge.train.sr.evaluate_hc18.METHODS and evaluate_degradations.METHODS / EVAL_DEGRADATIONS,
 # repeated so that --help imports nothing heavy (tests/commands/test_tools.py checks they match)
 METHODS = ("bicubic", "bicubic-bp", "zero-shot", "dataset")
-DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot")
+DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot", "liu-zero-shot")
 DEGRADATIONS = ("bicubic-aa", "bicubic-aa+speckle", "cubic", "cubic+speckle", "area", "area+speckle",
                 "gauss1.5", "gauss1.5+speckle", "gauss2.5", "gauss2.5+speckle")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--realus", required=True, help="the realus folder (holds hc18/ and clips/)")
-    parser.add_argument("--out", required=True, help="output folder for SR images and results")
+    parser.add_argument("--realus", help="the realus folder (holds hc18/ and clips/); required but with --validation")
+    parser.add_argument("--out", help="output folder for SR images and results; required but with --validation")
     parser.add_argument("--methods", default=None,
                         help=f"comma-separated subset of {', '.join(METHODS)} (with --degradations: "
                              f"{', '.join(DEGRADATION_METHODS)}); default all")
     parser.add_argument("--degradations", default="", metavar="all|NAMES",
                         help=f"evaluate over these LR degradations ({', '.join(DEGRADATIONS)}; 'all')")
     parser.add_argument("--checkpoint", default=None, help="with --degradations: the dataset-mode checkpoint "
-                                                           "(trained on realtrain, never on realus)")
+                                                           "(trained on realtrain, never on realus; default: the "
+                                                           "shipped blind-sr weights)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help="with --degradations: zero-shot training time per input (default: sonoedge sr's)")
     parser.add_argument("--zero-shot-frames", default="", help="with --degradations: frames for zero-shot "
@@ -46,6 +52,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--handheld", action="store_true",
                         help="with --degradations: also super-resolve crops of the realus handheld stills and "
                              "measure their fidelity (runtime/fidelity.py) to bicubic up-scaling (no ground truth)")
+    parser.add_argument("--validation", default=None, metavar="TRAIN_FOLDER",
+                        help="instead: the blind generator's inference choices (dataset, dataset-bp, zero-shot, "
+                             "zero-shot-family) on the validation split of this training folder (blind.py); "
+                             "--realus and --out are then not read")
+    parser.add_argument("--validation-frames", type=int, default=2, help="with --validation: frames scored")
     parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
     parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
@@ -56,6 +67,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.validation:
+        return _validation(args)
+    if not args.realus or not args.out:
+        from sonoedge.runtime.errors import InputError
+
+        raise InputError("sr-eval needs --realus (the realus folder) and --out (where the outputs go)")
     if args.degradations:
         return _degradations(args)
     from sonoedge.train.sr.evaluate_hc18 import evaluate_hc18
@@ -89,6 +106,30 @@ def _degradations(args: argparse.Namespace) -> int:
     print(table)
     if args.handheld:
         print(E.handheld_fidelity(args.realus, args.out, args.checkpoint))
+    return 0
+
+
+def _validation(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+
+    from sonoedge.train.sr import blind
+
+    torch.set_num_threads(args.threads)
+    variants = tuple(_names(args.methods)) if args.methods else ("dataset", "dataset-bp", "zero-shot",
+                                                                   "zero-shot-family")
+    budget = args.budget if args.budget is not None else blind.ZeroShotConfig().budget_s
+    result = blind.compare_on_validation(args.validation, args.checkpoint, args.validation_frames, budget,
+                                         variants=variants, progress=lambda line: print(line, flush=True))
+    degradations = list(next(iter(result.values())))
+    lines = ["PSNR gain over bicubic (dB), mean over the validation frames",
+             "", "| variant | " + " | ".join(degradations) + " | mean | min |",
+             "|---|" + "---|" * (len(degradations) + 2)]
+    for variant, per in result.items():
+        means = [float(np.mean(per[d])) for d in degradations]
+        lines.append(f"| {variant} | " + " | ".join(f"{m:+.3f}" for m in means)
+                     + f" | {np.mean(means):+.3f} | {min(means):+.3f} |")
+    print("\n".join(lines))
     return 0
 
 

@@ -44,7 +44,7 @@ def test_sr_with_checkpoint_writes_4x_image(checkpoint, tmp_path):
 def test_sr_zero_shot_writes_4x_image(tmp_path):
     _write_images(tmp_path, 1, (36, 40))
     out = tmp_path / "z.png"
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", *SMALL]) == 0
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--generator", "liu", *SMALL]) == 0
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (144, 160)
 
 
@@ -64,9 +64,12 @@ def test_errors_are_one_line_and_leave_no_output(tmp_path, capsys, checkpoint):
 
 def test_sr_zero_shot_on_a_too_small_image_is_one_sentence(tmp_path, capsys):
     _write_images(tmp_path, 1, (24, 40))
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot"]) == 2
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot", "--generator", "liu"]) == 2
     err = capsys.readouterr().err
     assert "40x24 pixels" in err and "64x64" in err and "Traceback" not in err
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(tmp_path / "z.png"), "--zero-shot"]) == 2
+    err = capsys.readouterr().err
+    assert "40x24 pixels" in err and "96x96" in err and "--dataset" in err and "Traceback" not in err
     assert not (tmp_path / "z.png").exists()
 
 
@@ -85,7 +88,7 @@ def test_sr_zero_shot_budget_stops_and_reports_what_it_reached(tmp_path, capsys)
     _write_images(tmp_path, 1, (36, 40))
     out = tmp_path / "b.png"
     small = [a if a != "max_iters=2" else "max_iters=100000" for a in SMALL]
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--generator", "liu", "--budget", "1",
                  "--degradation", "area", *small]) == 0
     text = capsys.readouterr().out
     assert "stopped by time budget 1 s" in text and "reconstruction error" in text
@@ -119,3 +122,66 @@ def test_sr_with_checkpoint_on_tiny_inputs(checkpoint, tmp_path, capsys):
     assert main(["sr", str(tmp_path / "t.png"), "-o", str(tmp_path / "t3.png"), "--checkpoint", str(checkpoint)]) == 2
     err = capsys.readouterr().err
     assert "9x3 pixels" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+# ------------------------------------------------------------------------ the blind generator (default)
+
+@pytest.fixture(scope="module")
+def blind_checkpoint(tmp_path_factory):
+    root = tmp_path_factory.mktemp("blind")
+    _write_images(root / "data", n=4, shape=(120, 128))
+    assert main(["train", "--preset", "blind-sr", "--data", str(root / "data"), "--out", str(root / "run"),
+                 "--set", "max_iters=3", "--set", "check_every=2", "--set", "data.val_every=2",
+                 "--set", "data.lr_crop=8", "--set", "data.batch=2", "--set", "net.channels=4",
+                 "--set", "net.layers=2"]) == 0
+    return root / "run" / "last.pt"
+
+
+def test_blind_checkpoint_runs_through_sr(blind_checkpoint, tmp_path, capsys):
+    _write_images(tmp_path, 1, (100, 104))
+    out = tmp_path / "c.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--checkpoint", str(blind_checkpoint)]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+    assert "BlindSRNet 2 x 4 channels" in capsys.readouterr().out
+
+
+def test_shipped_blind_generator_dataset_and_zero_shot(tmp_path, capsys):
+    from sonoedge.train.sr import blind
+
+    if not blind.WEIGHTS.is_file():
+        pytest.skip(f"{blind.WEIGHTS} is not there")
+    _write_images(tmp_path, 1, (100, 104))
+    out = tmp_path / "d.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--dataset", "--threads", "1"]) == 0
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+    capsys.readouterr()
+    out = tmp_path / "z.png"
+    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+                 "--degradation", "cubic", "--threads", "1"]) == 0
+    text = capsys.readouterr().out
+    assert "stopped by time budget 1 s" in text and "sons: cubic (given)" in text and "kept iteration" in text
+    assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
+
+
+def test_sr_eval_validation_compares_the_choices_on_the_training_folder(blind_checkpoint, tmp_path, capsys):
+    _write_images(tmp_path / "train", n=12, shape=(120, 128))
+    assert main(["sr-eval", "--validation", str(tmp_path / "train"), "--checkpoint", str(blind_checkpoint),
+                 "--validation-frames", "1", "--methods", "dataset,dataset-bp"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    rows = [line for line in table if line.startswith("| dataset")]
+    assert len(rows) == 2 and all(line.count("|") == 14 for line in rows)  # 10 degradations, mean, min
+
+
+def test_sr_eval_degradations_with_the_blind_generator(blind_checkpoint, tmp_path):
+    import json
+
+    from sonoedge.train.sr import evaluate_degradations as E
+
+    _write_images(tmp_path / "realus" / "hc18", n=1, shape=(400, 400))
+    (tmp_path / "realus" / "hc18" / "f0.png").rename(tmp_path / "realus" / "hc18" / "050_HC.png")
+    table = E.evaluate(tmp_path / "realus", tmp_path / "out", ["bicubic", "dataset", "zero-shot"],
+                       ["cubic", "area+speckle"], checkpoint=blind_checkpoint, budget=0.5)
+    assert "| **all** | zero-shot | 2 |" in table and "| **all** | dataset | 2 |" in table
+    meta = json.loads((tmp_path / "out" / "zero-shot" / "cubic" / "050_HC.json").read_text())
+    assert meta["train_log"]["stop_reason"] == "time budget 0.5 s" and "estimate" in meta
+    assert "BlindSRNet" in json.loads((tmp_path / "out" / "dataset" / "cubic" / "050_HC.json").read_text())["generator"]

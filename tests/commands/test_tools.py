@@ -40,7 +40,7 @@ def test_defaults_are_the_old_mains():
     assert (args.preset, args.size, args.batch, args.steps, args.warmup, args.threads, args.device) == (
         ["p"], 256, 1, 2, 1, 0, "auto")
     args = _parser("bench_sr").parse_args([])
-    assert (args.threads, args.repeats, args.iters, args.onnx) == (1, 5, 10, None)
+    assert (args.threads, args.repeats, args.iters, args.onnx, args.blind) == (1, 5, 10, None, False)
     args = _parser("sr_eval").parse_args(["--realus", "r", "--out", "o"])
     assert (args.methods, args.artifacts, args.set, args.threads, args.report, args.tag, args.frames,
             args.degradations, args.checkpoint, args.budget) == (
@@ -98,3 +98,13 @@ def test_curves_writes_a_png(tmp_path, capsys):
 def test_curves_without_a_log_is_one_sentence(tmp_path, capsys):
     assert main(["curves", str(tmp_path), str(tmp_path / "c.png")]) == 2
     assert "log.jsonl does not exist" in capsys.readouterr().err
+
+
+def test_bench_sr_blind_times_the_blind_generator():
+    from sonoedge.train.sr.bench import bench_blind
+
+    result = bench_blind(threads=1, repeats=1, iters=1)
+    assert result["parameters"] > 0
+    for key in ("single_pass_600x448", "single_pass_800x540", "train_iteration_batch16_lr48",
+                "zero_shot_iteration_batch8_lr16"):
+        assert result[key]["cpu_ms"] > 0 and result[key]["wall_ms"] > 0

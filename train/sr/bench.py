@@ -2,6 +2,7 @@
 Table IV, 176 ms on their GPU) and the zero-shot cost (training iteration, whole image).
 
     sonoedge bench-sr [--threads 1] [--repeats 5] [--iters 10]
+    sonoedge bench-sr --blind                      # the blind generator (blind.py)
     sonoedge bench-sr --onnx BUNDLE/model.onnx     # the exported generator, ONNX Runtime
 
 Reports wall time and process CPU time (the machine is shared: CPU time is what the work costs,
@@ -53,6 +54,46 @@ def bench_pytorch(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
     return {"threads": threads, "output": f"{LR_SIZE[1] * 4}x{LR_SIZE[0] * 4}", "G_single_pass": single,
             "G_plus_back_projection": bp, "ensemble_8_way": ens8, "train_iteration_batch4_crop64": step,
             "parameters": sum(p.numel() for p in G.parameters())}
+
+
+def bench_blind(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
+    """The blind generator (blind.py, networks.BlindSRNet at its default size): one pass per 600 x 448
+    and per 800 x 540 output, one dataset-training iteration (batch 16, 48 x 48 LR crops) and one
+    zero-shot fine-tuning iteration (batch 8, 16 x 16 LR crops)."""
+    import numpy as np
+    import torch
+
+    from sonoedge.train.sr.blind import BlindConfig, CropSampler, ZeroShotConfig
+    from sonoedge.train.sr.networks import BlindSRNet
+    from sonoedge.train.sr.trainer import to_tensor
+
+    torch.set_num_threads(threads)
+    torch.manual_seed(0)
+    cfg, zcfg = BlindConfig(), ZeroShotConfig()
+    G = BlindSRNet(cfg.net.channels, cfg.net.layers)
+    rng = np.random.default_rng(0)
+    out: dict = {"threads": threads, "parameters": sum(p.numel() for p in G.parameters())}
+    with torch.no_grad():
+        for h, w in (LR_SIZE, (135, 200)):
+            x = to_tensor(rng.integers(0, 255, (h, w), dtype=np.uint8))
+            G(x)  # warm-up
+            out[f"single_pass_{4 * w}x{4 * h}"] = _timed(lambda x=x: G(x), repeats)
+    frame = to_tensor(rng.integers(0, 255, (540, 800), dtype=np.uint8))
+    opt = torch.optim.Adam(G.parameters(), lr=1e-4)
+
+    def step(sampler, batch):
+        son, hr = sampler.sample(batch, rng)
+        loss = (G(son) - hr).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    train = CropSampler([frame], cfg.data.lr_crop, cfg.data.speckle)
+    zero = CropSampler([frame[..., :135, :200]], zcfg.son_crop, zcfg.speckle)
+    step(train, cfg.data.batch)  # warm-up
+    out[f"train_iteration_batch{cfg.data.batch}_lr{cfg.data.lr_crop}"] = _timed(lambda: step(train, cfg.data.batch), iters)
+    out[f"zero_shot_iteration_batch{zcfg.batch}_lr{zcfg.son_crop}"] = _timed(lambda: step(zero, zcfg.batch), iters)
+    return out
 
 
 def bench_onnx(path: str, threads: int = 1, repeats: int = 5) -> dict:

@@ -12,9 +12,13 @@ the 10 of realus/hc18 (GE Voluson, 800 x 540) and CONSOLE_FRAMES of realus/clips
     bp-est      bicubic + back-projection through the operator estimated from the LR input, stopped at
                 its noise level: the untrained generator through the same inference as ``dataset``,
                 so dataset - bp-est is what the learning adds
-    dataset     the blind dataset-mode checkpoint (trained on realtrain/hc18 only) + the same inference
-    zero-shot   trained on the LR input with sons by the estimated operator, for the default budget of
-                ``sonoedge sr`` (ZERO_SHOT_BUDGET_S), then the same inference; ZERO_SHOT_FRAMES only (CPU)
+    dataset     the blind generator of blind.py (default: the shipped checkpoint, trained on
+                realtrain/hc18 only), one pass; a Liu checkpoint (liu2021-sr) gets the Liu inference
+                (one view + back-projection through the estimate)
+    zero-shot   the same blind generator fine-tuned on the LR input's own sons (blind.zero_shot) for the
+                default budget of ``sonoedge sr`` (ZERO_SHOT_BUDGET_S); ZERO_SHOT_FRAMES only (CPU)
+    liu-zero-shot  Liu et al.'s CycleGAN trained on the LR input from scratch for the same budget
+                (sons by the estimated operator), then one view + back-projection
 
 Outputs ``OUT/<method>/<degradation>/<frame>.png`` (+ ``.json``): existing ones are kept, so runs
 resume and split across processes. ``report`` scores what exists: PSNR and SSIM against the original
@@ -34,12 +38,12 @@ from sonoedge.runtime.atomic import atomic_path
 from sonoedge.runtime.errors import InputError
 from sonoedge.train.sr.degrade import EVAL_DEGRADATIONS
 
-METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot")
-BASELINES = ("bicubic", "bicubic-bp", "bp-est")
+METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot", "liu-zero-shot")
+BASELINES = ("bicubic", "bicubic-bp", "bp-est", "dataset")
 CONSOLE_FRAMES = ("UltrasonixCurvilinearScanConvertedData_frame000", "BkCurvilinearScanConvertedData_frame000",
                   "BoneUltrasound_L14_frame000")
 ZERO_SHOT_FRAMES = ("050_HC", "UltrasonixCurvilinearScanConvertedData_frame000")
-ZERO_SHOT_BUDGET_S = 120.0  # sonoedge/commands/sr.py DEFAULT_BUDGET_S (tests check the two match)
+ZERO_SHOT_BUDGET_S = 30.0  # sonoedge/commands/sr.py DEFAULT_BUDGET_S (tests check the two match)
 # zero-shot in the budget: the paper's loss weights except the perceptual term (no ImageNet VGG16 here),
 # the ZSSR policy windows scaled to the ~100 iterations a budget gives; inference: one view + BP
 ZERO_SHOT_OVERRIDES = ["weights.perceptual=0.0", "policy.check_every=10", "policy.window=30",
@@ -93,17 +97,17 @@ def run_method(method: str, frames: dict[str, np.ndarray], out: Path, degradatio
     """Write the outputs of ``method`` that do not exist yet (module docstring); ``only``: these frames."""
     import torch
 
+    from sonoedge.train.sr import blind
     from sonoedge.train.sr import trainer as T
     from sonoedge.train.sr.ensemble import back_project
     from sonoedge.train.sr.resize import resize, resize_image
 
     G = None
-    if method == "dataset":
-        if checkpoint is None or not Path(checkpoint).is_file():
-            raise InputError(f"method 'dataset' needs --checkpoint (a liu2021-sr checkpoint trained on realtrain); "
-                             f"got {checkpoint}")
-        G, _ = T.load_sr_generator(checkpoint)
-    names = [n for n in sorted(frames) if (method != "zero-shot" or n in zero_shot_frames)
+    if method in ("dataset", "zero-shot"):
+        G, _ = blind.load(checkpoint)  # default: the shipped blind checkpoint
+    if method == "zero-shot" and not isinstance(G, blind.BlindSRNet):
+        raise InputError(f"method 'zero-shot' fine-tunes a blind-sr checkpoint; {checkpoint} holds another generator")
+    names = [n for n in sorted(frames) if ("zero-shot" not in method or n in zero_shot_frames)
              and (not only or n in only)]
     # one frame in every degradation before the next frame, so a stopped run covers them all
     jobs = [(d, n) for n in names for d in degradations]
@@ -122,9 +126,18 @@ def run_method(method: str, frames: dict[str, np.ndarray], out: Path, degradatio
         elif method == "bp-est":
             identity = _Bicubic()
             sr = T.super_resolve(identity, lr, _config(INFERENCE_OVERRIDES), info=info)
+        elif method == "dataset" and isinstance(G, blind.BlindSRNet):
+            sr = blind.infer(G, lr)
+            info["generator"] = blind.describe(G)
         elif method == "dataset":
             sr = T.super_resolve(G, lr, _config(INFERENCE_OVERRIDES, "dataset"), info=info)
         elif method == "zero-shot":
+            sr, zlog = blind.zero_shot(G, lr, blind.ZeroShotConfig(budget_s=float(budget)))
+            info["train_log"] = {"iterations": zlog.iterations, "seconds": zlog.seconds,
+                                 "stop_reason": zlog.stop_reason, "sons": zlog.sons, "kept": zlog.kept,
+                                 "probe_first_last": [zlog.probe[0], zlog.probe[-1]]}
+            info["estimate"] = zlog.estimate
+        elif method == "liu-zero-shot":
             cfg = _config([*ZERO_SHOT_OVERRIDES, f"time_budget_s={float(budget)}"])
             sr, log = T.zero_shot(lr, cfg, info=info)
             info["train_log"] = {"iterations": log.iterations, "seconds": log.seconds,
@@ -208,8 +221,8 @@ def markdown(scores: dict, degradations: Sequence[str] = EVAL_DEGRADATIONS) -> s
 
     lines = ["PSNR dB (SSIM) mean over the frames; 'vs X' = mean PSNR difference to X on the same inputs, "
              "wins/n, one-sided Wilcoxon p that the method is higher.", "",
-             "| degradation | method | n | PSNR | SSIM | vs bicubic | vs bicubic-bp | vs bp-est |",
-             "|---|---|---|---|---|---|---|---|"]
+             "| degradation | method | n | PSNR | SSIM | vs bicubic | vs bicubic-bp | vs bp-est | vs dataset |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for degradation in [*degradations, None]:
         for method in METHODS:
             a_all, _ = _paired(scores, method, method, degradation, "psnr")
@@ -301,7 +314,9 @@ def handheld_fidelity(realus: str | Path, out: str | Path, checkpoint: str | Pat
 
     out = Path(out) / "handheld"
     crops = handheld_crops(Path(realus))
-    G = T.load_sr_generator(checkpoint)[0] if checkpoint else None
+    from sonoedge.train.sr import blind
+
+    G = blind.load(checkpoint)[0]  # default: the shipped blind checkpoint
     rows: dict = {}
     for name, lr in crops.items():
         base = resize_image(lr, 4)
@@ -320,11 +335,12 @@ def handheld_fidelity(realus: str | Path, out: str | Path, checkpoint: str | Pat
             elif method == "bp-est":
                 sr = T.super_resolve(_Bicubic(), lr, _config(INFERENCE_OVERRIDES), info=info)
                 _write(path.parent, name, sr, info)
-            elif G is not None:
-                sr = T.super_resolve(G, lr, _config(INFERENCE_OVERRIDES, "dataset"), info=info)
-                _write(path.parent, name, sr, info)
             else:
-                continue
+                if isinstance(G, blind.BlindSRNet):
+                    sr = blind.infer(G, lr)
+                else:
+                    sr = T.super_resolve(G, lr, _config(INFERENCE_OVERRIDES, "dataset"), info=info)
+                _write(path.parent, name, sr, info)
             with torch.no_grad():
                 report = measure(base, sr)
             rows.setdefault(method, {})[name] = {**report.to_dict(structures=False),

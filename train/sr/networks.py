@@ -173,3 +173,41 @@ class PatchDiscriminator(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.body(x)
+
+
+@GENERATORS.register("blind_sr")
+class BlindSRNet(nn.Module):
+    """A fast generator for blind 4x SR (train/sr/blind.py): (N, 1, H, W) in [-1, 1] -> (N, 1, 4H, 4W).
+
+    All convolutions run at the LR size and the last one's 16 channels become the 4 x 4 sub-pixel
+    positions of a PixelShuffle (ESPCN, Shi et al. 2016): about 1/16 of the cost of a network at the
+    output size such as Table I's. The net predicts a residual added to the bicubic up-scaling (the
+    global residual of VDSR, Kim et al. 2016, and Liu et al.'s Eq. 1 "LR image = low-frequency
+    component"); the last conv starts at zero, so the untrained net is exactly bicubic.
+    ``channels`` x ``layers`` 3x3 convs with ReLU, then the sub-pixel conv.
+    """
+
+    stride = 1
+    scale = SCALE
+
+    def __init__(self, channels: int = 32, layers: int = 8):
+        super().__init__()
+        self.channels, self.layers = channels, layers
+        body: list[nn.Module] = []
+        cin = 1
+        for _ in range(layers):
+            body += _conv(cin, channels)
+            cin = channels
+        self.body = nn.Sequential(*body)
+        for m in self.body:
+            if isinstance(m, nn.Conv2d):  # He et al. 2015 (as VDSR): PyTorch's default init shrinks the
+                nn.init.kaiming_normal_(m.weight, nonlinearity="relu")  # signal ~3x per layer, and 10
+                nn.init.zeros_(m.bias)  # layers of that left the net stuck at bicubic
+        self.subpixel = nn.Conv2d(channels, SCALE * SCALE, 3, padding=1)
+        nn.init.zeros_(self.subpixel.weight)  # untrained: no residual, exactly bicubic
+        nn.init.zeros_(self.subpixel.bias)
+        self.shuffle = nn.PixelShuffle(SCALE)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        residual = self.shuffle(self.subpixel(self.body(x)))
+        return torch.clamp(resize(x, scale=self.scale) + residual, -1.0, 1.0)
