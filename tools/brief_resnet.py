@@ -1,6 +1,6 @@
 """A briefly trained conference ResNet-15 checkpoint for CPU speed and INT8 accuracy checks (not run in CI).
 
-    python tools/brief_resnet.py --frames ../shared/data/realtrain/hc18 --steps 80 --out resnet15.pt
+    python tools/brief_resnet.py --frames ../shared/data/realtrain/hc18 --steps 100 --out resnet15.pt
 
 The conference generator (Athreya et al. 2024, seed 000, Sec. 2.2: ResNet ngf 64, 15 residual
 blocks, 2 down-samplings) at full width, trained for a few steps with an L1 loss towards its own
@@ -22,6 +22,20 @@ import argparse
 import time
 
 import numpy as np
+
+
+def _textured_crop(frames, crop, rng, tries: int = 20):
+    """A random crop as a 1x1xHxW tensor in [-1, 1], redrawn (up to ``tries`` times) while it is nearly
+    flat (std under 2 grey levels: the black surround outside the imaging sector)."""
+    import torch
+
+    for _ in range(tries):
+        f = frames[rng.integers(len(frames))]
+        y, x = rng.integers(0, f.shape[0] - crop + 1), rng.integers(0, f.shape[1] - crop + 1)
+        tile = f[y:y + crop, x:x + crop]
+        if tile.std() >= 2.0:
+            break
+    return torch.from_numpy(tile.astype(np.float32) / 127.5 - 1.0)[None, None]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,14 +68,18 @@ def main(argv: list[str] | None = None) -> int:
     losses = []
     t0 = time.perf_counter()
     for _ in tqdm(range(args.steps), desc="identity steps"):
-        f = frames[rng.integers(len(frames))]
-        y, x = rng.integers(0, f.shape[0] - args.crop + 1), rng.integers(0, f.shape[1] - args.crop + 1)
-        tile = torch.from_numpy(f[y:y + args.crop, x:x + args.crop].astype(np.float32) / 127.5 - 1.0)[None, None]
+        tile = _textured_crop(frames, args.crop, rng)
         loss = torch.nn.functional.l1_loss(g(tile), tile)
+        if not torch.isfinite(loss):
+            raise SystemExit(f"brief_resnet: the L1 became {float(loss)} at step {len(losses) + 1}; lower --lr "
+                             f"(now {args.lr}) or raise --crop (now {args.crop})")
         opt.zero_grad()
         loss.backward()
+        # A crop of the black surround gives InstanceNorm near-zero variance and huge gradients (a run
+        # with realus frames went to NaN at step ~80): clip them.
+        torch.nn.utils.clip_grad_norm_(g.parameters(), 1.0)
         opt.step()
-        losses.append(float(loss))
+        losses.append(float(loss.detach()))
         if len(losses) % 25 == 0:
             tqdm.write(f"step {len(losses)}: L1 over the last 25 steps {np.mean(losses[-25:]):.4f}")
     print(f"{args.steps} steps in {time.perf_counter() - t0:.0f} s; L1 first 10 {np.mean(losses[:10]):.4f}, "
