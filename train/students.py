@@ -64,6 +64,21 @@ class ResBlock(nn.Module):
         return F.relu(x + self.body(x))
 
 
+def _down_and_up(net: nn.Module, y: torch.Tensor, skips: list[torch.Tensor]) -> torch.Tensor:
+    """The students' shared U pass: stride-2 encoder convs (each output kept as a skip), residual
+    blocks at the bottom, then per level a conv, nearest x2 up and the additive skip. Records the
+    bottleneck and the last decoder feature in ``net.features`` for feature distillation."""
+    for layer in net.encoder:
+        y = layer(y)
+        skips.append(y)
+    y = net.blocks(skips.pop())
+    bottleneck = y
+    for layer in net.decoder:
+        y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
+    net.features = [bottleneck, y]
+    return y
+
+
 class EdgeStudent(nn.Module):
     """Encoder of stride-2 ConvBNReLU levels (``widths``), ``n_blocks`` residual blocks at the bottom,
     decoder per level: ConvBNReLU to the next width at the low resolution, nearest x2, add the encoder
@@ -99,16 +114,7 @@ class EdgeStudent(nn.Module):
         self.features: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1]
-        skips = []
-        y = x
-        for layer in self.encoder:
-            y = layer(y)
-            skips.append(y)
-        y = self.blocks(skips.pop())
-        bottleneck = y
-        for layer in self.decoder:
-            y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
-        self.features = [bottleneck, y]
+        y = _down_and_up(self, x, [])
         y = F.interpolate(y, scale_factor=2.0 * self.scale, mode="nearest")
         base_in = x if self.scale == 1 else F.interpolate(x, scale_factor=float(self.scale), mode="nearest")
         if self.full is not None:
@@ -208,16 +214,8 @@ class EdgeShuffleStudent(nn.Module):
         self.features: list[torch.Tensor] = []
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1]
-        y = self.full(x)
-        skips = [y]
-        for layer in self.encoder:
-            y = layer(y)
-            skips.append(y)
-        y = self.blocks(skips.pop())
-        bottleneck = y
-        for layer in self.decoder:
-            y = F.interpolate(layer(y), scale_factor=2.0, mode="nearest") + skips.pop()
-        self.features = [bottleneck, y]
+        first = self.full(x)
+        y = _down_and_up(self, first, [first])
         base = x if x.shape[1] == self.out_channels else x.mean(dim=1, keepdim=True).expand(-1, self.out_channels, -1, -1)
         return torch.clamp(base + F.pixel_shuffle(self.head(y), 2), -1.0, 1.0)  # (N, C, H, W) in [-1, 1]
 
