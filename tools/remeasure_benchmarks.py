@@ -164,6 +164,12 @@ def items() -> list[Item]:
                         *c.sonoedge("export", str(c.setup("student.pt")), "--target", "cpu", "--precisions", "fp32",
                                     "-o", str(c.setup("student-bundle")), "--frames", str(c.realus / "hc18"),
                                     "--reference-frames", "2", "--no-lpips", "--allow-degraded", "--overwrite")]),
+        Item("setup-edge-nano", "(setup) edge-nano student, random weights, exported fp32 + INT8", 0.5,
+             lambda c: [*c.tool("remeasure_benchmarks.py", "--make-checkpoint", "edge-nano", str(c.setup("nano.pt"))), "&&",
+                        *c.sonoedge("export", str(c.setup("nano.pt")), "--target", "jetson-orin-nano-8gb",
+                                    "-o", str(c.setup("nano-bundle")), "--frames", str(c.realus / "hc18"),
+                                    "--calib", f"{c.realus / 'clips'},{c.realus / 'hip_spj'}", "--calib-frames", c.n(20, 2),
+                                    "--reference-frames", "2", "--no-lpips", "--allow-degraded", "--overwrite")]),
         # -- phantom simulator
         Item("phantom-per-pair", "phantom simulator, speed-up", 0.7,
              lambda c: c.tool("remeasure_benchmarks.py", "--phantom-cpu", c.n(8, 1)),
@@ -194,7 +200,10 @@ def items() -> list[Item]:
              lambda c: c.sonoedge("bench-sr", "--onnx", str(c.setup("liu-sr-bundle") / "model.onnx"), "--threads", "1",
                                   "--repeats", c.n(3, 1)),
              needs=("setup-sr-bundle",), note="random weights (speed does not depend on them)"),
-        Item("sr-zero-shot", "SR zero-shot", 1.0,
+        Item("sr-blind", "SR inference (blind, the default); SR zero-shot (blind, the default)", 0.5,
+             lambda c: c.sonoedge("bench-sr", "--blind", "--threads", "1", "--repeats", c.n(3, 1), "--iters", c.n(30, 1)),
+             note="the shipped blind generator: CPU per output and per zero-shot iteration"),
+        Item("sr-zero-shot", "SR zero-shot (Liu)", 1.0,
              lambda c: c.sonoedge("sr-eval", "--realus", str(c.realus), "--out", str(c.out / "sr-zero-shot.data"),
                                   "--methods", "zero-shot", "--frames", "000_HC", "--threads", "1",
                                   "--set", f"max_iters={c.n(60, 2)}"),
@@ -282,6 +291,20 @@ def items() -> list[Item]:
         Item("edge-orin-estimate", "edge: Orin Nano INT8 512x512, ESTIMATE", 0.2,
              lambda c: c.sonoedge("devices", "--estimate", str(REPO / "runtime" / "default_bundle"), "jetson-orin-nano-8gb"),
              note="an estimate (roofline), not a measurement"),
+        Item("edge-nano-default", "edge: edge-nano vs the shipped default (its teacher), ONNX Runtime", 0.6,
+             lambda c: c.tool("onnx_speed.py", str(REPO / "runtime" / "default_bundle" / "model.onnx"),
+                              str(c.setup("nano-bundle") / "model.onnx"), "--size", c.n(512, 64),
+                              "--rounds", c.n(15, 1), "--threads", "1"),
+             needs=("setup-edge-nano",), note="random-weights edge-nano (speed does not depend on weights); 15 rounds (the row: 30)"),
+        Item("edge-nano-estimate", "edge: edge-nano Orin Nano INT8 512x512, ESTIMATE", 0.2,
+             lambda c: c.sonoedge("devices", "--estimate", str(c.setup("nano-bundle")), "jetson-orin-nano-8gb"),
+             needs=("setup-edge-nano",), note="an estimate (roofline), not a measurement"),
+        Item("edge-distill-cost", "edge: distillation cost", 0.8,
+             lambda c: c.sonoedge("distill", "--teacher", "default", "--student", "edge-nano",
+                                  "--data", str(c.realus.parent / "realtrain" / "hc18"), "-o", str(c.out / "edge-distill-cost.data"),
+                                  "--set", f"steps={c.n(400, 4)}", "--set", f"qat_steps={c.n(40, 1)}", "--set", "batch_size=16",
+                                  "--set", "threads=1", "--set", "lambda_adv=0", "--overwrite", "--quiet"),
+             note="400 steps of 16 crops (the row: 4 000) on realtrain/hc18 (training frames): seconds per step"),
         *[_guard_cost_item(clip) for clip in ("butterfly", "sonosite", "bone", "ultrasonix")],
     ]
     return it
@@ -302,7 +325,8 @@ def make_checkpoint(kind: str, path: Path) -> None:
     load_all()
     torch.manual_seed(0)
     kwargs = {"unet": {"ngf": 64, "depth": 8}, "resnet": {"ngf": 64, "n_blocks": 15, "n_down": 2},
-              "teacher": {"ngf": 16, "n_blocks": 6, "n_down": 2}, "liu_sr": {"width": 1.0}, "edge-small": {}}[kind]
+              "teacher": {"ngf": 16, "n_blocks": 6, "n_down": 2}, "liu_sr": {"width": 1.0}, "edge-small": {},
+              "edge-nano": {}}[kind]
     generator = "resnet" if kind == "teacher" else kind
     args = dict(kwargs) if kind == "liu_sr" else {"in_channels": 1, "out_channels": 1, **kwargs}  # as the trainers write them
     g = GENERATORS.create(generator, **args)
