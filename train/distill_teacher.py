@@ -40,17 +40,14 @@ class OnnxTeacher(nn.Module):
 
     def __init__(self, onnx_path: Path, input_name: str, threads: int = 0):
         super().__init__()
-        import onnxruntime as ort
+        from sonoedge.runtime.backends import create_backend
 
-        opts = ort.SessionOptions()
-        if threads > 0:
-            opts.intra_op_num_threads = threads
-        self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
-        self.input_name = input_name
+        # the runtime's own backend: its session settings and its one-sentence error for a bad model file
+        self.backend = create_backend("onnxruntime", onnx_path, providers=["CPUExecutionProvider"],
+                                      intra_op_threads=threads, input_name=input_name)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (N, C, H, W) in [-1, 1]
-        arr = np.ascontiguousarray(x.detach().cpu().numpy(), dtype=np.float32)
-        out = self.session.run(None, {self.input_name: arr})[0]
+        out = self.backend.infer(x.detach().cpu().numpy())
         return torch.from_numpy(np.asarray(out, dtype=np.float32)).to(x.device)
 
 
