@@ -100,20 +100,10 @@ def quantise(x: torch.Tensor) -> torch.Tensor:
     return torch.round((x.clamp(-1.0, 1.0) + 1.0) * 127.5) / 127.5 - 1.0
 
 
-def speckle(x: torch.Tensor, std: float, rng: np.random.Generator) -> torch.Tensor:
-    """Multiply the intensity ([0, 1]) by unit-mean gamma noise of standard deviation ``std`` (the
-    evaluation's speckle model, degrade.degrade_for_eval)."""
-    if std <= 0:
-        return x
-    looks = 1.0 / std ** 2
-    gain = torch.from_numpy(rng.gamma(looks, 1.0 / looks, tuple(x.shape)).astype(np.float32))
-    return ((x + 1.0) * 0.5 * gain) * 2.0 - 1.0
-
-
 def make_son(hr: torch.Tensor, op: degrade.Operator, noise_std: float, rng: np.random.Generator) -> torch.Tensor:
     """(1, 1, 4h, 4w) -> (1, 1, h, w): ``op``, then speckle of ``noise_std``, quantised to 8 bits."""
     lr = degrade.apply(op, hr)
-    return quantise(speckle(lr, noise_std, rng))
+    return quantise(degrade.speckle(lr, noise_std, rng))
 
 
 # --------------------------------------------------------------------------------------- sampling

@@ -100,6 +100,17 @@ def apply(op: Operator, hr: torch.Tensor) -> torch.Tensor:
     return x.reshape(n, c, h4 // SCALE, w4 // SCALE)
 
 
+def speckle(x: torch.Tensor, std: float, rng: np.random.Generator) -> torch.Tensor:
+    """``x`` in [-1, 1] with its intensity ([0, 1]) multiplied by unit-mean gamma noise of standard
+    deviation ``std`` (``1 / std**2`` looks: the speckle model of :func:`degrade_for_eval`), not
+    clipped; ``std <= 0`` returns ``x``. One gamma draw per element, from ``rng``."""
+    if std <= 0:
+        return x
+    looks = 1.0 / std ** 2
+    gain = torch.from_numpy(rng.gamma(looks, 1.0 / looks, tuple(x.shape)).astype(np.float32)).to(x.device)
+    return (x + 1.0) * gain - 1.0
+
+
 def apply_image(op: Operator, image: np.ndarray) -> np.ndarray:
     """uint8 (H, W) -> uint8 (H // 4, W // 4) with :func:`apply`."""
     x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32))[None, None]

@@ -97,7 +97,7 @@ class SonMaker:
         self.ops, self.speckle = list(ops), float(speckle)
 
     def __call__(self, hr: torch.Tensor, rng: np.random.Generator) -> torch.Tensor:
-        from sonoedge.train.sr.degrade import apply
+        from sonoedge.train.sr.degrade import apply, speckle
 
         sons = []
         for crop in hr.split(1, dim=0):
@@ -106,9 +106,7 @@ class SonMaker:
             if self.speckle and rng.random() < 0.5:
                 std = float(rng.uniform(0.0, self.speckle))
                 if std > 0:
-                    looks = 1.0 / std ** 2
-                    gain = torch.from_numpy(rng.gamma(looks, 1.0 / looks, son.shape).astype(np.float32))
-                    son = torch.clamp((son + 1.0) * gain.to(son.device) - 1.0, -1.0, 1.0)
+                    son = torch.clamp(speckle(son, std, rng), -1.0, 1.0)
             sons.append(son)
         return torch.cat(sons, dim=0)
 
