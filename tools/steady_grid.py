@@ -47,15 +47,9 @@ def read_folder(folder: Path) -> list[np.ndarray]:
 
 
 def read_clip(path: str, n: int) -> list[np.ndarray]:
-    from sonoedge.runtime.frames import to_grey
     from sonoedge.runtime.readers import iter_frames
 
-    out = []
-    for image in iter_frames(path):
-        out.append(to_grey(image))
-        if len(out) >= n:
-            break
-    return out
+    return list(itertools.islice(iter_frames(path), n))  # grey uint8 (H, W) frames already
 
 
 def main() -> int:
