@@ -16,7 +16,9 @@ Runtime's CPU provider fuses into integer kernels) except ``--exclude``, then:
   round on the HC18 frames: median wall and process CPU ms per frame and their ratios.
 
 ``R`` is ``../shared/data/realus`` (``--realus``). The ONNX files and the calibration ranges are kept
-in OUT_DIR and reused by a second run (so ``--exclude`` variants cost no new calibration).
+in OUT_DIR and reused by a second run of the SAME checkpoint (so ``--exclude`` variants cost no new
+calibration); ``checkpoint.sha256`` there says which, and for a different checkpoint the tool
+rebuilds its own files instead of measuring the old one's.
 ``sonoedge export CKPT --target cpu --precisions fp32,int8 --int8-quantize-outputs --int8-remainder fp32``
 then ``sonoedge bench-export BUNDLE CKPT`` is the full path (with the layer search when the gate fails).
 """
@@ -45,11 +47,17 @@ def main(argv: list[str] | None = None) -> int:
     from sonoedge.export.frames import calibration_tiles, collect_frames
     from sonoedge.export.onnx_export import export_onnx
     from sonoedge.runtime.bundle.gates import check_gate, compare_outputs
+    from sonoedge.runtime.digest import sha256_file
     from sonoedge.runtime.frames import normalise
     from sonoedge.train.checkpoint import load_generator
 
     out, r = Path(args.out), args.realus
     out.mkdir(parents=True, exist_ok=True)
+    digest, stamp = sha256_file(args.checkpoint), out / "checkpoint.sha256"
+    if stamp.is_file() and stamp.read_text().strip() != digest:  # this tool's files of another checkpoint
+        for name in ("model.onnx", "ranges.json", "model.int8.onnx"):
+            (out / name).unlink(missing_ok=True)
+    stamp.write_text(digest + "\n")
     generator, _ = load_generator(args.checkpoint)
     fp32 = out / "model.onnx"
     if not fp32.exists():
