@@ -454,9 +454,16 @@ def from_model(tensor: np.ndarray, scratch: np.ndarray | None = None, out: np.nd
 
 def _finite(array: np.ndarray) -> bool:
     """No NaN or Inf in ``array``, without a boolean array per frame in the usual case: a NaN or Inf
-    makes the float32 sum NaN or Inf; a finite sum proves every value finite. Only a sum that
-    overflowed (or a real NaN/Inf) takes the exact, allocating check."""
-    return bool(np.isfinite(np.sum(array))) or bool(np.isfinite(array).all())
+    makes the sum NaN or Inf; a finite sum proves every value finite. A float32 output is summed by
+    OpenCV (``cv2.sumElems``: double accumulators, so a sum of finite float32 values cannot
+    overflow; 2x faster than numpy's float32 sum, 34 against 77 us on a 704 x 640 output), anything
+    else by numpy. Only a sum that is not finite (a real NaN/Inf, or a float32 numpy sum that
+    overflowed) takes the exact, allocating check."""
+    if array.dtype == np.float32 and array.ndim >= 2 and array.size:
+        total = cv2.sumElems(array.reshape(-1, array.shape[-1]))[0]
+    else:
+        total = np.sum(array)
+    return bool(np.isfinite(total)) or bool(np.isfinite(array).all())
 
 
 def validate(frame: Frame, size_min: tuple[int, int] = (1, 1), size_max: tuple[int, int] = (MAX_FRAME_SIDE, MAX_FRAME_SIDE)) -> np.ndarray:

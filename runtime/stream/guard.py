@@ -223,14 +223,23 @@ class StructureGuard:
             return dataclasses.replace(PASSED, cells=n)
         a = cells_in if cells_in is not None and cells_in.shape == (rows, cols) else _cells(grey, rows, cols, cell)
         b = _cells(output, rows, cols, cell * scale)  # float32 (rows, cols), smoothed cell means
-        dark = (a >= cfg.tissue_level) & (b <= cfg.black_level) & judged  # candidates; usually none
-        if dark.any():
-            # tissue: echo at tissue level AND not a darker structure of its surroundings (a cyst or
-            # vessel that clutter and haze fill in the input, which an enhancer may rightly make black)
-            side = int(cfg.context_cells)
-            dark &= a >= cfg.tissue_contrast * cv2.blur(a, (side, side), borderType=cv2.BORDER_REFLECT)
-        bright = (a <= cfg.black_level) & (b >= cfg.tissue_level) & judged
-        dark_share, bright_share = self._blobs(dark) / n, self._blobs(bright) / n
+        # the output's darkest and brightest judged cell decide, in one call, whether any cell can be
+        # near black or tissue in it (usually neither on a faithful output): the flag maps below are
+        # then all false and are not built. The thresholds as float32, as numpy compares them with b
+        black, tissue = float(np.float32(cfg.black_level)), float(np.float32(cfg.tissue_level))
+        b_min, b_max = cv2.minMaxLoc(b, judged_u8)[:2]
+        dark_share = bright_share = 0.0
+        if b_min <= black:
+            dark = (a >= cfg.tissue_level) & (b <= cfg.black_level) & judged  # candidates
+            if dark.any():
+                # tissue: echo at tissue level AND not a darker structure of its surroundings (a cyst or
+                # vessel that clutter and haze fill in the input, which an enhancer may rightly make black)
+                side = int(cfg.context_cells)
+                dark &= a >= cfg.tissue_contrast * cv2.blur(a, (side, side), borderType=cv2.BORDER_REFLECT)
+            dark_share = self._blobs(dark) / n
+        if b_max >= tissue:
+            bright = (a <= cfg.black_level) & (b >= cfg.tissue_level) & judged
+            bright_share = self._blobs(bright) / n
         corr = _correlation(a, b, judged_u8, cfg.min_input_std)
         if dark_share > cfg.max_dark_share:
             reason = "dark_over_tissue"

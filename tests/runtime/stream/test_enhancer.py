@@ -372,3 +372,23 @@ def test_finish_in_place_pastes_into_the_frame_and_otherwise_leaves_it_alone(tin
     frozen.flags.writeable = False  # a read-only frame is copied even when in place is allowed
     out = enhancer.finish(enhancer.infer(enhancer.prepare(_frame(frozen))), in_place=True)
     assert out.image is not frozen and np.array_equal(out.image, copied.image)
+
+
+def test_the_finite_check_is_exact():
+    """_finite (an OpenCV double-accumulated sum of a float32 output, numpy's for other dtypes)
+    finds a NaN or Inf anywhere (SIMD lanes and the tail of a row alike) and never calls finite
+    values non-finite, also where a float32 sum would overflow."""
+    from sonoedge.runtime.stream.enhancer import _finite
+
+    rng = np.random.default_rng(12)
+    y = rng.uniform(-1, 1, (1, 1, 37, 53)).astype(np.float32)
+    assert _finite(y) and _finite(y.astype(np.float64)) and _finite(y.astype(np.float16))
+    assert _finite(np.full((1, 1, 300, 300), np.finfo(np.float32).max, np.float32))  # float32 sum: inf
+    for value in (np.nan, np.inf, -np.inf):
+        for pos in [(0, 0), (0, 52), (36, 52), (17, 31), (5, 8)]:
+            bad = y.copy()
+            bad[0, 0][pos] = value
+            assert not _finite(bad) and not _finite(bad.astype(np.float64)) and not _finite(bad.astype(np.float16))
+    both = y.copy()
+    both[0, 0, 0, :2] = [np.inf, -np.inf]
+    assert not _finite(both)

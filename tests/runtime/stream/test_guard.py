@@ -116,6 +116,44 @@ def test_bright_over_dark_and_the_limits_of_judging():
     assert not tiny.tripped and tiny.cells == 0
 
 
+def _reference_shares(guard: StructureGuard, grey: np.ndarray, out: np.ndarray, mask) -> tuple[float, float]:
+    """The dark and bright shares with both flag maps always built (the check before its early-out)."""
+    from sonoedge.runtime.stream.guard import _cells
+
+    cfg, cell = guard.cfg, guard.cfg.cell_px
+    rows, cols = grey.shape[0] // cell, grey.shape[1] // cell
+    judged, _, n = guard._judged_cells(mask, rows, cols, cell)
+    a, b = _cells(grey, rows, cols, cell), _cells(out, rows, cols, cell)
+    dark = (a >= cfg.tissue_level) & (b <= cfg.black_level) & judged
+    side = int(cfg.context_cells)
+    dark &= a >= cfg.tissue_contrast * cv2.blur(a, (side, side), borderType=cv2.BORDER_REFLECT)
+    bright = (a <= cfg.black_level) & (b >= cfg.tissue_level) & judged
+    return guard._blobs(dark) / n, guard._blobs(bright) / n
+
+
+def test_the_early_out_on_the_outputs_extremes_gives_the_full_verdict():
+    """check() skips the flag maps when the output's darkest judged cell is above black_level (no
+    dark cell) or its brightest below tissue_level (no bright cell): the same shares as building
+    them, also for thresholds that are not float32 values and outputs whose extremes sit on them."""
+    rng = np.random.default_rng(11)
+    mask = np.zeros((160, 200), np.uint8)
+    cv2.ellipse(mask, (100, 0), (150, 150), 0, 30, 150, 1, -1)
+    for trial in range(60):
+        cfg = GuardConfig(black_level=[10.0, 10.3, 9.7][trial % 3], tissue_level=[40.0, 40.3, 39.9][trial % 3])
+        grey = cv2.GaussianBlur(rng.integers(0, 255, (160, 200), dtype=np.uint8), (0, 0), 5)
+        grey = cv2.normalize(grey, None, 0, int(rng.integers(30, 255)), cv2.NORM_MINMAX)
+        shift = int(rng.integers(-60, 60)) if trial % 2 else 0
+        out = np.clip(grey.astype(np.int16) + shift, 0, 255).astype(np.uint8)
+        grey[100:150, 20:100] = int(rng.integers(0, 14))  # an anechoic area near black_level
+        out[40:100, 60:140] = int(rng.integers(0, 60))  # a blob near the thresholds
+        out[100:150, 20:100] = int(rng.integers(30, 50))  # echoes near tissue_level over it
+        for m in (mask, None):
+            guard = StructureGuard(cfg)
+            verdict = guard.check(grey, out, m)
+            if verdict.cells >= cfg.min_cells:
+                assert (verdict.dark_share, verdict.bright_share) == _reference_shares(guard, grey, out, m)
+
+
 def test_sr_output_is_compared_at_its_own_scale():
     rng = np.random.default_rng(1)
     grey = cv2.GaussianBlur(rng.integers(0, 200, (128, 160), dtype=np.uint8), (0, 0), 6)
