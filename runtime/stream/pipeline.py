@@ -15,7 +15,8 @@ Two queue policies:
 
 - ``live`` (a probe, a replayed clip, a camera): under overload the newest frame wins: a full queue
   drops its OLDEST frame and counts the drop, so the display never lags behind the probe.
-- ``blocking`` (enhancing a file): a full queue makes the producer wait; nothing is dropped.
+- ``blocking`` (enhancing a file): a full queue makes the producer wait; nothing is dropped
+  (:class:`HandOff`, lighter than the live mode's :class:`FrameQueue`).
 
 Frame accounting holds at every moment the pipeline is idle, and always after :meth:`Pipeline.run`
 returns: ``frames_in == frames_out + dropped`` where ``dropped`` sums the reasons (``overload``,
@@ -35,6 +36,7 @@ from __future__ import annotations
 import collections
 import dataclasses
 import logging
+import queue
 import threading
 import time
 from typing import Any, Callable, Iterator
@@ -213,6 +215,50 @@ class FrameQueue:
         return len(self.items)
 
 
+class HandOff:
+    """The blocking mode's bounded queue (a full queue makes the producer wait; nothing is dropped),
+    with :class:`FrameQueue`'s interface, built on two C-level ``queue.SimpleQueue``: the items and
+    the free places. A hand-over is one lock operation on each side, no Python condition variable,
+    waiter list or timed wake-up (docs/benchmarks/runtime.md, section 0: a few hundredths of a ms
+    of thread CPU per frame)."""
+
+    def __init__(self, size: int):
+        self.items: queue.SimpleQueue = queue.SimpleQueue()
+        self.free: queue.SimpleQueue = queue.SimpleQueue()  # one token per free place
+        for _ in range(max(1, size)):
+            self.free.put(None)
+
+    def put(self, item: Any, force: bool = False) -> bool:
+        """Enqueue, waiting for a free place (the end marker too); never drops, so returns False."""
+        self.free.get()
+        self.items.put(item)
+        return False
+
+    def get(self) -> Any:
+        item = self.items.get()
+        self.free.put(None)
+        return item
+
+    def clear(self, on_drop: Callable[[Any], None]) -> None:
+        """Drop every queued frame (the end marker stays, still holding its place)."""
+        ends = 0
+        while True:
+            try:
+                item = self.items.get_nowait()
+            except queue.Empty:
+                break
+            if item is _END:
+                ends += 1
+            else:
+                on_drop(item)
+                self.free.put(None)
+        for _ in range(ends):
+            self.items.put(_END)
+
+    def __len__(self) -> int:
+        return self.items.qsize()
+
+
 @dataclasses.dataclass
 class _Item:
     """What travels between stages: the job plus the pipeline's own timing."""
@@ -245,7 +291,7 @@ class Pipeline:
         self.error: BaseException | None = None
         self.live: bool | None = None
         self.threads: list[threading.Thread] = []
-        self.queues: list[FrameQueue] = []
+        self.queues: list[FrameQueue | HandOff] = []
         self.say = _Throttle()
         self.source: Source | None = None  # the one capture reads now (replaced on restart)
 
@@ -299,10 +345,10 @@ class Pipeline:
             source = _FailedSource(source.uri, exc)
         mode = self.cfg.mode
         self.live = getattr(source, "live", False) if mode == "auto" else mode == "live"
-        fused = self.cfg.threads == 3
-        self.queues = [FrameQueue(self.cfg.queue_size, self.live, self._dropped, self.stop_event)
-                       for _ in range(2 if fused else 4)]
-        if fused:  # capture+prepare | infer | finish+sink (module doc)
+        layout = self.cfg.threads
+        self.queues = [FrameQueue(self.cfg.queue_size, True, self._dropped, self.stop_event) if self.live
+                       else HandOff(self.cfg.queue_size) for _ in range(2 if layout == 3 else 4)]
+        if layout == 3:  # capture+prepare | infer | finish+sink (module doc)
             q_infer, q_sink = self.queues
             self.threads = [
                 threading.Thread(target=self._capture, args=(source, q_infer, True), name="capture", daemon=True),
@@ -346,7 +392,7 @@ class Pipeline:
     def _dropped(self, item: Any) -> None:
         self.stats.drop("overload")
 
-    def _capture(self, source: Source, out: FrameQueue, prepare: bool = False) -> None:
+    def _capture(self, source: Source, out: FrameQueue | HandOff, prepare: bool = False) -> None:
         restarts: collections.deque[float] = collections.deque()
         backoff = self.cfg.restart_backoff_s
         ring = self.stats.latency["capture"]
@@ -419,7 +465,7 @@ class Pipeline:
             log.error("source reopen failed", extra={"event": "source_failed", "source": old.uri, "error": str(exc)})
             return _FailedSource(old.uri, exc)
 
-    def _stage(self, inp: FrameQueue, out: FrameQueue, fn: Callable[[_Item], bool], name: str) -> None:
+    def _stage(self, inp: FrameQueue | HandOff, out: FrameQueue | HandOff, fn: Callable[[_Item], bool], name: str) -> None:
         try:
             while True:
                 item = inp.get()
@@ -475,7 +521,7 @@ class Pipeline:
         item.job = None  # release the tensors early
         return True
 
-    def _sink(self, inp: FrameQueue, finish: bool = False) -> None:
+    def _sink(self, inp: FrameQueue | HandOff, finish: bool = False) -> None:
         ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
         while True:
             item = inp.get()
@@ -518,4 +564,4 @@ class _FailedSource(Source):
         raise self.exc
 
 
-__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "Ring", "THREAD_LAYOUTS"]
+__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "HandOff", "Ring", "THREAD_LAYOUTS"]
