@@ -324,3 +324,27 @@ def test_file_frames_are_pasted_in_place_and_keep_the_input_outside_the_region(m
         else:  # the tap's arrays are the inputs, untouched
             assert all(np.array_equal(k, f) for k, f in zip(kept, inputs))
             assert not any(np.shares_memory(k, o) for k, o in zip(kept, outs))
+
+
+def test_the_blocking_hand_off_waits_when_full_and_clear_keeps_the_end_marker():
+    from sonoedge.runtime.stream.pipeline import _END, HandOff
+
+    q = HandOff(2)
+    assert q.put("a") is False and q.put("b") is False and len(q) == 2
+    third = threading.Thread(target=q.put, args=("c",), daemon=True)
+    third.start()
+    third.join(0.2)
+    assert third.is_alive()  # full: the producer waits, nothing is dropped
+    assert q.get() == "a"
+    third.join(2)
+    assert not third.is_alive() and len(q) == 2
+    dropped: list = []
+    q.clear(dropped.append)
+    assert dropped == ["b", "c"] and len(q) == 0
+    q.put("d")
+    q.put(_END, force=True)
+    q.clear(dropped.append)
+    assert dropped[-1] == "d" and len(q) == 1 and q.get() is _END
+    q.put("e")
+    q.put("f")  # every place was given back: two fit again without waiting
+    assert [q.get(), q.get()] == ["e", "f"]
