@@ -22,7 +22,9 @@ Reported: fps and process CPU ms per frame of each (medians over repeats), pipel
 fps and pipeline CPU over decode + model (medians of per-repeat ratios, with quartiles: the runs of
 a repeat are back to back, so a shared machine's load affects them alike), the pipeline's per-step
 budget (capture/decode, prepare, infer, finish, sink: ms per frame, % of the frame time, thread CPU),
-and the load average at start and end. ``--daemon`` measures the daemon's cold start and memory
+where each alternative's CPU goes (its Python threads against the others: ONNX Runtime's intra-op
+workers and the decoder's threads; the pipeline threads' CPU outside their steps), and the load
+average at start and end. ``--daemon`` measures the daemon's cold start and memory
 instead (:func:`daemon_memory`).
 """
 from __future__ import annotations
@@ -255,15 +257,22 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, model.backend, bbox, mask, model.stride)
         wall: dict[str, list[float]] = {k: [] for k in runs}
         cpu: dict[str, list[float]] = {k: [] for k in runs}
+        python_cpu: dict[str, list[float]] = {k: [] for k in runs}  # the Python threads' CPU: the caller's (+ the stages')
+        machinery: list[float] = []  # pipeline threads' CPU outside their steps
         order, last = [k for k in ALTERNATIVES if k in runs], None
         for r in range(repeats):
             for name in order[r % len(order):] + order[: r % len(order)]:
-                t0, c0 = time.perf_counter(), time.process_time()
+                t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
                 result = runs[name]()
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
+                python_cpu[name].append(time.thread_time() - m0)
                 if name == "pipeline":
                     last = result
+                    threads = sum(result["thread_cpu_ms_per_frame"].values()) * result["frames_in"] / 1000
+                    python_cpu[name][-1] += threads
+                    steps = sum(v * result["latency_ms"][k]["count"] for k, v in result["cpu_ms_per_frame"].items()) / 1000
+                    machinery.append(threads - steps)
         assert last is not None
         out = {
             "input": str(path), "bundle": str(model.root), "model": model.name, "precision": model.precision,
@@ -276,6 +285,12 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "pipeline_vs_bare_cpu_pct": _pct(cpu["pipeline"], cpu["bare"]),
             "pipeline_vs_hand_cpu_pct": _pct(cpu["pipeline"], cpu.get("hand")),
             "steps": step_budget(last, frames),
+            # where the process CPU goes: the Python threads (the loop's, or the pipeline's three) and
+            # every other thread (ONNX Runtime's intra-op workers, the decoder's threads)
+            "python_threads_cpu_ms_per_frame": {k: 1000 * statistics.median(v) / frames for k, v in python_cpu.items()},
+            "other_threads_cpu_ms_per_frame": {k: 1000 * statistics.median(c - p for c, p in zip(cpu[k], python_cpu[k])) / frames
+                                               for k in runs},
+            "pipeline_machinery_cpu_ms_per_frame": 1000 * statistics.median(machinery) / frames,
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
             "intra_op_threads": dict.fromkeys(runs, _threads_of(model.backend)),  # one session for all three
@@ -365,6 +380,12 @@ def format_result(r: dict[str, Any]) -> str:
                      f"{hand['quartiles'][1]:.3f}); CPU vs hand loop {r['pipeline_vs_hand_cpu_pct']['median']:+.1f}%")
     lines.append(f"  pipeline CPU vs decode + model {bare['median']:+.1f}% "
                  f"(quartiles {bare['quartiles'][0]:+.1f}% .. {bare['quartiles'][1]:+.1f}%)")
+    if "other_threads_cpu_ms_per_frame" in r:
+        py, other = r["python_threads_cpu_ms_per_frame"], r["other_threads_cpu_ms_per_frame"]
+        names = [k for k in ALTERNATIVES if k in py]
+        lines.append("  CPU ms/frame in the Python threads / in the others (ONNX Runtime's workers, the decoder's): "
+                     + ", ".join(f"{k} {py[k]:.2f} / {other[k]:.2f}" for k in names)
+                     + f"; the pipeline's threads outside their steps {r['pipeline_machinery_cpu_ms_per_frame']:.3f}")
     lines.append("  per-step budget (last pipeline run; steps overlap in their threads):")
     for stage, v in r["steps"].items():
         lines.append(f"    {stage:9s} {v['ms']:8.2f} ms {v['pct_of_frame']:6.1f}% of frame time, thread CPU {v['cpu_ms']:7.2f} ms")

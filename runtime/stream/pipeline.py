@@ -29,7 +29,10 @@ Latency per stage and end to end (capture to sink written) is kept in fixed-size
 over days of running) and summarised as p50/p95/p99/max in milliseconds; ``capture`` is the time
 the source takes to hand over a frame (reading and decoding a file, or waiting for a live frame).
 Each stage's thread CPU time is summed too (``cpu_ms_per_frame``): the work of that step alone
-(ONNX Runtime's own worker threads are not in the ``infer`` figure, only in the process's).
+(ONNX Runtime's own worker threads are not in the ``infer`` figure, only in the process's). Each
+pipeline thread's whole CPU time (``thread_cpu_ms_per_frame``, per thread, once it has ended) also
+holds what no step counts: queue hand-offs, waits, the stats; its excess over the steps it runs is
+the pipeline's own machinery.
 """
 from __future__ import annotations
 
@@ -135,6 +138,7 @@ class Stats:
         self.source_restarts = 0
         self.latency = {name: Ring() for name in (*STAGES, "end_to_end")}
         self.cpu_s = dict.fromkeys(STAGES, 0.0)  # thread CPU seconds per stage (each written by its own thread)
+        self.thread_cpu_s: dict[str, float] = {}  # pipeline thread -> its whole CPU seconds, written as it ends
         self.last_out = 0.0
         self.first_why: dict[str, str] = {}  # drop or passthrough kind -> the first frame's reason (bounded)
 
@@ -156,6 +160,7 @@ class Stats:
                 "elapsed_s": elapsed, "fps": self.frames_out / elapsed,
                 "latency_ms": {k: r.summary() for k, r in self.latency.items()},
                 "cpu_ms_per_frame": {k: 1000 * v / max(self.latency[k].n, 1) for k, v in self.cpu_s.items()},
+                "thread_cpu_ms_per_frame": {k: 1000 * v / max(self.frames_in, 1) for k, v in self.thread_cpu_s.items()},
             }
 
 
@@ -437,6 +442,7 @@ class Pipeline:
             self.error = exc
         finally:
             out.put(_END, force=True)
+            self.stats.thread_cpu_s["capture"] = time.thread_time()  # this thread's whole life
 
     def _frames(self, source: Source) -> Iterator[Frame]:
         return iter(source)
@@ -475,6 +481,7 @@ class Pipeline:
                     out.put(item)
         finally:
             out.put(_END, force=True)
+            self.stats.thread_cpu_s[name] = time.thread_time()
 
     def _step(self, fn: Callable[[_Item], bool], item: _Item, name: str) -> bool:
         """Run one step on ``item``, timed (wall and thread CPU) under its name; False: the frame
@@ -522,33 +529,36 @@ class Pipeline:
         return True
 
     def _sink(self, inp: FrameQueue | HandOff, finish: bool = False) -> None:
-        ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
-        while True:
-            item = inp.get()
-            if item is _END:
-                break
-            if finish and not self._step(self._finish, item, "finish"):
-                continue
-            t0, c0 = time.perf_counter(), time.thread_time()
-            try:
-                self.sink.write(item.out)
-            except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
-                self.stats.drop("sink_error", why=str(exc))
-                self.say(logging.ERROR, "sink write failed", "sink_error", frame_id=item.frame.frame_id, error=str(exc))
-                continue
-            t1 = time.perf_counter()
-            ring.add(t1 - t0)
-            self.stats.cpu_s["sink"] += time.thread_time() - c0
-            e2e.add(t1 - item.t_in)
-            with self.stats.lock:
-                self.stats.frames_out += 1
-                if item.out.enhanced:
-                    self.stats.enhanced += 1
-                if item.out.passthrough:
-                    self.stats.passthrough += 1
-                    self.stats.first_why.setdefault("passthrough", str(item.out.meta.get("passthrough_reason", "")))
-            if self.on_frame is not None:
-                self.on_frame(item.out)
+        try:
+            ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
+            while True:
+                item = inp.get()
+                if item is _END:
+                    break
+                if finish and not self._step(self._finish, item, "finish"):
+                    continue
+                t0, c0 = time.perf_counter(), time.thread_time()
+                try:
+                    self.sink.write(item.out)
+                except Exception as exc:  # a sink that cannot take a frame: counted, the stream goes on
+                    self.stats.drop("sink_error", why=str(exc))
+                    self.say(logging.ERROR, "sink write failed", "sink_error", frame_id=item.frame.frame_id, error=str(exc))
+                    continue
+                t1 = time.perf_counter()
+                ring.add(t1 - t0)
+                self.stats.cpu_s["sink"] += time.thread_time() - c0
+                e2e.add(t1 - item.t_in)
+                with self.stats.lock:
+                    self.stats.frames_out += 1
+                    if item.out.enhanced:
+                        self.stats.enhanced += 1
+                    if item.out.passthrough:
+                        self.stats.passthrough += 1
+                        self.stats.first_why.setdefault("passthrough", str(item.out.meta.get("passthrough_reason", "")))
+                if self.on_frame is not None:
+                    self.on_frame(item.out)
+        finally:
+            self.stats.thread_cpu_s["sink"] = time.thread_time()  # this thread's whole life
 
 
 class _FailedSource(Source):

@@ -7,7 +7,7 @@ import pytest
 
 from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.frames import Frame
-from sonoedge.runtime.service.bench import _LoopedFile, bench, hand_loop, opencv_frames, step_budget
+from sonoedge.runtime.service.bench import _LoopedFile, bench, format_result, hand_loop, opencv_frames, step_budget
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
 from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
 from sonoedge.runtime.stream.sinks import NullSink
@@ -58,6 +58,11 @@ def test_pipeline_times_capture_and_every_step(model, tmp_path):
     budget = step_budget(stats, 6)
     assert set(budget) == {*STAGES, "frame"} and budget["frame"]["pct_of_frame"] == 100.0
     assert all(budget[s]["ms"] >= 0 and budget[s]["cpu_ms"] >= 0 for s in STAGES)
+    threads = stats["thread_cpu_ms_per_frame"]  # each of the 3 threads' whole CPU, at least its steps'
+    assert set(threads) == {"capture", "infer", "sink"}
+    steps = stats["cpu_ms_per_frame"]
+    assert threads["capture"] >= steps["capture"] + steps["prepare"] and threads["infer"] >= steps["infer"]
+    assert threads["sink"] >= steps["finish"] + steps["sink"]
 
 
 @pytest.mark.realus
@@ -87,3 +92,6 @@ def test_every_alternative_runs_the_pipelines_session_and_threads(tiny_bundle, t
     r = bench(cfg, clip, frames=3, repeats=1)
     assert r["intra_op_threads"] == {"bare": threads, "hand": threads, "pipeline": threads}
     assert r["guard"] is True and r["frames_out"] == 3 and set(r["fps"]) == {"bare", "hand", "pipeline"}
+    for key in ("python_threads_cpu_ms_per_frame", "other_threads_cpu_ms_per_frame"):
+        assert set(r[key]) == {"bare", "hand", "pipeline"} and all(v == v for v in r[key].values())
+    assert r["pipeline_machinery_cpu_ms_per_frame"] >= 0 and "in the Python threads" in format_result(r)
