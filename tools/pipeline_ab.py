@@ -10,7 +10,7 @@ The embedded default bundle, region auto, the clip read from the file in every v
 - ``handT``: the careful hand loop (``bench.hand_loop``) with T intra-op threads;
 - ``seqT``: the enhancer's prepare, infer, finish called in one thread on the file source's frames
   (pasting in place, as the pipeline does for a file), T intra-op threads;
-- ``p3tT``, ``p5tT``: the pipeline with 3 or 5 threads (``PipelineConfig.threads``) and T intra-op
+- ``p2tT``, ``p3tT``, ``p5tT``: the pipeline with 2, 3 or 5 threads (``PipelineConfig.threads``) and T intra-op
   threads.
 
 ``seq`` and pipeline variants run the structure guard as ``--guard`` says (default on, the runtime's
@@ -53,11 +53,11 @@ def main(argv: list[str] | None = None) -> int:
 
     clip, n = args.input, args.frames
     names = [v for v in args.variants.split(",") if v]
-    pattern = re.compile(r"^(floor|hand|seq|p3t|p5t)(\d+)([gn]?)$")
+    pattern = re.compile(r"^(floor|hand|seq|p2t|p3t|p5t)(\d+)([gn]?)$")
     parsed = {v: pattern.match(v) for v in names}
     unknown = [v for v, m in parsed.items() if m is None or int(m.group(2)) < 1]
     if unknown or args.base not in names:
-        raise SystemExit(f"--variants: unknown {unknown} (floorT, handT, seqT, p3tT, p5tT with T intra-op threads, "
+        raise SystemExit(f"--variants: unknown {unknown} (floorT, handT, seqT, p2tT, p3tT, p5tT with T intra-op threads, "
                          f"suffix g/n: guard on/off); include the --base {args.base}")
     default_guard = args.guard == "on"
     models = {t: load_model(EnhancerConfig(region="auto", threads=t)) for t in sorted({int(m.group(2)) for m in parsed.values()})}

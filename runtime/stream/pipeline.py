@@ -10,6 +10,10 @@ post-processing and the sink overlap. Two thread layouts (``PipelineConfig.threa
   2-core CPU, the 5-thread layout used 1-5 % more process CPU per frame than this one
   (docs/benchmarks/runtime.md, section 0).
 - ``5``: one thread per step, for a sink or source slow enough to be worth its own thread.
+- ``2``: capture | prepare + infer + finish + sink: only reading and decoding run beside the model,
+  so prepare and finish never take a core from ONNX Runtime's intra-op threads while it computes
+  (on a CPU whose every core runs the model, that contention costs more CPU than the overlap
+  saves; docs/benchmarks/runtime.md, section 0, second pass), and one hand-over per frame.
 
 Two queue policies:
 
@@ -54,7 +58,7 @@ from sonoedge.runtime.stream.enhancer import Enhancer, Job, MalformedFrame
 log = logging.getLogger("sonoedge.runtime.stream.pipeline")
 
 STAGES = ("capture", "prepare", "infer", "finish", "sink")
-THREAD_LAYOUTS = (3, 5)  # threads per pipeline (PipelineConfig.threads)
+THREAD_LAYOUTS = (2, 3, 5)  # threads per pipeline (PipelineConfig.threads)
 _END = object()  # end-of-stream marker, never dropped
 LATENCY_WINDOW = 4096  # samples kept per stage for the percentiles (fixed memory)
 # A source faster than the pipeline (an unpaced in-memory loop, a replay at 1000 fps) would spin
@@ -95,7 +99,7 @@ class PipelineConfig:
     restart_backoff_max_s: float = 10.0
     max_restarts: int = 10  # restarts allowed within restart_window_s (rate limit) before giving up
     restart_window_s: float = 60.0
-    threads: int = 3  # 3: capture+prepare | infer | finish+sink; 5: one thread per step (module doc)
+    threads: int = 3  # 3: capture+prepare | infer | finish+sink; 2: capture | the rest; 5: one thread per step (module doc)
 
     def __post_init__(self) -> None:
         if self.threads not in THREAD_LAYOUTS:
@@ -352,8 +356,13 @@ class Pipeline:
         self.live = getattr(source, "live", False) if mode == "auto" else mode == "live"
         layout = self.cfg.threads
         self.queues = [FrameQueue(self.cfg.queue_size, True, self._dropped, self.stop_event) if self.live
-                       else HandOff(self.cfg.queue_size) for _ in range(2 if layout == 3 else 4)]
-        if layout == 3:  # capture+prepare | infer | finish+sink (module doc)
+                       else HandOff(self.cfg.queue_size) for _ in range({2: 1, 3: 2, 5: 4}[layout])]
+        if layout == 2:  # capture | prepare+infer+finish+sink (module doc)
+            self.threads = [
+                threading.Thread(target=self._capture, args=(source, self.queues[0]), name="capture", daemon=True),
+                threading.Thread(target=self._sink, args=(self.queues[0], True, True), name="sink", daemon=True),
+            ]
+        elif layout == 3:  # capture+prepare | infer | finish+sink (module doc)
             q_infer, q_sink = self.queues
             self.threads = [
                 threading.Thread(target=self._capture, args=(source, q_infer, True), name="capture", daemon=True),
@@ -528,13 +537,17 @@ class Pipeline:
         item.job = None  # release the tensors early
         return True
 
-    def _sink(self, inp: FrameQueue | HandOff, finish: bool = False) -> None:
+    def _sink(self, inp: FrameQueue | HandOff, finish: bool = False, serial: bool = False) -> None:
+        """Write each frame to the sink; ``finish``: finish it first; ``serial``: prepare, infer and
+        finish it first (the 2-thread layout: only capture runs beside the model)."""
         try:
             ring, e2e = self.stats.latency["sink"], self.stats.latency["end_to_end"]
             while True:
                 item = inp.get()
                 if item is _END:
                     break
+                if serial and not (self._step(self._prepare, item, "prepare") and self._step(self._infer, item, "infer")):
+                    continue
                 if finish and not self._step(self._finish, item, "finish"):
                     continue
                 t0, c0 = time.perf_counter(), time.thread_time()

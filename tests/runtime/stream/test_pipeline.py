@@ -264,8 +264,8 @@ def test_a_file_that_cannot_be_opened_is_an_error_at_once(model, tmp_path):
         p.run()
 
 
-@pytest.mark.parametrize("threads", [3, 5])
-def test_both_thread_layouts_keep_every_frame_in_order_and_time_every_step(model, threads):
+@pytest.mark.parametrize("threads", [2, 3, 5])
+def test_every_thread_layout_keeps_every_frame_in_order_and_times_every_step(model, threads):
     seen = []
     p = Pipeline(lambda: Synthetic(n=30, live=False), Enhancer(model, EnhancerConfig(region="full")), NullSink(),
                  PipelineConfig(threads=threads), on_frame=lambda f: seen.append(f.frame_id))
@@ -275,6 +275,11 @@ def test_both_thread_layouts_keep_every_frame_in_order_and_time_every_step(model
     assert seen == list(range(30)) and stats["enhanced"] == 30
     for stage in ("capture", "prepare", "infer", "finish", "sink"):
         assert stats["latency_ms"][stage]["count"] == 30
+    # a live source faster than the stream: the oldest frames are dropped, every frame accounted for
+    live = Pipeline(lambda: Synthetic(n=200, live=True), Enhancer(model, EnhancerConfig(region="full")), NullSink(),
+                    PipelineConfig(threads=threads)).run()
+    _assert_accounting(live)
+    assert live["frames_in"] == 200 and live["frames_out"] >= 1
 
 
 def test_an_unknown_thread_layout_is_refused():
