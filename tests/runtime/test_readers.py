@@ -2,6 +2,7 @@
 and every kind of bad input refused with one sentence naming the file."""
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import zlib
@@ -360,6 +361,39 @@ def test_video_mp4_and_avi(tmp_path, name, fourcc):
     decoded = list(readers.iter_frames(path))
     assert len(decoded) == 12
     assert np.mean([np.abs(d.astype(int) - f).mean() for d, f in zip(decoded, frames)]) < 6  # lossy codecs
+
+
+def test_video_reads_silence_opencv_only_while_reading(tmp_path, monkeypatch):
+    """Every frame's read runs with OpenCV's log silenced (a corrupt frame must not print into the
+    daemon's JSON log) and leaves the caller's level and environment as they were."""
+    for name in ("OPENCV_LOG_LEVEL", "OPENCV_FFMPEG_LOGLEVEL", "OPENCV_FFMPEG_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    path = _write_video(tmp_path / "clip.avi", _moving_frames(4), "MJPG")
+    seen = []
+    real = cv2.VideoCapture.read
+
+    class Spy:
+        def __init__(self, capture):
+            self.capture = capture
+
+        def read(self):
+            seen.append(cv2.utils.logging.getLogLevel())
+            return real(self.capture)
+
+        def __getattr__(self, name):
+            return getattr(self.capture, name)
+
+    opened = readers._open_video
+    monkeypatch.setattr(readers, "_open_video", lambda p: Spy(opened(p)))
+    before = cv2.utils.logging.getLogLevel()
+    cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_WARNING)
+    try:
+        assert len(list(readers.iter_frames(path))) == 4
+        assert cv2.utils.logging.getLogLevel() == cv2.utils.logging.LOG_LEVEL_WARNING
+    finally:
+        cv2.utils.logging.setLogLevel(before)
+    assert seen and set(seen) == {cv2.utils.logging.LOG_LEVEL_SILENT}
+    assert "OPENCV_FFMPEG_LOGLEVEL" not in os.environ  # set for the opening only
 
 
 def test_raw_h264_stream(tmp_path):
