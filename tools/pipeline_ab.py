@@ -18,7 +18,8 @@ default); a suffix ``g`` or ``n`` turns it on or off for that variant alone (``p
 guard's cost, interleaved).
 
 Prints a Markdown table: process CPU ms per frame and fps (medians over repeats), the pipeline
-variants' thread CPU per step (medians), CPU against
+variants' thread CPU per step (medians), the CPU of every thread that is not one of the variant's
+Python threads (ONNX Runtime's intra-op workers, the decoder's threads; medians), CPU against
 ``--base`` (default ``floor1``) and fps against ``--hand`` (default ``hand2``, when run) (medians of per-repeat ratios, quartiles), and the load average.
 The order of the variants rotates each repeat.
 """
@@ -97,15 +98,19 @@ def main(argv: list[str] | None = None) -> int:
             every[v] = pipe(int(kind[1]), enhancer(t, guard))
     cpu: dict[str, list[float]] = {k: [] for k in names}
     wall: dict[str, list[float]] = {k: [] for k in names}
+    other: dict[str, list[float]] = {k: [] for k in names}  # CPU outside the Python threads (ORT workers, decoder)
     steps: dict[str, list[dict[str, float]]] = {}
     load_start = os.getloadavg()[0]
     for r in range(args.repeats):
         for name in names[r % len(names):] + names[: r % len(names)]:
-            t0, c0 = time.perf_counter(), time.process_time()
+            t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
             result = every[name]()
             cpu[name].append(time.process_time() - c0)
-            if isinstance(result, dict):  # a pipeline run: its steps' thread CPU
+            python = time.thread_time() - m0
+            if isinstance(result, dict):  # a pipeline run: its steps' thread CPU, its threads' whole CPU
                 steps.setdefault(name, []).append(result["cpu_ms_per_frame"])
+                python += sum(result["thread_cpu_ms_per_frame"].values()) * result["frames_in"] / 1000
+            other[name].append(cpu[name][-1] - python)
             wall[name].append(time.perf_counter() - t0)
 
     def q(values: list[float]) -> list[float]:
@@ -114,7 +119,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"{clip}: {n} frames x {args.repeats} interleaved repeats; load average {load_start:.1f} at start, "
           f"{os.getloadavg()[0]:.1f} at end")
     print(f"| variant | CPU ms/frame | fps | CPU vs {args.base} [quartiles] | fps / {args.hand} [quartiles] | "
-          f"pipeline thread CPU ms/frame: capture, prepare, infer, finish |\n|---|---:|---:|---|---|---|")
+          f"pipeline thread CPU ms/frame: capture, prepare, infer, finish | other threads CPU ms/frame |\n"
+          f"|---|---:|---:|---|---|---|---:|")
     for name in names:
         rc = [a / b for a, b in zip(cpu[name], cpu[args.base])]
         fps = "-"
@@ -124,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"| {name} | {1000 * statistics.median(cpu[name]) / n:.2f} | {n / statistics.median(wall[name]):.1f} | "
               f"{100 * (statistics.median(rc) - 1):+.1f}% [{100 * (q(rc)[0] - 1):+.1f}, {100 * (q(rc)[2] - 1):+.1f}] | {fps} | "
               + (", ".join(f"{statistics.median(x[k] for x in steps[name]):.3f}" for k in ("capture", "prepare", "infer", "finish"))
-                 if name in steps else "-") + " |")
+                 if name in steps else "-") + f" | {1000 * statistics.median(other[name]) / n:.3f} |")
     for m in models.values():
         m.close()
     return 0
