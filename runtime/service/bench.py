@@ -238,6 +238,8 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
     are medians of per-repeat ratios (the runs of a repeat are back to back: a shared machine's load
     affects them alike). The pipeline's per-step budget (ms per frame and % of the frame time, wall
     and thread CPU) is from its last run. Load averages at start and end are part of the result."""
+    import cv2
+
     load_start = os.getloadavg()
     t0 = time.perf_counter()
     model = load_model(cfg)
@@ -294,6 +296,7 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
             "intra_op_threads": dict.fromkeys(runs, _threads_of(model.backend)),  # one session for all three
+            "opencv_threads": cv2.getNumThreads(),  # process-wide, set by the Enhancer: the same for all three
             "guard": enhancer.guard.enabled,
             "machine": machine(),
         }
@@ -392,7 +395,8 @@ def format_result(r: dict[str, Any]) -> str:
     threads = r.get("intra_op_threads") or {}
     if threads:
         lines.append("  intra-op threads: " + ", ".join(f"{labels[k].split(' (')[0]} {v if v else 'provider default'}"
-                                                        for k, v in threads.items() if k in fps))
+                                                        for k, v in threads.items() if k in fps)
+                     + (f"; OpenCV threads {r['opencv_threads']} (all three)" if "opencv_threads" in r else ""))
     start, end = r["load_average"]["start"], r["load_average"]["end"]
     lines.append(f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores; load average "
                  f"{start[0]:.2f} at start, {end[0]:.2f} at end")

@@ -57,7 +57,7 @@ from sonoedge.runtime.region import REGION_CHOICES
 from sonoedge.runtime.service.health import HealthServer, check_loopback, check_port_free, prometheus_text
 from sonoedge.runtime.service.notify import notify, watchdog_interval
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, check_servable
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, check_opencv_threads, check_servable
 from sonoedge.runtime.stream.guard import check_guard_config
 from sonoedge.runtime.stream.pipeline import THREAD_LAYOUTS, Pipeline, PipelineConfig, Stats
 
@@ -181,6 +181,7 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True, check_port: bo
         raise InputError(f"enhancer.precision '{cfg.enhancer.precision}' is not one of {', '.join((AUTO, *PRECISIONS))}")
     if cfg.enhancer.region not in REGION_CHOICES:
         raise InputError(f"enhancer.region '{cfg.enhancer.region}' is not one of {', '.join(REGION_CHOICES)}")
+    check_opencv_threads(cfg.enhancer.opencv_threads)
     if cfg.enhancer.backend != "auto":
         from sonoedge.runtime.backends import BACKENDS
 

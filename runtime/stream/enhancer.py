@@ -73,6 +73,7 @@ class EnhancerConfig(ModelConfig):
     marker: bool = False  # draw a visible "UNENHANCED" marker on passthrough frames
     grey: str = "fast"  # colour -> grey: fast (OpenCV cvtColor) | exact (float32 BT.601 reference, bit for bit)
     steady: float = 0.0  # motion-gated blending with the previous output, strength in [0, 1); 0 = off (stream/steady.py)
+    opencv_threads: int = 1  # OpenCV's worker threads for the per-frame image work, process-wide (see set_opencv_threads)
     guard: GuardConfig = dataclasses.field(default_factory=GuardConfig)  # the structure guard ([enhancer.guard])
 
 
@@ -211,6 +212,7 @@ class Enhancer:
         self.region = _Region(region_mode(model, self.cfg), self.cfg.region_every)
         if self.cfg.grey not in GREY_METHODS:
             raise InputError(f"enhancer.grey '{self.cfg.grey}' is not one of {', '.join(GREY_METHODS)}")
+        set_opencv_threads(self.cfg.opencv_threads)
         self.scratch = _Scratch()
         self.tensors = _TensorPool()
         self.steady = Steadier(self.cfg.steady) if self.cfg.steady > 0 else None
@@ -237,10 +239,12 @@ class Enhancer:
         check_servable(model.manifest, model.root)
         mode = region_mode(model, cfg)
         self.guard.configure(cfg.guard)  # InputError on a bad value, before anything changes
+        check_opencv_threads(cfg.opencv_threads)
         with self._lock:
             if (mode, cfg.region_every) != (self.region.mode, self.region.every):
                 self.region = _Region(mode, cfg.region_every)  # the new bundle's (or config's) region
             self.cfg = cfg
+            set_opencv_threads(cfg.opencv_threads)
             self.steady = Steadier(cfg.steady) if cfg.steady > 0 else None  # a new model starts a new filter
             old, self._model = self._model, model
             for retired in self._retired:
@@ -408,6 +412,29 @@ class Enhancer:
         log.warning("enhancement recovered", extra={"event": "recovered", "frame_id": job.frame.frame_id,
                                                      "after": self.failure_reason})
         self.failure_reason = ""
+
+
+def check_opencv_threads(value: Any) -> None:
+    """InputError naming ``enhancer.opencv_threads`` unless it is a whole number from 0 to 256."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 256:
+        raise InputError(f"enhancer.opencv_threads = {value!r} must be a whole number from 0 (OpenCV's default: "
+                         "one per core) to 256")
+
+
+def set_opencv_threads(value: int) -> None:
+    """OpenCV's worker threads, process-wide (``cv2.setNumThreads``); 0 leaves OpenCV's setting as it is
+    (its own default: one per core).
+
+    Why 1 by default: the per-frame operations (cvtColor, threshold, convertScaleAbs, the guard's
+    INTER_AREA resizes) are a few hundred microseconds each, and OpenCV splits them over its own
+    pool, one thread per core, on the same cores ONNX Runtime's intra-op threads already fill; the
+    pool's wake-ups then cost more than the split saves. Measured on the BK clip, 2 cores, 2
+    intra-op threads, one interleaved run (docs/benchmarks/runtime.md): pipeline CPU over
+    decode + model +11.4 % with OpenCV's default pool, +7.6 % with 1; the careful hand loop
+    +4.7 % -> +2.5 %. Decoding threads (FFmpeg's) are not OpenCV's pool and are left alone."""
+    check_opencv_threads(value)
+    if value > 0 and cv2.getNumThreads() != value:
+        cv2.setNumThreads(value)
 
 
 def pad_uint8(image: np.ndarray, stride: int, out: np.ndarray | None = None) -> tuple[np.ndarray, tuple[int, int]]:

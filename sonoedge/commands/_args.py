@@ -104,6 +104,8 @@ def add_model_arguments(parser: argparse.ArgumentParser, guard: bool = True) -> 
         "region": "imaging region: detect it (auto), the whole frame (full), or as the bundle says (bundle)",
         "threads": "onnxruntime intra-op threads (0 = auto: one per physical core; 1 can do better on a machine busy with other jobs)",
         "grey": "colour to grey: fast (OpenCV cvtColor) or exact (the float32 BT.601 reference, bit for bit)",
+        "opencv_threads": "OpenCV's worker threads for the per-frame image work, process-wide (1: none beside the "
+                          "calling thread, so they never compete with onnxruntime's; 0 = leave OpenCV's setting, by default one per core)",
         "steady": "steady the output: motion-gated blending with the previous frame, strength in [0, 1) (0 = off; 0.7 is the tested setting, with tau 20)",
     }, choices={"precision": (AUTO, *PRECISIONS), "region": REGION_CHOICES, "grey": GREY_METHODS})
     if not guard:

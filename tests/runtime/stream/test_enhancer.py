@@ -392,3 +392,25 @@ def test_the_finite_check_is_exact():
     both = y.copy()
     both[0, 0, 0, :2] = [np.inf, -np.inf]
     assert not _finite(both)
+
+
+def test_opencv_threads_are_set_for_the_process_and_bad_values_are_named(tiny_model):
+    from sonoedge.runtime.errors import InputError
+
+    before = cv2.getNumThreads()
+    try:
+        Enhancer(tiny_model, EnhancerConfig(region="full"))  # the default: 1, no pool beside the calling thread
+        assert cv2.getNumThreads() == 1
+        Enhancer(tiny_model, EnhancerConfig(region="full", opencv_threads=2))
+        assert cv2.getNumThreads() == 2
+        Enhancer(tiny_model, EnhancerConfig(region="full", opencv_threads=0))  # 0: left as it is
+        assert cv2.getNumThreads() == 2
+        for bad in (-1, 1.5, True, "2", 257):
+            with pytest.raises(InputError, match="enhancer.opencv_threads"):
+                Enhancer(tiny_model, EnhancerConfig(region="full", opencv_threads=bad))
+        enhancer = Enhancer(tiny_model, EnhancerConfig(region="full", opencv_threads=3))
+        with pytest.raises(InputError, match="enhancer.opencv_threads"):  # a swap checks before it changes anything
+            enhancer.swap(tiny_model, EnhancerConfig(region="full", opencv_threads=-2))
+        assert enhancer.cfg.opencv_threads == 3 and cv2.getNumThreads() == 3
+    finally:
+        cv2.setNumThreads(before)
