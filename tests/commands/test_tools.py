@@ -57,9 +57,10 @@ def test_sr_eval_methods_match_the_library():
 
 def test_sr_eval_degradation_names_and_budget_match_the_library():
     from sonoedge.commands import sr, sr_eval
-    from sonoedge.train.sr import degrade, evaluate_degradations
+    from sonoedge.train.sr import blind, degrade, evaluate_degradations
 
     assert sr_eval.DEGRADATION_METHODS == evaluate_degradations.METHODS
+    assert sr_eval.VALIDATION_VARIANTS == blind.VALIDATION_VARIANTS
     assert sr_eval.DEGRADATIONS == degrade.EVAL_DEGRADATIONS
     assert sr.DEFAULT_BUDGET_S == evaluate_degradations.ZERO_SHOT_BUDGET_S
 
