@@ -107,5 +107,5 @@ def test_bench_sr_blind_times_the_blind_generator():
     result = bench_blind(threads=1, repeats=1, iters=1)
     assert result["parameters"] > 0
     for key in ("single_pass_600x448", "single_pass_800x540", "train_iteration_batch16_lr48",
-                "zero_shot_iteration_batch8_lr16"):
+                "zero_shot_iteration_batch8_lr16", "zero_shot_iteration_anchor_consistency_lr56"):
         assert result[key]["cpu_ms"] > 0 and result[key]["wall_ms"] > 0
