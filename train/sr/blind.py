@@ -17,9 +17,10 @@ Sec. III-A: HR fathers, LR sons made from them) made blind and cheap:
 - a validation split of the training folder (every ``val_every``-th file) chooses the kept weights:
   the mean PSNR gain over bicubic on the evaluation degradations (degrade.EVAL_DEGRADATIONS) of the
   validation frames, never the realus evaluation frames;
-- zero-shot (:func:`zero_shot`) starts from those weights and fine-tunes on the input's own sons,
-  made by the degradation estimated from the input (ZSSR, Shocher et al. 2018, Sec. 4; Liu et al.
-  Sec. III-A), for a time budget.
+- zero-shot (:func:`zero_shot`) starts from those weights and adapts them to the input for a time
+  budget: anchored to the dataset net's own output, with back-projection through the degradation
+  estimated from the input as a loss where the input is clean (ZSSR's fit of the input's own sons,
+  Shocher et al. 2018 / Liu et al. Sec. III-A, is an option, off: it taught blur).
 
     sonoedge train --preset blind-sr --data ../shared/data/realtrain/hc18 --out runs/blind-sr
 """
