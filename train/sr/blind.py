@@ -356,7 +356,8 @@ def run(cfg: BlindConfig, out_dir: Path, resume: Path | None) -> Path:
     from sonoedge.train.sr.presets import dataset_images
 
     if resume is not None:
-        raise InputError(f"{NAME} does not resume (it trains in minutes); run it again without --resume")
+        raise InputError(f"{NAME} does not resume (it trains in minutes); run it again without --resume, or "
+                         f"start from a checkpoint's weights with --set init=\"{resume}\"")
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     images, files = dataset_images(cfg.data.root)
