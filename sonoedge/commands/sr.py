@@ -1,14 +1,15 @@
 """``sonoedge sr``: 4x super-resolution of one image.
 
     sonoedge sr frame.png -o frame_x4.png --dataset                # the shipped blind generator (fast)
-    sonoedge sr frame.png -o frame_x4.png --zero-shot              # ... fine-tuned on the image itself first
+    sonoedge sr frame.png -o frame_x4.png --zero-shot              # ... adapted to the image itself first (15 s)
     sonoedge sr frame.png -o frame_x4.png --zero-shot --budget 120 # ... for up to 2 minutes
     sonoedge sr frame.png -o frame_x4.png --checkpoint runs/sr/last.pt   # a checkpoint of either generator
     sonoedge sr frame.png -o frame_x4.png --zero-shot --generator liu    # Liu et al.'s CycleGAN, zero-shot
 
 The default generator is the blind one of train/sr/blind.py (convolutions at the LR size, a
 residual on top of bicubic), trained on realtrain frames under random degradations and shipped as
-train/sr/weights/blind-sr-realtrain.pt; ``--zero-shot`` fine-tunes it on the input's own sons for
+train/sr/weights/blind-sr-realtrain.pt; ``--zero-shot`` adapts it to the input (anchored to its own
+output, back-projection through the estimated degradation as a loss on clean inputs) for
 ``--budget`` seconds (default DEFAULT_BUDGET_S). ``--generator liu`` is the paper's self-supervised
 CycleGAN (networks.LiuSRGenerator) with its 8-way self-ensemble, back-projection and median
 (Sec. IV-B), back-projecting through the degradation estimated from the input (train/sr/degrade.py;
@@ -24,7 +25,7 @@ from pathlib import Path
 OUTPUT_SUFFIXES = (".png", ".tif", ".tiff", ".bmp", ".jpg", ".jpeg")
 # Zero-shot fine-tuning time by default (measured wall time on the shared 2-core development machine
 # in docs/results/sr.md and docs/benchmarks/sr.md).
-DEFAULT_BUDGET_S = 30.0
+DEFAULT_BUDGET_S = 15.0
 GENERATORS = ("blind", "liu")
 
 
@@ -32,12 +33,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", type=Path, help="image to super-resolve (still, DICOM, NRRD: first frame; grey)")
     parser.add_argument("-o", "--output", type=Path, required=True, help=f"output image ({', '.join(OUTPUT_SUFFIXES)})")
     mode = parser.add_mutually_exclusive_group(required=True)
-    mode.add_argument("--zero-shot", action="store_true", help="train on the input itself first (minutes on a CPU)")
+    mode.add_argument("--zero-shot", action="store_true", help="adapt the generator to the input itself first (--budget seconds)")
     mode.add_argument("--dataset", action="store_true", help="the shipped blind dataset-mode generator (one pass)")
     mode.add_argument("--checkpoint", type=Path, help="dataset-mode checkpoint from 'sonoedge train --preset blind-sr' "
                                                       "or '--preset liu2021-sr'")
     parser.add_argument("--generator", choices=GENERATORS, default="blind",
-                        help="with --zero-shot: 'blind' (default: the shipped generator fine-tuned on the input) or "
+                        help="with --zero-shot: 'blind' (default: the shipped generator adapted to the input) or "
                              "'liu' (Liu et al.'s CycleGAN trained on the input from scratch, minutes to hours)")
     parser.add_argument("--budget", type=float, default=None, metavar="SECONDS",
                         help=f"zero-shot training time limit (default {DEFAULT_BUDGET_S:g} s; with --generator liu "
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--degradation", default=None, metavar="NAME",
                         help="how the input was down-scaled: 'estimate' (default: from the input itself), "
                              "'bicubic-aa', 'cubic', 'area' or 'gauss<sigma>' (Liu generator: sets "
-                             "degradation.operator; blind zero-shot: the sons' operator)")
+                             "degradation.operator; blind zero-shot: the consistency term's operator)")
     parser.add_argument("--config", type=Path, help="SRConfig TOML (zero-shot training, ensemble)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="override one config value, e.g. --set max_iters=500 (repeatable)")
@@ -115,20 +116,18 @@ def _blind(image, args, cfg):
 
     def progress(it: int, terms: dict) -> None:
         bar.update(min(budget, time.monotonic() - start) - bar.n)
-        if "probe" in terms:
-            bar.set_postfix(it=it, probe=f"{terms['probe']:.4f}")
+        if it % 25 == 0:
+            bar.set_postfix(it=it, anchor=f"{terms['anchor']:.4f}", consistency=f"{terms['consistency']:.4f}")
 
     try:
         sr, log = blind.zero_shot(G, image, zcfg, progress)
     finally:
         bar.close()
-    first, last = log.probe[0][1], min(e for _, e in log.probe)
     print(f"zero-shot: {log.iterations} iterations in {log.seconds:.0f} s, stopped by {log.stop_reason}; "
-          f"reconstruction error (son -> input, L1) {first:.4f} -> {last:.4f}, kept iteration {log.kept}"
-          f"{' (the dataset weights: fine-tuning did not fit the input better)' if not log.kept else ''}; "
-          f"sons: {log.sons}; estimated degradation: {log.estimate}")
-    print("note: on real frames this fine-tuning measured below --dataset (the input's own sons teach the net to "
-          "blur; docs/results/sr.md): prefer --dataset")
+          f"speckle level {log.speckle:.3f} -> cleanliness {log.cleanliness:.2f} (the weight of the consistency "
+          f"term, through {log.operator}); output differs from the dataset generator's by {log.drift:.2f} grey "
+          f"levels on average" + (f"; sons: {log.sons}" if zcfg.internal > 0 else "")
+          + f"; estimated degradation: {log.estimate}")
     return sr
 
 

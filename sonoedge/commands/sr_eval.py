@@ -18,7 +18,7 @@ The evaluation over degradations the SR is not told about (train/sr/evaluate_deg
 The blind generator's inference choices, measured on the validation split of its TRAINING folder
 (train/sr/blind.py; never on the realus evaluation frames):
 
-    sonoedge sr-eval --validation ../shared/data/realtrain/hc18 --validation-frames 2 --budget 30
+    sonoedge sr-eval --validation ../shared/data/realtrain/hc18 --validation-first 8 --validation-frames 2
 
 Outputs that exist are not recomputed; prints the table (also OUT/results.md).
 """
@@ -30,6 +30,9 @@ import argparse
 # repeated so that --help imports nothing heavy (tests/commands/test_tools.py checks they match)
 METHODS = ("bicubic", "bicubic-bp", "zero-shot", "dataset")
 DEGRADATION_METHODS = ("bicubic", "bicubic-bp", "bp-est", "dataset", "zero-shot", "liu-zero-shot")
+# blind.VALIDATION_VARIANTS (the same test checks it)
+VALIDATION_VARIANTS = ("dataset", "dataset-bp", "zero-shot", "zero-shot-internal", "zero-shot-internal-anchor",
+                       "zero-shot-all", "zero-shot-family")
 DEGRADATIONS = ("bicubic-aa", "bicubic-aa+speckle", "cubic", "cubic+speckle", "area", "area+speckle",
                 "gauss1.5", "gauss1.5+speckle", "gauss2.5", "gauss2.5+speckle")
 
@@ -53,10 +56,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="with --degradations: also super-resolve crops of the realus handheld stills and "
                              "measure their fidelity (runtime/fidelity.py) to bicubic up-scaling (no ground truth)")
     parser.add_argument("--validation", default=None, metavar="TRAIN_FOLDER",
-                        help="instead: the blind generator's inference choices (dataset, dataset-bp, zero-shot, "
-                             "zero-shot-family) on the validation split of this training folder (blind.py); "
-                             "--realus and --out are then not read")
+                        help="instead: the blind generator's inference choices (--methods: "
+                             f"{', '.join(VALIDATION_VARIANTS)}) on the validation split of this training folder "
+                             "(blind.py); --realus and --out are then not read")
     parser.add_argument("--validation-frames", type=int, default=2, help="with --validation: frames scored")
+    parser.add_argument("--validation-first", type=int, default=0,
+                        help="with --validation: index of the first validation frame scored (the checkpoint's "
+                             "own choice used the first 8: start at 8 for frames it never saw)")
     parser.add_argument("--artifacts", default="runs/sr-artifacts", help="where dataset-mode checkpoints go")
     parser.add_argument("--config", help="SRConfig TOML applied before the evaluation overrides")
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="SRConfig override (repeatable)")
@@ -116,11 +122,12 @@ def _validation(args: argparse.Namespace) -> int:
     from sonoedge.train.sr import blind
 
     torch.set_num_threads(args.threads)
-    variants = tuple(_names(args.methods)) if args.methods else ("dataset", "dataset-bp", "zero-shot",
-                                                                   "zero-shot-family")
+    variants = tuple(_names(args.methods)) if args.methods else ("dataset", "dataset-bp", "zero-shot")
     budget = args.budget if args.budget is not None else blind.ZeroShotConfig().budget_s
+    only = () if args.degradations in ("", "all") else tuple(_names(args.degradations))
     result = blind.compare_on_validation(args.validation, args.checkpoint, args.validation_frames, budget,
-                                         variants=variants, progress=lambda line: print(line, flush=True))
+                                         variants=variants, progress=lambda line: print(line, flush=True),
+                                         first=args.validation_first, degradations=only)
     degradations = list(next(iter(result.values())))
     lines = ["PSNR gain over bicubic (dB), mean over the validation frames",
              "", "| variant | " + " | ".join(degradations) + " | mean | min |",

@@ -159,7 +159,7 @@ def test_shipped_blind_generator_dataset_and_zero_shot(tmp_path, capsys):
     assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
                  "--degradation", "cubic", "--threads", "1"]) == 0
     text = capsys.readouterr().out
-    assert "stopped by time budget 1 s" in text and "sons: cubic (given)" in text and "kept iteration" in text
+    assert "stopped by time budget 1 s" in text and "through cubic" in text and "cleanliness" in text
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
 
 
@@ -185,3 +185,19 @@ def test_sr_eval_degradations_with_the_blind_generator(blind_checkpoint, tmp_pat
     meta = json.loads((tmp_path / "out" / "zero-shot" / "cubic" / "050_HC.json").read_text())
     assert meta["train_log"]["stop_reason"] == "time budget 0.5 s" and "estimate" in meta
     assert "BlindSRNet" in json.loads((tmp_path / "out" / "dataset" / "cubic" / "050_HC.json").read_text())["generator"]
+
+
+def test_sr_eval_validation_from_a_later_frame_on_chosen_degradations(blind_checkpoint, tmp_path, capsys):
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.train.sr import blind
+
+    _write_images(tmp_path / "train", n=20, shape=(120, 128))
+    assert main(["sr-eval", "--validation", str(tmp_path / "train"), "--checkpoint", str(blind_checkpoint),
+                 "--validation-first", "1", "--validation-frames", "1", "--degradations", "cubic,area+speckle",
+                 "--methods", "dataset,zero-shot", "--budget", "0.3"]) == 0
+    out = capsys.readouterr().out
+    assert "frame 1:" in out and "frame 0:" not in out  # the second validation frame only
+    rows = [line for line in out.splitlines() if line.startswith("| dataset") or line.startswith("| zero-shot")]
+    assert len(rows) == 2 and all(line.count("|") == 6 for line in rows)  # 2 degradations, mean, min
+    with pytest.raises(InputError, match="zero-shot-magic"):
+        blind.compare_on_validation(tmp_path / "train", blind_checkpoint, 1, variants=("zero-shot-magic",))

@@ -57,9 +57,10 @@ def test_sr_eval_methods_match_the_library():
 
 def test_sr_eval_degradation_names_and_budget_match_the_library():
     from sonoedge.commands import sr, sr_eval
-    from sonoedge.train.sr import degrade, evaluate_degradations
+    from sonoedge.train.sr import blind, degrade, evaluate_degradations
 
     assert sr_eval.DEGRADATION_METHODS == evaluate_degradations.METHODS
+    assert sr_eval.VALIDATION_VARIANTS == blind.VALIDATION_VARIANTS
     assert sr_eval.DEGRADATIONS == degrade.EVAL_DEGRADATIONS
     assert sr.DEFAULT_BUDGET_S == evaluate_degradations.ZERO_SHOT_BUDGET_S
 
@@ -106,5 +107,5 @@ def test_bench_sr_blind_times_the_blind_generator():
     result = bench_blind(threads=1, repeats=1, iters=1)
     assert result["parameters"] > 0
     for key in ("single_pass_600x448", "single_pass_800x540", "train_iteration_batch16_lr48",
-                "zero_shot_iteration_batch8_lr16"):
+                "zero_shot_iteration_batch8_lr16", "zero_shot_iteration_anchor_consistency_lr56"):
         assert result[key]["cpu_ms"] > 0 and result[key]["wall_ms"] > 0

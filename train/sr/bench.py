@@ -58,8 +58,9 @@ def bench_pytorch(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
 
 def bench_blind(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
     """The blind generator (blind.py, networks.BlindSRNet at its default size): one pass per 600 x 448
-    and per 800 x 540 output, one dataset-training iteration (batch 16, 48 x 48 LR crops) and one
-    zero-shot fine-tuning iteration (batch 8, 16 x 16 LR crops)."""
+    and per 800 x 540 output, one dataset-training iteration (batch 16, 48 x 48 LR crops), one
+    iteration of zero-shot's internal term (batch 8, 16 x 16 LR crops; off by default) and one
+    default zero-shot iteration (anchor + consistency on one 56 x 56 LR crop)."""
     import numpy as np
     import torch
 
@@ -93,6 +94,27 @@ def bench_blind(threads: int = 1, repeats: int = 5, iters: int = 10) -> dict:
     step(train, cfg.data.batch)  # warm-up
     out[f"train_iteration_batch{cfg.data.batch}_lr{cfg.data.lr_crop}"] = _timed(lambda: step(train, cfg.data.batch), iters)
     out[f"zero_shot_iteration_batch{zcfg.batch}_lr{zcfg.son_crop}"] = _timed(lambda: step(zero, zcfg.batch), iters)
+
+    # the default zero-shot iteration (blind.zero_shot): anchor + consistency on one LR crop with its margins
+    import copy
+
+    from sonoedge.train.sr import degrade
+
+    G0, op = copy.deepcopy(G).eval(), degrade.operator("gauss1.5")
+    side = zcfg.crop + 2 * CropSampler.MARGIN
+    x = frame[..., :side, :side]
+
+    def adapt():
+        y = G(x)
+        with torch.no_grad():
+            y0 = G0(x)
+        loss = zcfg.anchor * (y - y0).abs().mean() + zcfg.consistency * (degrade.apply(op, y) - x).abs().mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    adapt()  # warm-up
+    out[f"zero_shot_iteration_anchor_consistency_lr{side}"] = _timed(adapt, iters)
     return out
 
 

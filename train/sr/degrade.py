@@ -177,6 +177,28 @@ def noise_level(image: np.ndarray) -> float:
     return float(np.sqrt(np.pi / 2) * np.abs(response).mean() / 6.0)
 
 
+def speckle_level(image: np.ndarray) -> float:
+    """Standard deviation of multiplicative (speckle-like) noise in ``image`` relative to the local
+    intensity: Immerkaer's estimate (:func:`noise_level`) taken pixel by pixel on the
+    Laplacian-difference response divided by the local 5 x 5 mean, the median over the pixels whose
+    local mean is neither black nor saturated (the sector's outside and its text are left out).
+    Unit-mean gamma noise of std 0.1 reads 0.082-0.121 on the 34 realtrain validation frames under the 5
+    evaluation operators; the clean inputs read 0.006-0.075 (aliased cubic decimation the highest).
+    Returns 0 when no pixel qualifies."""
+    import cv2
+
+    x = np.asarray(image, dtype=np.float64)
+    if min(x.shape) < 3:
+        return 0.0
+    mask = np.array([[1, -2, 1], [-2, 4, -2], [1, -2, 1]], dtype=np.float64)
+    response = np.abs(cv2.filter2D(x, -1, mask))[1:-1, 1:-1]
+    local = cv2.blur(x, (5, 5))[1:-1, 1:-1]
+    sel = (local > 20) & (local < 235)
+    if not sel.any():
+        return 0.0
+    return float(np.sqrt(np.pi / 2) / 6.0 * np.median(response[sel] / local[sel]))
+
+
 @dataclasses.dataclass
 class Estimate:
     op: Operator
