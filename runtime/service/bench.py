@@ -49,7 +49,7 @@ from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame, to_grey
 from sonoedge.runtime.readers import iter_frames, kind_of
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, from_model, to_model
 from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
 from sonoedge.runtime.stream.sinks import NullSink
 from sonoedge.runtime.stream.sources import FileSource
@@ -203,16 +203,12 @@ def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int
     hp, wp = h + (-h) % stride, w + (-w) % stride
     padded = np.empty((hp, wp), np.uint8)
     tensor = np.empty((1, 1, hp, wp), np.float32)
-    plane = tensor[0, 0]
     out_f, out_u8 = np.empty((h, w), np.float32), np.empty((h, w), np.uint8)
     for grey_frame in opencv_frames(path, n, grey):
         cv2.copyMakeBorder(grey_frame[y0:y1, x0:x1], 0, hp - h, 0, wp - w, cv2.BORDER_REFLECT_101, dst=padded)
-        np.divide(padded, np.float32(127.5), out=plane, dtype=np.float32)
-        plane -= np.float32(1.0)
+        to_model(padded, out=tensor)  # the same passes a careful loop writes: the runtime's own
         y = backend.infer(tensor)
-        np.add(y[0, 0, :h, :w], np.float32(1.0), out=out_f)  # de-normalise in three passes, as from_model
-        cv2.threshold(out_f, 0, 0, cv2.THRESH_TOZERO, dst=out_f)
-        cv2.convertScaleAbs(out_f, dst=out_u8, alpha=127.5)
+        from_model(y[0, 0, :h, :w], out_f, out_u8)
         image = grey_frame  # freshly decoded and ours: paste into it (the pipeline does so too)
         if mask is None:
             image[y0:y1, x0:x1] = out_u8
