@@ -7,13 +7,11 @@ import torch
 from sonoedge.train.sr import blind, degrade
 from sonoedge.train.sr.networks import BlindSRNet
 from sonoedge.train.sr.resize import resize
+from tests.train.sr.test_trainer import textured
 
 
 def _image(seed=0, shape=(120, 128)):
-    rng = np.random.default_rng(seed)
-    y, x = np.mgrid[: shape[0], : shape[1]]
-    img = 128 + 80 * np.sin(x / 5.0) * np.cos(y / 7.0) + rng.normal(0, 8, shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
+    return textured(seed, shape, periods=(5.0, 7.0), noise=8)
 
 
 def test_untrained_net_is_exactly_bicubic_and_trainable():

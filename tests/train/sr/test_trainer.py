@@ -16,11 +16,15 @@ def _cfg(*overrides):
     return load_config(SRConfig, None, [*SMALL, *overrides])
 
 
-def _image(seed=0, shape=(40, 48)):
+def textured(seed=0, shape=(40, 48), periods=(3.0, 5.0), noise=5):
+    """A uint8 test image: a smooth sine-cosine pattern (x / periods[0], y / periods[1]) plus seeded noise."""
     rng = np.random.default_rng(seed)
     y, x = np.mgrid[: shape[0], : shape[1]]
-    img = 128 + 80 * np.sin(x / 3.0) * np.cos(y / 5.0) + rng.normal(0, 5, shape)
+    img = 128 + 80 * np.sin(x / periods[0]) * np.cos(y / periods[1]) + rng.normal(0, noise, shape)
     return np.clip(img, 0, 255).astype(np.uint8)
+
+
+_image = textured
 
 
 def test_zero_shot_returns_4x_image_and_log():
