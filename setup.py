@@ -22,7 +22,7 @@ def find_packages() -> list[str]:
     return packages
 
 
-# --- optional native extension: cpp_bridge's shared-memory channel for shm:// (owner: cpp_bridge) ---
+# --- optional native extensions: cpp_bridge's shared-memory channel for shm://, and the per-frame kernels ---
 BRIDGE_HELP = ("the shm:// source and sink will not work; everything else does. Install a C++17 "
                "compiler and pybind11, then reinstall (pip install -e .); see cpp_bridge/README.md")
 
@@ -40,7 +40,12 @@ def bridge_extensions() -> list:
         "sonoedge.runtime._bridge", sources, include_dirs=["cpp_bridge/include"], cxx_std=17,
         depends=["cpp_bridge/include/sonoedge/bridge.h", "cpp_bridge/src/layout.hpp", "cpp_bridge/src/channel.hpp"],
         extra_compile_args=["-pthread"], extra_link_args=["-pthread"],
-        libraries=["rt"] if sys.platform.startswith("linux") else [])]
+        libraries=["rt"] if sys.platform.startswith("linux") else []),
+        # the enhancer's per-frame normalise/denormalise in one pass each (runtime/stream/enhancer.py
+        # falls back to numpy without it); -O3 so the inner loops vectorise, no -ffast-math (bit-exact)
+        Pybind11Extension(
+            "sonoedge.runtime._kernels", ["cpp_bridge/src/frame_math.cpp", "cpp_bridge/python/kernels_py.cpp"],
+            cxx_std=17, depends=["cpp_bridge/src/frame_math.hpp"], extra_compile_args=["-O3"])]
 
 
 class OptionalBuildExt(build_ext):

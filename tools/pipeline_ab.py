@@ -15,7 +15,8 @@ The embedded default bundle, region auto, the clip read from the file in every v
 
 ``seq`` and pipeline variants run the structure guard as ``--guard`` says (default on, the runtime's
 default); a suffix ``g`` or ``n`` turns it on or off for that variant alone (``p3t2g,p3t2n``: the
-guard's cost, interleaved).
+guard's cost, interleaved). A last suffix ``u`` runs that variant's pre/post-processing with the numpy
+passes instead of the native kernels (``p3t2,p3t2u``: what the kernels save, interleaved).
 
 Prints a Markdown table: process CPU ms per frame and fps (medians over repeats), the pipeline
 variants' thread CPU per step (medians), the CPU of every thread that is not one of the variant's
@@ -30,6 +31,7 @@ import os
 import re
 import statistics
 import time
+from typing import Any, Callable
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -47,6 +49,7 @@ def main(argv: list[str] | None = None) -> int:
     from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.frames import Frame
     from sonoedge.runtime.service import bench as B
+    from sonoedge.runtime.stream import enhancer as E
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
     from sonoedge.runtime.stream.guard import GuardConfig
     from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
@@ -54,12 +57,12 @@ def main(argv: list[str] | None = None) -> int:
 
     clip, n = args.input, args.frames
     names = [v for v in args.variants.split(",") if v]
-    pattern = re.compile(r"^(floor|hand|seq|p2t|p3t|p5t)(\d+)([gn]?)$")
+    pattern = re.compile(r"^(floor|hand|seq|p2t|p3t|p5t)(\d+)([gn]?)(u?)$")
     parsed = {v: pattern.match(v) for v in names}
     unknown = [v for v, m in parsed.items() if m is None or int(m.group(2)) < 1]
     if unknown or args.base not in names:
         raise SystemExit(f"--variants: unknown {unknown} (floorT, handT, seqT, p2tT, p3tT, p5tT with T intra-op threads, "
-                         f"suffix g/n: guard on/off); include the --base {args.base}")
+                         f"suffix g/n: guard on/off, then u: numpy passes); include the --base {args.base}")
     default_guard = args.guard == "on"
     models = {t: load_model(EnhancerConfig(region="auto", threads=t)) for t in sorted({int(m.group(2)) for m in parsed.values()})}
     enhancers: dict[tuple[int, bool], Enhancer] = {}
@@ -84,6 +87,15 @@ def main(argv: list[str] | None = None) -> int:
         return lambda: Pipeline(lambda: B._LoopedFile(clip, n, "fast"), e, NullSink(),
                                 PipelineConfig(mode="blocking", threads=layout)).run()
 
+    def numpy_passes(run: Callable[[], Any]) -> Callable[[], Any]:
+        def wrapped() -> Any:
+            saved, E._kernels = E._kernels, None
+            try:
+                return run()
+            finally:
+                E._kernels = saved
+        return wrapped
+
     every = {}
     for v, m in parsed.items():
         kind, t, flag = m.group(1), int(m.group(2)), m.group(3)
@@ -96,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             every[v] = seq(enhancer(t, guard))
         else:
             every[v] = pipe(int(kind[1]), enhancer(t, guard))
+        if m.group(4):
+            every[v] = numpy_passes(every[v])
     cpu: dict[str, list[float]] = {k: [] for k in names}
     wall: dict[str, list[float]] = {k: [] for k in names}
     other: dict[str, list[float]] = {k: [] for k in names}  # CPU outside the Python threads (ORT workers, decoder)

@@ -3,9 +3,13 @@ and against decode + model alone, decoding included, in ONE run.
 
     sonoedge bench bundle/ --input clip.mp4 --frames 100 --repeats 3 --json bench.json
 
-Three alternatives over the same frames of the same file, interleaved (:func:`bench`):
+Three alternatives over the same frames of the same file, interleaved (:func:`bench`), and a fourth
+when the pipeline runs frames in parallel:
 
 - ``bare``: decode (OpenCV read + cvtColor) and the model on tensors made beforehand: the floor;
+- ``bare_parallel`` (pipeline ``infer_workers`` N > 1 only): the floor as the pipeline calls the
+  model: N such loops at once, each over 1/N of the frames, on the pipeline's session (its intra-op
+  threads), so that the pipeline's CPU against it is the cost of the runtime's own work alone;
 - ``hand``: a careful hand-written loop with the same output as the pipeline (OpenCV read, cvtColor,
   the same region crop, reflect-pad, normalise, the model, de-normalise, paste back inside the mask
   into the decoded frame), buffers reused, one thread, no checks: what the runtime's safety
@@ -14,9 +18,12 @@ Three alternatives over the same frames of the same file, interleaved (:func:`be
 - ``pipeline``: the runtime as a user runs it (file source decoding in the capture thread with
   prepare, infer, finish with the null sink; blocking mode, nothing dropped).
 
-All three run the SAME ONNX Runtime session (the pipeline's: same model file, providers and intra-op
-threads, ``--threads``, printed with the result), so the comparison is of the work around the model,
-not of two thread pools.
+``bare`` and ``hand`` run one model call at a time on one ONNX Runtime session (``--threads``
+intra-op threads; auto: one per physical core). The pipeline runs on that same session, unless
+frame-parallel inference is planned (``--infer-workers``, auto: :func:`.pipeline.frame_parallel_plan`:
+2 calls at once with half the cores each for this blocking run on a CPU): then it and
+``bare_parallel`` share a second session of the same model file with the planned intra-op threads.
+Every setting is printed with the result.
 
 Reported: fps and process CPU ms per frame of each (medians over repeats), pipeline fps / hand-loop
 fps and pipeline CPU over decode + model (medians of per-repeat ratios, with quartiles: the runs of
@@ -29,6 +36,7 @@ instead (:func:`daemon_memory`).
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import platform
@@ -49,8 +57,8 @@ from sonoedge.runtime.bundle.model import load_model
 from sonoedge.runtime.errors import InputError, SonoedgeError
 from sonoedge.runtime.frames import Frame, to_grey
 from sonoedge.runtime.readers import iter_frames, kind_of
-from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, from_model, to_model
-from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig
+from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, from_model, kernels_in_use, to_model
+from sonoedge.runtime.stream.pipeline import STAGES, Pipeline, PipelineConfig, check_infer_workers, frame_parallel_plan
 from sonoedge.runtime.stream.sinks import NullSink
 from sonoedge.runtime.stream.sources import FileSource
 
@@ -189,6 +197,32 @@ def bare_loop(path: str | Path, n: int, grey: str, backend: Any, tensors: list[n
         backend.infer(tensors[i % len(tensors)])
 
 
+def bare_parallel(path: str | Path, n: int, grey: str, backend: Any, tensors: list[np.ndarray], workers: int) -> float:
+    """:func:`bare_loop` ``workers`` times at once (threads, each decoding its own reader and calling
+    the model, which releases the GIL), over ``n`` frames in all: the floor of frame-parallel
+    inference. Returns the CPU seconds of those threads (the caller's own only waits)."""
+    counts = [n // workers + (i < n % workers) for i in range(workers)]
+    errors: list[BaseException] = []
+    cpu: list[float] = []
+
+    def one(k: int) -> None:
+        try:
+            bare_loop(path, k, grey, backend, tensors)
+        except BaseException as exc:  # re-raised in the caller
+            errors.append(exc)
+        finally:
+            cpu.append(time.thread_time())
+
+    threads = [threading.Thread(target=one, args=(k,), name=f"bare{i}") for i, k in enumerate(counts) if k]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+    return sum(cpu)
+
+
 def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int, int, int, int],
               mask: np.ndarray | None, stride: int, on_frame: Callable[[np.ndarray], None] | None = None) -> None:
     """A careful hand-written loop that produces the pipeline's output frames (enhancement bundles,
@@ -218,17 +252,36 @@ def hand_loop(path: str | Path, n: int, grey: str, backend: Any, bbox: tuple[int
             on_frame(image)
 
 
-ALTERNATIVES = ("bare", "hand", "pipeline")
+ALTERNATIVES = ("bare", "bare_parallel", "hand", "pipeline")
 
 
-def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int = 3, queue_size: int = 2) -> dict[str, Any]:
+def plan_workers(cfg: EnhancerConfig, model: Any, infer_workers: int = 0) -> tuple[int, int]:
+    """(pipeline infer workers, intra-op threads of the pipeline's session) for ``bench``: the
+    ``infer_workers`` asked for (0 = auto: :func:`.pipeline.frame_parallel_plan` for a blocking run),
+    with ``cfg.threads`` or, when that is auto, the physical cores shared among the workers."""
+    from sonoedge.runtime.backends.onnxruntime import physical_cores
+
+    session = getattr(model.backend, "session", None)
+    cpu_only = model.backend_name == "onnxruntime" and session is not None and session.get_providers() == ["CPUExecutionProvider"]
+    if infer_workers == 0:
+        return frame_parallel_plan(cpu_only, cfg.threads, live=False)
+    check_infer_workers(infer_workers)
+    threads = cfg.threads or (max(1, physical_cores() // infer_workers) if cpu_only else 0)
+    return infer_workers, threads
+
+
+def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int = 3, queue_size: int = 2,
+          infer_workers: int = 0) -> dict[str, Any]:
     """Three ways through the same ``frames`` frames of ``path`` (looped), decoding included, run
     interleaved ``repeats`` times (the order rotates each repeat):
 
     - ``bare``: decode + the model on tensors made beforehand (:func:`bare_loop`), the floor;
     - ``hand``: a careful hand-written loop with the pipeline's output (:func:`hand_loop`);
     - ``pipeline``: the stream runtime (file source decoding in the capture thread -> prepare ->
-      infer -> finish -> null sink, blocking mode: nothing dropped).
+      infer -> finish -> null sink, blocking mode: nothing dropped), with ``infer_workers`` model
+      calls at once (0 = auto, :func:`plan_workers`);
+    - ``bare_parallel``, when the pipeline has more than one infer worker: the floor as the pipeline
+      calls the model (:func:`bare_parallel` on the pipeline's session).
 
     Wall time and process CPU time per run; fps and CPU ms per frame are medians over repeats, ratios
     are medians of per-repeat ratios (the runs of a repeat are back to back: a shared machine's load
@@ -240,8 +293,12 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
     t0 = time.perf_counter()
     model = load_model(cfg)
     load_s = time.perf_counter() - t0
+    pmodel = model
     try:
-        enhancer = Enhancer(model, cfg)
+        workers, pthreads = plan_workers(cfg, model, infer_workers)
+        if workers > 1 and pthreads != cfg.threads:  # the pipeline's own session (module doc)
+            pmodel = load_model(dataclasses.replace(cfg, threads=pthreads))
+        enhancer = Enhancer(pmodel, cfg)
         sample = list(opencv_frames(path, min(frames, 16), cfg.grey))
         jobs = [enhancer.prepare(Frame(image, i)) for i, image in enumerate(sample)]
         tensors = [job.tensor for job in jobs]
@@ -249,8 +306,10 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
         runs: dict[str, Callable[[], Any]] = {
             "bare": lambda: bare_loop(path, frames, cfg.grey, model.backend, tensors),
             "pipeline": lambda: Pipeline(lambda: _LoopedFile(path, frames, cfg.grey), enhancer, NullSink(),
-                                         PipelineConfig(mode="blocking", queue_size=queue_size)).run(),
+                                         PipelineConfig(mode="blocking", queue_size=queue_size, infer_workers=workers)).run(),
         }
+        if workers > 1:
+            runs["bare_parallel"] = lambda: bare_parallel(path, frames, cfg.grey, pmodel.backend, tensors, workers)
         if model.scale == 1:
             runs["hand"] = lambda: hand_loop(path, frames, cfg.grey, model.backend, bbox, mask, model.stride)
         wall: dict[str, list[float]] = {k: [] for k in runs}
@@ -265,6 +324,8 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
                 wall[name].append(time.perf_counter() - t0)
                 cpu[name].append(time.process_time() - c0)
                 python_cpu[name].append(time.thread_time() - m0)
+                if name == "bare_parallel":
+                    python_cpu[name][-1] += result
                 if name == "pipeline":
                     last = result
                     threads = sum(result["thread_cpu_ms_per_frame"].values()) * result["frames_in"] / 1000
@@ -281,6 +342,8 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "cpu_ms_per_frame": {k: 1000 * statistics.median(v) / frames for k, v in cpu.items()},
             "pipeline_vs_hand_fps": _ratio(wall.get("hand"), wall["pipeline"]),
             "pipeline_vs_bare_cpu_pct": _pct(cpu["pipeline"], cpu["bare"]),
+            "pipeline_vs_bare_parallel_cpu_pct": _pct(cpu["pipeline"], cpu.get("bare_parallel")),
+            "infer_workers": workers,
             "pipeline_vs_hand_cpu_pct": _pct(cpu["pipeline"], cpu.get("hand")),
             "steps": step_budget(last, frames),
             # where the process CPU goes: the Python threads (the loop's, or the pipeline's three) and
@@ -291,13 +354,16 @@ def bench(cfg: EnhancerConfig, path: str | Path, frames: int = 100, repeats: int
             "pipeline_machinery_cpu_ms_per_frame": 1000 * statistics.median(machinery) / frames,
             "latency_ms": last["latency_ms"], "frames_out": last["frames_out"], "frames_dropped": last["frames_dropped"],
             "load_average": {"start": list(load_start), "end": list(os.getloadavg())},
-            "intra_op_threads": dict.fromkeys(runs, _threads_of(model.backend)),  # one session for all three
-            "opencv_threads": cv2.getNumThreads(),  # process-wide, set by the Enhancer: the same for all three
+            "intra_op_threads": {k: _threads_of((pmodel if k in ("pipeline", "bare_parallel") else model).backend) for k in runs},
+            "opencv_threads": cv2.getNumThreads(),  # process-wide, set by the Enhancer: the same for all
+            "kernels": kernels_in_use(),
             "guard": enhancer.guard.enabled,
             "machine": machine(),
         }
         return out
     finally:
+        if pmodel is not model:
+            pmodel.close()
         model.close()
 
 
@@ -362,7 +428,9 @@ def machine() -> dict[str, Any]:
 
 def format_result(r: dict[str, Any]) -> str:
     fps, cpu = r["fps"], r["cpu_ms_per_frame"]
-    labels = {"bare": "decode + model (floor)", "hand": "careful hand loop", "pipeline": "sonoedge pipeline"}
+    workers = r.get("infer_workers", 1)
+    labels = {"bare": "decode + model (floor)", "bare_parallel": f"  the same, {workers} at once",
+              "hand": "careful hand loop", "pipeline": "sonoedge pipeline"}
     lines = [
         f"{r['input']}: bundle {r['model']} ({r['precision']}, {r['backend']}), {r['frames']} frames {r['frame_shape']} "
         f"-> model input {r['model_input_shape'][2:]}, region {r['region']}, grey {r['grey']}, "
@@ -379,6 +447,10 @@ def format_result(r: dict[str, Any]) -> str:
                      f"{hand['quartiles'][1]:.3f}); CPU vs hand loop {r['pipeline_vs_hand_cpu_pct']['median']:+.1f}%")
     lines.append(f"  pipeline CPU vs decode + model {bare['median']:+.1f}% "
                  f"(quartiles {bare['quartiles'][0]:+.1f}% .. {bare['quartiles'][1]:+.1f}%)")
+    par = r.get("pipeline_vs_bare_parallel_cpu_pct")
+    if par:
+        lines.append(f"  pipeline CPU vs decode + model {workers} at once as the pipeline calls the model {par['median']:+.1f}% "
+                     f"(quartiles {par['quartiles'][0]:+.1f}% .. {par['quartiles'][1]:+.1f}%): the runtime's own work")
     if "other_threads_cpu_ms_per_frame" in r:
         py, other = r["python_threads_cpu_ms_per_frame"], r["other_threads_cpu_ms_per_frame"]
         names = [k for k in ALTERNATIVES if k in py]
@@ -390,9 +462,11 @@ def format_result(r: dict[str, Any]) -> str:
         lines.append(f"    {stage:9s} {v['ms']:8.2f} ms {v['pct_of_frame']:6.1f}% of frame time, thread CPU {v['cpu_ms']:7.2f} ms")
     threads = r.get("intra_op_threads") or {}
     if threads:
-        lines.append("  intra-op threads: " + ", ".join(f"{labels[k].split(' (')[0]} {v if v else 'provider default'}"
-                                                        for k, v in threads.items() if k in fps)
-                     + (f"; OpenCV threads {r['opencv_threads']} (all three)" if "opencv_threads" in r else ""))
+        names = {"bare": "decode + model", "bare_parallel": f"{workers} at once", "hand": "hand loop", "pipeline": "pipeline"}
+        lines.append(f"  pipeline infer workers {workers}; intra-op threads per session: "
+                     + ", ".join(f"{names[k]} {v if v else 'provider default'}" for k, v in threads.items() if k in fps)
+                     + (f"; OpenCV threads {r['opencv_threads']} (all)" if "opencv_threads" in r else "")
+                     + (f"; pre/post kernels {r['kernels']}" if "kernels" in r else ""))
     start, end = r["load_average"]["start"], r["load_average"]["end"]
     lines.append(f"  machine        {r['machine']['cpu']}, {r['machine']['cores']} cores; load average "
                  f"{start[0]:.2f} at start, {end[0]:.2f} at end")

@@ -59,7 +59,7 @@ from sonoedge.runtime.service.notify import notify, watchdog_interval
 from sonoedge.runtime.stream.base import SINKS, SOURCES, Sink, open_sink, open_source, scheme_of
 from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig, check_opencv_threads, check_servable
 from sonoedge.runtime.stream.guard import check_guard_config
-from sonoedge.runtime.stream.pipeline import THREAD_LAYOUTS, Pipeline, PipelineConfig, Stats
+from sonoedge.runtime.stream.pipeline import THREAD_LAYOUTS, Pipeline, PipelineConfig, Stats, check_infer_workers
 
 log = logging.getLogger("sonoedge.runtime.service.daemon")
 
@@ -177,6 +177,7 @@ def validate_config(cfg: DaemonConfig, check_bundle: bool = True, check_port: bo
         raise InputError("pipeline.queue_size must be at least 1")
     if cfg.pipeline.threads not in THREAD_LAYOUTS:
         raise InputError(f"pipeline.threads {cfg.pipeline.threads!r} is not one of {', '.join(map(str, THREAD_LAYOUTS))}")
+    check_infer_workers(cfg.pipeline.infer_workers, cfg.pipeline.threads)
     if cfg.enhancer.precision not in (AUTO, *PRECISIONS):
         raise InputError(f"enhancer.precision '{cfg.enhancer.precision}' is not one of {', '.join((AUTO, *PRECISIONS))}")
     if cfg.enhancer.region not in REGION_CHOICES:

@@ -56,6 +56,31 @@ from sonoedge.runtime.stream.steady import Steadier
 
 log = logging.getLogger("sonoedge.runtime.stream.enhancer")
 
+
+def _native_kernels() -> Any:
+    """``sonoedge.runtime._kernels`` (cpp_bridge/python/kernels_py.cpp: normalise + pad and
+    denormalise in one pass each, bit-identical to runtime/frames.py, the GIL released), or None
+    when the package was installed without a C++ compiler: then the numpy/OpenCV passes below
+    (:func:`to_model`, :func:`from_model`) do the same work, bit for bit, a little slower
+    (docs/benchmarks/runtime.md). ``SONOEDGE_KERNELS=numpy`` forces those (for A/B runs)."""
+    import os
+
+    if os.environ.get("SONOEDGE_KERNELS", "native") == "numpy":
+        return None
+    try:
+        from sonoedge.runtime import _kernels as native
+    except ImportError:
+        return None
+    return native
+
+
+_kernels = _native_kernels()
+
+
+def kernels_in_use() -> str:
+    """``native`` or ``numpy``: which pre/post-processing the enhancer runs (printed by ``sonoedge bench``)."""
+    return "native" if _kernels is not None else "numpy"
+
 class MalformedFrame(InputError):
     """A frame that cannot be enhanced (wrong dtype, shape or size, truncated): counted and skipped."""
 
@@ -208,6 +233,7 @@ class Enhancer:
         check_servable(model.manifest, model.root)
         self._model = model
         self._lock = threading.Lock()
+        self._state = threading.Lock()  # the fail-safe's state below, updated by each inference
         self._retired: list[LoadedModel] = []
         self.region = _Region(region_mode(model, self.cfg), self.cfg.region_every)
         if self.cfg.grey not in GREY_METHODS:
@@ -275,10 +301,13 @@ class Enhancer:
                                 f"the model's maximum {hi[0]}x{hi[1]} (manifest size_range)")
         stride, (h, w) = model.stride, sub.shape
         hp, wp = h + (-h) % stride, w + (-w) % stride
-        # reflect-pad the uint8 crop (4x less memory than float), then normalise: identical to
-        # pad(normalise(x)), reflection commutes with a pointwise map
-        padded = pad_uint8(sub, stride, out=self.scratch.get("padded", (hp, wp), np.uint8))[0]
-        tensor = to_model(padded, out=self.tensors.take((1, 1, hp, wp)))
+        tensor = self.tensors.take((1, 1, hp, wp))
+        if _kernels is not None:  # one pass, GIL released: crop -> padded, normalised tensor
+            _kernels.normalise_pad(sub, tensor.reshape(hp, wp))
+        else:
+            # reflect-pad the uint8 crop (4x less memory than float), then normalise: identical to
+            # pad(normalise(x)), reflection commutes with a pointwise map
+            to_model(pad_uint8(sub, stride, out=self.scratch.get("padded", (hp, wp), np.uint8))[0], out=tensor)
         cells = self.guard.input_cells(sub) if self.guard.enabled else None  # while the crop is in the cache
         return Job(frame, model, (x0, y0, x1, y1), mask, sub, tensor, (h, w), guard_cells=cells)
 
@@ -297,23 +326,25 @@ class Enhancer:
                 raise FloatingPointError("model output contains NaN or Inf")
         except Exception as exc:  # any backend failure: fail safe, keep serving frames
             job.infer_s = time.perf_counter() - t0
-            self._fail(f"inference failed: {type(exc).__name__}: {exc}", job)
+            with self._state:
+                self._fail(f"inference failed: {type(exc).__name__}: {exc}", job)
             return job
         finally:
             self._release(job)
         job.infer_s = time.perf_counter() - t0
         job.output = out
         budget = self.cfg.latency_budget_ms / 1000.0
-        if budget > 0 and job.infer_s > budget:
-            self.misses += 1
-            if self.misses >= self.cfg.fail_after or self.failed:
-                self._fail(f"latency {job.infer_s * 1000:.1f} ms over the budget of {self.cfg.latency_budget_ms:g} ms "
-                           f"for {self.misses} frame(s) in a row", job, keep_output=True)
-                return job
-        else:
-            self.misses = 0
-        if self.failed:
-            self._recover(job)
+        with self._state:  # frame-parallel inference (pipeline.infer_workers) runs this in several threads
+            if budget > 0 and job.infer_s > budget:
+                self.misses += 1
+                if self.misses >= self.cfg.fail_after or self.failed:
+                    self._fail(f"latency {job.infer_s * 1000:.1f} ms over the budget of {self.cfg.latency_budget_ms:g} ms "
+                               f"for {self.misses} frame(s) in a row", job, keep_output=True)
+                    return job
+            else:
+                self.misses = 0
+            if self.failed:
+                self._recover(job)
         return job
 
     def finish(self, job: Job, in_place: bool = False) -> Frame:
@@ -327,8 +358,11 @@ class Enhancer:
         s = job.model.scale if job.model is not None else self._model.scale
         cropped = crop(job.output, job.size, s)
         shape = cropped.shape[-2:]
-        enhanced = from_model(cropped, self.scratch.get("out_f", shape, np.float32),
-                              self.scratch.get("out_u8", shape, np.uint8))  # uint8 (s*h, s*w); finite: checked in infer
+        enhanced = self.scratch.get("out_u8", shape, np.uint8)  # uint8 (s*h, s*w); finite: checked in infer
+        if _kernels is not None:  # one pass, GIL released
+            _kernels.denormalise(cropped.reshape(shape), enhanced)
+        else:
+            from_model(cropped, self.scratch.get("out_f", shape, np.float32), enhanced)
         if self.guard.enabled and job.grey is not None:
             verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
             if verdict.tripped:  # erased or invented structure: the clinician sees the input instead

@@ -15,6 +15,17 @@ post-processing and the sink overlap. Two thread layouts (``PipelineConfig.threa
   (on a CPU whose every core runs the model, that contention costs more CPU than the overlap
   saves; docs/benchmarks/runtime.md, section 0, second pass), and one hand-over per frame.
 
+Frame-parallel inference (``PipelineConfig.infer_workers`` = N > 1, layouts 3 and 5): N infer
+threads take frames from the one queue and run the model on up to N frames at once; a reorder
+step hands them on in capture order, so the sink sees the stream's order whatever finishes first.
+On a CPU this beats one call at a time with every core in ONNX Runtime's intra-op pool: a session
+with one intra-op thread per worker wakes no pool threads per operator and never waits for the
+slowest split, so each core runs whole operators. Measured on 2 cores (docs/benchmarks/runtime.md):
+two decode + model loops at once with 1 intra-op thread each gave 1.27-1.36x the fps of one loop
+with 2 threads, at 0.81-0.96x its CPU per frame. The model must then be loaded with
+``threads = cores / N`` (:func:`frame_parallel_plan` chooses both for a blocking run on a CPU);
+latency per frame is one single-thread call, so a live stream keeps ``infer_workers = 1``.
+
 Two queue policies:
 
 - ``live`` (a probe, a replayed clip, a camera): under overload the newest frame wins: a full queue
@@ -100,10 +111,40 @@ class PipelineConfig:
     max_restarts: int = 10  # restarts allowed within restart_window_s (rate limit) before giving up
     restart_window_s: float = 60.0
     threads: int = 3  # 3: capture+prepare | infer | finish+sink; 2: capture | the rest; 5: one thread per step (module doc)
+    infer_workers: int = 1  # model calls at once (layouts 3 and 5; module doc); pair with enhancer.threads = cores / N
 
     def __post_init__(self) -> None:
         if self.threads not in THREAD_LAYOUTS:
             raise InputError(f"pipeline.threads must be one of {', '.join(map(str, THREAD_LAYOUTS))}, got {self.threads}")
+        check_infer_workers(self.infer_workers, self.threads)
+
+
+MAX_INFER_WORKERS = 16
+
+
+def check_infer_workers(value: Any, layout: int = 3) -> None:
+    """InputError naming ``pipeline.infer_workers`` unless it is a whole number from 1 to 16, and 1
+    with the 2-thread layout (whose one thread runs the model between prepare and finish)."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_INFER_WORKERS:
+        raise InputError(f"pipeline.infer_workers = {value!r} must be a whole number from 1 to {MAX_INFER_WORKERS}")
+    if value > 1 and layout == 2:
+        raise InputError(f"pipeline.infer_workers = {value} needs pipeline.threads 3 or 5 (the 2-thread layout runs the "
+                         "model in its one stage thread)")
+
+
+def frame_parallel_plan(cpu_only: bool, threads: int, live: bool, cores: int | None = None) -> tuple[int, int]:
+    """(infer_workers, intra-op threads per session) for a run: two model calls at once with half the
+    cores each for a blocking run (files, benchmarks) on a CPU of at least 2 cores whose intra-op
+    threads are left to auto (``threads`` 0); otherwise one call at a time with ``threads`` as set
+    (a GPU runs one call at a time best; a live stream wants the lowest latency per frame; a user's
+    explicit thread count is kept). Module doc for the measurement behind it."""
+    if cores is None:
+        from sonoedge.runtime.backends.onnxruntime import physical_cores
+
+        cores = physical_cores()
+    if not cpu_only or live or threads != 0 or cores < 2:
+        return 1, threads
+    return 2, cores // 2
 
 
 class Ring:
@@ -275,6 +316,7 @@ class _Item:
     frame: Frame
     t_in: float  # perf_counter at capture
     owned: bool = False  # the source gave the frame's pixels away (Source.owns_frames): finish may paste into them
+    seq: int = 0  # order taken by the infer workers (frame-parallel inference hands frames on in this order)
     job: Job | None = None
     out: Frame | None = None
 
@@ -366,7 +408,7 @@ class Pipeline:
             q_infer, q_sink = self.queues
             self.threads = [
                 threading.Thread(target=self._capture, args=(source, q_infer, True), name="capture", daemon=True),
-                threading.Thread(target=self._stage, args=(q_infer, q_sink, self._infer, "infer"), name="infer", daemon=True),
+                *self._infer_threads(q_infer, q_sink),
                 threading.Thread(target=self._sink, args=(q_sink, True), name="sink", daemon=True),
             ]
         else:
@@ -374,7 +416,7 @@ class Pipeline:
             self.threads = [
                 threading.Thread(target=self._capture, args=(source, q_prep), name="capture", daemon=True),
                 threading.Thread(target=self._stage, args=(q_prep, q_infer, self._prepare, "prepare"), name="prepare", daemon=True),
-                threading.Thread(target=self._stage, args=(q_infer, q_finish, self._infer, "infer"), name="infer", daemon=True),
+                *self._infer_threads(q_infer, q_finish),
                 threading.Thread(target=self._stage, args=(q_finish, q_sink, self._finish, "finish"), name="finish", daemon=True),
                 threading.Thread(target=self._sink, args=(q_sink,), name="sink", daemon=True),
             ]
@@ -492,6 +534,27 @@ class Pipeline:
             out.put(_END, force=True)
             self.stats.thread_cpu_s[name] = time.thread_time()
 
+    def _infer_threads(self, inp: FrameQueue | HandOff, out: FrameQueue | HandOff) -> list[threading.Thread]:
+        n = self.cfg.infer_workers
+        if n == 1:
+            return [threading.Thread(target=self._stage, args=(inp, out, self._infer, "infer"), name="infer", daemon=True)]
+        shared = _Workers(inp, _InOrder(out), n)
+        return [threading.Thread(target=self._infer_worker, args=(shared, f"infer{i}"), name=f"infer{i}", daemon=True)
+                for i in range(n)]
+
+    def _infer_worker(self, shared: "_Workers", name: str) -> None:
+        """One of ``infer_workers`` threads: take the next frame (numbered as taken), run the model,
+        hand it to the reorder step; the last worker to see the end marker passes it on."""
+        try:
+            while True:
+                item = shared.take()
+                if item is _END:
+                    break
+                shared.order.put(item, self._step(self._infer, item, "infer"))
+        finally:
+            shared.done()
+            self.stats.thread_cpu_s[name] = time.thread_time()
+
     def _step(self, fn: Callable[[_Item], bool], item: _Item, name: str) -> bool:
         """Run one step on ``item``, timed (wall and thread CPU) under its name; False: the frame
         goes no further (malformed, or a bug in the step, counted as ``error``)."""
@@ -503,8 +566,10 @@ class Pipeline:
             self.say(logging.ERROR, "stage failed", "stage_error", stage=name,
                      frame_id=item.frame.frame_id, error=repr(exc))
             return False
-        self.stats.latency[name].add(time.perf_counter() - t0)
-        self.stats.cpu_s[name] += time.thread_time() - c0
+        cpu = time.thread_time() - c0
+        with self.stats.lock:  # frame-parallel inference: several threads add to one stage's figures
+            self.stats.latency[name].add(time.perf_counter() - t0)
+            self.stats.cpu_s[name] += cpu
         return keep
 
     def _prepare(self, item: _Item) -> bool:
@@ -574,6 +639,55 @@ class Pipeline:
             self.stats.thread_cpu_s["sink"] = time.thread_time()  # this thread's whole life
 
 
+class _InOrder:
+    """Hands items on to ``out`` in the order of their ``seq`` (0, 1, 2, ...), whatever order they
+    arrive in; an item that goes no further (``keep`` False: a frame a step counted and dropped)
+    still takes its turn, so the items after it are not held. Holds at most as many items as there
+    are infer workers, less one."""
+
+    def __init__(self, out: FrameQueue | HandOff):
+        self.out = out
+        self.next = 0
+        self.waiting: dict[int, tuple[_Item, bool]] = {}
+        self.lock = threading.Lock()
+
+    def put(self, item: _Item, keep: bool) -> None:
+        with self.lock:  # forwarding under the lock keeps the order; a full blocking queue waits here
+            self.waiting[item.seq] = (item, keep)
+            while self.next in self.waiting:
+                ready, ok = self.waiting.pop(self.next)
+                self.next += 1
+                if ok:
+                    self.out.put(ready)
+
+
+class _Workers:
+    """What the infer workers share: the input queue (an item is numbered as it is taken, under a
+    lock, so the numbers follow the queue's order), the reorder step and the end marker (passed on
+    once, by the last worker to stop)."""
+
+    def __init__(self, inp: FrameQueue | HandOff, order: _InOrder, n: int):
+        self.inp, self.order, self.left = inp, order, n
+        self.seq = 0
+        self.lock = threading.Lock()
+
+    def take(self) -> Any:
+        with self.lock:
+            item = self.inp.get()
+            if item is _END:
+                self.inp.put(_END, force=True)  # for the next worker (this get freed its place)
+                return _END
+            item.seq, self.seq = self.seq, self.seq + 1
+            return item
+
+    def done(self) -> None:
+        with self.lock:
+            self.left -= 1
+            last = self.left == 0
+        if last:
+            self.order.out.put(_END, force=True)
+
+
 class _FailedSource(Source):
     """Stands in for a source whose reopen failed, so the restart loop retries it with backoff."""
 
@@ -587,4 +701,5 @@ class _FailedSource(Source):
         raise self.exc
 
 
-__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "HandOff", "Ring", "THREAD_LAYOUTS"]
+__all__ = ["Pipeline", "PipelineConfig", "Stats", "FrameQueue", "HandOff", "Ring", "THREAD_LAYOUTS",
+           "check_infer_workers", "frame_parallel_plan"]

@@ -23,6 +23,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--frames", type=int, default=100, help="frames per measurement (the input loops; default 100)")
     parser.add_argument("--repeats", type=int, default=3, help="interleaved runs of each alternative (default 3)")
     parser.add_argument("--queue-size", type=int, default=2, help="pipeline queue size (default 2)")
+    parser.add_argument("--infer-workers", type=int, default=0, metavar="N",
+                        help="model calls the pipeline runs at once (default 0 = auto: 2 with half the cores each on a "
+                             "CPU of 2 or more cores when --threads is auto, else 1; runtime/stream/pipeline.py)")
     parser.add_argument("--json", help="also write the results to this JSON file (new, or --overwrite)")
     parser.add_argument("--overwrite", action="store_true", help="replace the --json file if it exists")
     parser.add_argument("--daemon", metavar="N1,N2,...",
@@ -72,7 +75,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     with tempfile.TemporaryDirectory() as tmp:
         path = args.input or _phantom_clip(Path(tmp), args.frames)
-        result = bench(cfg, path, args.frames, args.repeats, args.queue_size)
+        result = bench(cfg, path, args.frames, args.repeats, args.queue_size, args.infer_workers)
         result["fidelity"] = _fidelity(cfg, path)
         if args.temporal:
             from sonoedge.runtime.stream.steady import STRENGTH, temporal_bench

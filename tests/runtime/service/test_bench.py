@@ -95,3 +95,24 @@ def test_every_alternative_runs_the_pipelines_session_and_threads(tiny_bundle, t
     for key in ("python_threads_cpu_ms_per_frame", "other_threads_cpu_ms_per_frame"):
         assert set(r[key]) == {"bare", "hand", "pipeline"} and all(v == v for v in r[key].values())
     assert r["pipeline_machinery_cpu_ms_per_frame"] >= 0 and "in the Python threads" in format_result(r)
+
+
+def test_frame_parallel_pipeline_is_measured_against_the_floor_run_as_it_calls_the_model(tiny_bundle, tmp_path, monkeypatch):
+    """With intra-op threads on auto on a CPU of 2+ cores the pipeline runs 2 model calls at once
+    on a session of half the cores; the floor and the hand loop keep the one-call session, and a
+    fourth alternative (2 floor loops at once on the pipeline's session) is measured beside them."""
+    from sonoedge.runtime.backends import onnxruntime as ortb
+
+    monkeypatch.setattr(ortb, "physical_cores", lambda: 2)
+    clip = _colour_clip(tmp_path / "c.avi", n=7)
+    r = bench(EnhancerConfig(bundle=str(tiny_bundle), region="full", threads=0), clip, frames=7, repeats=1)
+    assert r["infer_workers"] == 2
+    assert r["intra_op_threads"] == {"bare": 2, "hand": 2, "pipeline": 1, "bare_parallel": 1}
+    assert set(r["fps"]) == {"bare", "bare_parallel", "hand", "pipeline"} and r["frames_out"] == 7
+    assert r["python_threads_cpu_ms_per_frame"]["bare_parallel"] > 0  # its loops' threads, not the waiting caller
+    assert r["pipeline_vs_bare_parallel_cpu_pct"] is not None
+    text = format_result(r)
+    assert "2 at once as the pipeline calls the model" in text and "pipeline infer workers 2" in text
+    # asked for explicitly: 1 worker, one session for all three, as before
+    one = bench(EnhancerConfig(bundle=str(tiny_bundle), region="full", threads=0), clip, frames=3, repeats=1, infer_workers=1)
+    assert one["infer_workers"] == 1 and "bare_parallel" not in one["fps"] and one["pipeline_vs_bare_parallel_cpu_pct"] is None

@@ -353,3 +353,82 @@ def test_the_blocking_hand_off_waits_when_full_and_clear_keeps_the_end_marker():
     q.put("e")
     q.put("f")  # every place was given back: two fit again without waiting
     assert [q.get(), q.get()] == ["e", "f"]
+
+
+@pytest.mark.parametrize("threads", [3, 5])
+@pytest.mark.parametrize("mode", ["blocking", "live"])
+def test_frame_parallel_inference_hands_frames_on_in_order_and_the_same(model, threads, mode):
+    """Two infer workers, one slowed down on every third frame so frames finish out of order: the
+    sink still sees capture order, every frame is the one-worker pipeline's frame, every frame is
+    accounted for, and both workers' threads are timed."""
+    enhancer = Enhancer(model, EnhancerConfig(region="full"))
+    real = model.backend.infer
+    calls = itertools.count()
+
+    def uneven(x):
+        if next(calls) % 3 == 0:
+            time.sleep(0.01)
+        return real(x)
+
+    def run(workers):
+        seen, images = [], []
+        p = Pipeline(lambda: Synthetic(n=40, live=False), enhancer, NullSink(),
+                     PipelineConfig(mode=mode, threads=threads, infer_workers=workers, queue_size=4),
+                     on_frame=lambda f: (seen.append(f.frame_id), images.append(f.image)))
+        return p, p.run(), seen, images
+
+    _, one, seen1, images1 = run(1)
+    model.backend.infer = uneven
+    try:
+        p, two, seen2, images2 = run(2)
+    finally:
+        model.backend.infer = real
+    _assert_accounting(two)
+    assert seen2 == sorted(seen2) and len(set(seen2)) == len(seen2)
+    if mode == "blocking":
+        assert seen1 == seen2 == list(range(40)) and two["enhanced"] == 40
+        assert all(np.array_equal(a, b) for a, b in zip(images1, images2))
+    assert {"infer0", "infer1"} <= set(two["thread_cpu_ms_per_frame"]) and len(p.threads) == threads + 1
+    if mode == "blocking":
+        assert two["latency_ms"]["infer"]["count"] == 40
+
+
+def test_a_frame_whose_inference_step_fails_does_not_hold_the_frames_after_it(model):
+    """A bug in the infer step on one frame (counted as ``error``) takes its turn in the reorder
+    step: the frames after it still come out, in order."""
+    from sonoedge.runtime.stream import pipeline as P
+
+    enhancer = Enhancer(model, EnhancerConfig(region="full"))
+    real = enhancer.infer
+
+    def broken(job):
+        if job.frame.frame_id == 7:
+            raise RuntimeError("a bug in the infer step")
+        return real(job)
+
+    enhancer.infer = broken
+    seen = []
+    stats = P.Pipeline(lambda: Synthetic(n=20, live=False), enhancer, NullSink(),
+                       PipelineConfig(mode="blocking", infer_workers=3), on_frame=lambda f: seen.append(f.frame_id)).run()
+    _assert_accounting(stats)
+    assert seen == [i for i in range(20) if i != 7] and stats["dropped"] == {"error": 1}
+
+
+@pytest.mark.parametrize("value,layout,message", [(0, 3, "from 1 to 16"), (17, 3, "from 1 to 16"), (True, 3, "whole number"),
+                                                  (2.0, 3, "whole number"), (2, 2, "needs pipeline.threads 3 or 5")])
+def test_a_bad_infer_workers_value_is_refused_naming_it(value, layout, message):
+    from sonoedge.runtime.errors import InputError
+
+    with pytest.raises(InputError, match=f"pipeline.infer_workers.*{message}"):
+        PipelineConfig(threads=layout, infer_workers=value)
+
+
+def test_the_frame_parallel_plan_is_two_calls_with_half_the_cores_only_for_a_blocking_cpu_run_on_auto_threads():
+    from sonoedge.runtime.stream.pipeline import frame_parallel_plan
+
+    assert frame_parallel_plan(True, 0, live=False, cores=2) == (2, 1)
+    assert frame_parallel_plan(True, 0, live=False, cores=8) == (2, 4)
+    assert frame_parallel_plan(True, 0, live=False, cores=1) == (1, 0)
+    assert frame_parallel_plan(True, 0, live=True, cores=8) == (1, 0)  # a live stream: lowest latency per frame
+    assert frame_parallel_plan(False, 0, live=False, cores=8) == (1, 0)  # a GPU
+    assert frame_parallel_plan(True, 3, live=False, cores=8) == (1, 3)  # the user's thread count stands
