@@ -11,7 +11,10 @@ The embedded default bundle, region auto, the clip read from the file in every v
 - ``seqT``: the enhancer's prepare, infer, finish called in one thread on the file source's frames
   (pasting in place, as the pipeline does for a file), T intra-op threads;
 - ``p2tT``, ``p3tT``, ``p5tT``: the pipeline with 2, 3 or 5 threads (``PipelineConfig.threads``) and T intra-op
-  threads.
+  threads; ``wN`` right after T: N infer workers (``PipelineConfig.infer_workers``; ``p3t1w2``: the
+  frame-parallel default of a blocking run on 2 cores);
+- ``parT``: ``bench.bare_parallel``, decode + model as 2 loops at once, T intra-op threads each
+  (the floor of ``p3t1w2``).
 
 ``seq`` and pipeline variants run the structure guard as ``--guard`` says (default on, the runtime's
 default); a suffix ``g`` or ``n`` turns it on or off for that variant alone (``p3t2g,p3t2n``: the
@@ -57,12 +60,12 @@ def main(argv: list[str] | None = None) -> int:
 
     clip, n = args.input, args.frames
     names = [v for v in args.variants.split(",") if v]
-    pattern = re.compile(r"^(floor|hand|seq|p2t|p3t|p5t)(\d+)([gn]?)(u?)$")
+    pattern = re.compile(r"^(floor|par|hand|seq|p2t|p3t|p5t)(\d+)(?:w(\d+))?([gn]?)(u?)$")
     parsed = {v: pattern.match(v) for v in names}
     unknown = [v for v, m in parsed.items() if m is None or int(m.group(2)) < 1]
     if unknown or args.base not in names:
-        raise SystemExit(f"--variants: unknown {unknown} (floorT, handT, seqT, p2tT, p3tT, p5tT with T intra-op threads, "
-                         f"suffix g/n: guard on/off, then u: numpy passes); include the --base {args.base}")
+        raise SystemExit(f"--variants: unknown {unknown} (floorT, parT, handT, seqT, p2tT, p3tT, p5tT with T intra-op "
+                         f"threads, then wN: N infer workers, g/n: guard on/off, u: numpy passes); include the --base {args.base}")
     default_guard = args.guard == "on"
     models = {t: load_model(EnhancerConfig(region="auto", threads=t)) for t in sorted({int(m.group(2)) for m in parsed.values()})}
     enhancers: dict[tuple[int, bool], Enhancer] = {}
@@ -83,9 +86,9 @@ def main(argv: list[str] | None = None) -> int:
                 e.finish(e.infer(e.prepare(frame)), in_place=True)
         return run
 
-    def pipe(layout: int, e: Enhancer):
+    def pipe(layout: int, e: Enhancer, workers: int):
         return lambda: Pipeline(lambda: B._LoopedFile(clip, n, "fast"), e, NullSink(),
-                                PipelineConfig(mode="blocking", threads=layout)).run()
+                                PipelineConfig(mode="blocking", threads=layout, infer_workers=workers)).run()
 
     def numpy_passes(run: Callable[[], Any]) -> Callable[[], Any]:
         def wrapped() -> Any:
@@ -98,17 +101,19 @@ def main(argv: list[str] | None = None) -> int:
 
     every = {}
     for v, m in parsed.items():
-        kind, t, flag = m.group(1), int(m.group(2)), m.group(3)
+        kind, t, workers, flag = m.group(1), int(m.group(2)), int(m.group(3) or 1), m.group(4)
         guard = default_guard if not flag else flag == "g"
         if kind == "floor":
             every[v] = (lambda t: lambda: B.bare_loop(clip, n, "fast", models[t].backend, tensors))(t)
+        elif kind == "par":
+            every[v] = (lambda t: lambda: B.bare_parallel(clip, n, "fast", models[t].backend, tensors, 2))(t)
         elif kind == "hand":
             every[v] = (lambda t: lambda: B.hand_loop(clip, n, "fast", models[t].backend, bbox, mask, stride))(t)
         elif kind == "seq":
             every[v] = seq(enhancer(t, guard))
         else:
-            every[v] = pipe(int(kind[1]), enhancer(t, guard))
-        if m.group(4):
+            every[v] = pipe(int(kind[1]), enhancer(t, guard), workers)
+        if m.group(5):
             every[v] = numpy_passes(every[v])
     cpu: dict[str, list[float]] = {k: [] for k in names}
     wall: dict[str, list[float]] = {k: [] for k in names}
@@ -120,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
             t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
             result = every[name]()
             cpu[name].append(time.process_time() - c0)
-            python = time.thread_time() - m0
+            python = time.thread_time() - m0 + (result if isinstance(result, float) else 0.0)  # par: its loops' threads
             if isinstance(result, dict):  # a pipeline run: its steps' thread CPU, its threads' whole CPU
                 steps.setdefault(name, []).append(result["cpu_ms_per_frame"])
                 python += sum(result["thread_cpu_ms_per_frame"].values()) * result["frames_in"] / 1000

@@ -117,6 +117,8 @@ class Job:
     passthrough_reason: str = ""
     infer_s: float = 0.0
     guard_cells: np.ndarray | None = None  # float32: the structure guard's map of ``grey``, made in prepare
+    enhanced: np.ndarray | None = None  # uint8 (s*h, s*w): the de-normalised output crop, made in infer
+    verdict: Any = None  # the structure guard's Verdict of ``enhanced`` (None: not judged), made in infer
 
 
 class _Region:
@@ -200,12 +202,12 @@ class _Scratch:
 
 
 class _TensorPool:
-    """Model input tensors handed from prepare to infer and back: at most ``keep`` kept, all of one
-    shape (a new shape empties the pool). A tensor never returned (a frame dropped in between) is
-    simply collected."""
+    """Arrays handed from one step to the next and back (model input tensors from prepare to infer;
+    de-normalised outputs from infer to finish): at most ``keep`` kept, all of one shape (a new shape
+    empties the pool). An array never returned (a frame dropped in between) is simply collected."""
 
-    def __init__(self, keep: int = 8):
-        self.keep = keep
+    def __init__(self, keep: int = 8, dtype: type = np.float32):
+        self.keep, self.dtype = keep, dtype
         self.free: collections.deque[np.ndarray] = collections.deque()
         self.lock = threading.Lock()
 
@@ -215,7 +217,7 @@ class _TensorPool:
                 tensor = self.free.pop()
                 if tensor.shape == shape:
                     return tensor
-        return np.empty(shape, np.float32)
+        return np.empty(shape, self.dtype)
 
     def give(self, tensor: np.ndarray) -> None:
         with self.lock:
@@ -241,6 +243,7 @@ class Enhancer:
         set_opencv_threads(self.cfg.opencv_threads)
         self.scratch = _Scratch()
         self.tensors = _TensorPool()
+        self.outputs = _TensorPool(dtype=np.uint8)
         self.steady = Steadier(self.cfg.steady) if self.cfg.steady > 0 else None
         self.guard = StructureGuard(self.cfg.guard)
         # fail-safe state
@@ -333,6 +336,7 @@ class Enhancer:
             self._release(job)
         job.infer_s = time.perf_counter() - t0
         job.output = out
+        self._judge(job, model.scale)
         budget = self.cfg.latency_budget_ms / 1000.0
         with self._state:  # frame-parallel inference (pipeline.infer_workers) runs this in several threads
             if budget > 0 and job.infer_s > budget:
@@ -347,6 +351,29 @@ class Enhancer:
                 self._recover(job)
         return job
 
+    def _judge(self, job: Job, s: int, quiet: bool = True) -> None:
+        """De-normalise the output crop and run the structure guard on it, in the thread that ran
+        the model, right after it: there the output is still in this core's cache (with one
+        intra-op thread this thread wrote all of it), where :meth:`finish`, in another thread,
+        would read it from memory; frame-parallel inference also spreads this work over the
+        workers. ``quiet``: a failure leaves ``job.enhanced`` unset and :meth:`finish` redoes it
+        with ``quiet`` False, so an error surfaces there, per frame, as it always has."""
+        try:
+            cropped = crop(job.output, job.size, s)
+            shape = cropped.shape[-2:]
+            enhanced = self.outputs.take(shape)  # finite: checked by the caller
+            if _kernels is not None:  # one pass, GIL released
+                _kernels.denormalise(cropped.reshape(shape), enhanced)
+            else:
+                from_model(cropped, self.scratch.get("out_f", shape, np.float32), enhanced)
+            if self.guard.enabled and job.grey is not None:
+                job.verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
+            job.enhanced = enhanced
+        except Exception:
+            job.enhanced = job.verdict = None
+            if not quiet:
+                raise
+
     def finish(self, job: Job, in_place: bool = False) -> Frame:
         """The output frame of ``job``. ``in_place``: the input frame's pixels are the caller's to give
         away (nothing else holds them: the pipeline says so for sources with ``owns_frames``), so the
@@ -356,20 +383,15 @@ class Enhancer:
         if job.output is None:
             return self.passthrough(frame, job.passthrough_reason or "not enhanced")
         s = job.model.scale if job.model is not None else self._model.scale
-        cropped = crop(job.output, job.size, s)
-        shape = cropped.shape[-2:]
-        enhanced = self.scratch.get("out_u8", shape, np.uint8)  # uint8 (s*h, s*w); finite: checked in infer
-        if _kernels is not None:  # one pass, GIL released
-            _kernels.denormalise(cropped.reshape(shape), enhanced)
-        else:
-            from_model(cropped, self.scratch.get("out_f", shape, np.float32), enhanced)
-        if self.guard.enabled and job.grey is not None:
-            verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
-            if verdict.tripped:  # erased or invented structure: the clinician sees the input instead
-                self.guard.record(verdict, frame.frame_id)
-                out = self.passthrough(frame, verdict.describe())
-                out.meta["guard"] = verdict.reason
-                return out
+        if job.enhanced is None:  # not made in infer (a failure there, or a job made by hand): here, errors raised
+            self._judge(job, s, quiet=False)
+        enhanced, verdict = job.enhanced, job.verdict
+        if verdict is not None and verdict.tripped:  # erased or invented structure: the clinician sees the input
+            self.guard.record(verdict, frame.frame_id)
+            self._give_back(job)
+            out = self.passthrough(frame, verdict.describe())
+            out.meta["guard"] = verdict.reason
+            return out
         if self.steady is not None:
             enhanced = self.steady(job.grey, enhanced)
         image = frame.image
@@ -390,6 +412,7 @@ class Enhancer:
             target[...] = enhanced
         else:
             cv2.copyTo(enhanced, mask, target)  # only where mask != 0; SIMD, 5x faster than np.copyto(where=)
+        self._give_back(job)  # pasted: the de-normalised crop is free for another frame
         out = dataclasses.replace(frame, image=image, enhanced=True, passthrough=False, meta=dict(frame.meta))
         if job.passthrough_reason:  # latency miss that tipped the fail-safe: this frame is still enhanced
             out.meta["alarm"] = job.passthrough_reason
@@ -414,6 +437,11 @@ class Enhancer:
         except SonoedgeError as exc:
             return self.passthrough(frame, str(exc))
         return self.finish(self.infer(job))
+
+    def _give_back(self, job: Job) -> None:
+        if job.enhanced is not None:
+            self.outputs.give(job.enhanced)
+            job.enhanced = None
 
     def _release(self, job: Job) -> None:
         """Inference is done with the job's input tensor: back to the pool."""
