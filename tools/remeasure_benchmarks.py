@@ -254,14 +254,16 @@ def items() -> list[Item]:
         *[_bench_item(clip, guard) for clip in (*CLIPS, PHANTOM) for guard in ("on", "off")],
         Item("pipeline-layout-threads", "runtime: pipeline layout x intra-op threads", 0.7,
              lambda c: c.tool("pipeline_ab.py", "--input", c.clip("sonosite"), "--frames", c.n(30, 3),
-                              "--repeats", c.n(4, 1), "--variants", "floor1,floor2,hand2,p3t1,p3t2,p5t2"),
-             note="30 frames x 4 repeats (the row: 40 x 6)"),
+                              "--repeats", c.n(4, 1), "--variants", "floor1,floor2,par1,hand2,p3t1,p3t2,p5t2,p3t1w2,p5t1w2"),
+             note="30 frames x 4 repeats (the row: 40 x 6); w2: frame-parallel inference, par1: its floor"),
         Item("pipeline-guard-ab", "runtime: pipeline layout x intra-op threads; runtime: structure guard", 1.0,
              lambda c: c.tool("pipeline_ab.py", "--input", c.clip("butterfly"), "--frames", c.n(30, 3),
-                              "--repeats", c.n(5, 1), "--variants", "floor2,hand2,seq2n,p2t2n,p3t2n,p5t2n,p2t2g,p3t2g",
+                              "--repeats", c.n(5, 1), "--variants",
+                              "floor2,par1,hand2,seq2n,p2t2n,p3t2n,p5t2n,p2t2g,p3t2g,p3t1w2n,p3t1w2g,p3t1w2gu",
                               "--base", "floor2"),
-             note="2 intra-op threads for all: the work in one thread, the three layouts (2: only decoding beside "
-                  "the model), the guard on and off, per-step thread CPU (docs/benchmarks/runtime.md, section 0)"),
+             note="the work in one thread, the three layouts (2: only decoding beside the model) on 2 intra-op threads, "
+                  "frame-parallel inference (w2) on 1, the guard on and off, the native kernels against the numpy "
+                  "passes (u), per-step thread CPU (docs/benchmarks/runtime.md, section 0)"),
         Item("grey-conversion", "runtime: grey conversion", 0.3,
              lambda c: c.tool("remeasure_benchmarks.py", "--grey-ab", c.clip("butterfly"), c.clip("sonosite"),
                               "--grey-frames", c.n(60, 3), "--grey-repeats", c.n(5, 1)),
