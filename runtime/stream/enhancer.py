@@ -352,12 +352,14 @@ class Enhancer:
         return job
 
     def _judge(self, job: Job, s: int, quiet: bool = True) -> None:
-        """De-normalise the output crop and run the structure guard on it, in the thread that ran
-        the model, right after it: there the output is still in this core's cache (with one
-        intra-op thread this thread wrote all of it), where :meth:`finish`, in another thread,
-        would read it from memory; frame-parallel inference also spreads this work over the
-        workers. ``quiet``: a failure leaves ``job.enhanced`` unset and :meth:`finish` redoes it
-        with ``quiet`` False, so an error surfaces there, per frame, as it always has."""
+        """De-normalise the output crop and run the structure guard on it, in the infer step right
+        after the model: with frame-parallel inference (pipeline.infer_workers) this work is spread
+        over the workers instead of queueing in the one finish thread, which is left the paste.
+        It costs the same CPU here as there: right after a model call these passes take 3-5x their
+        hot cost in whichever thread runs them (tools/post_costs.py; the call has pushed their code
+        and data out of the caches). ``quiet``: a failure leaves ``job.enhanced`` unset and
+        :meth:`finish` redoes it with ``quiet`` False, so an error surfaces there, per frame, as it
+        always has."""
         try:
             cropped = crop(job.output, job.size, s)
             shape = cropped.shape[-2:]
