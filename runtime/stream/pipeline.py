@@ -20,9 +20,10 @@ threads take frames from the one queue and run the model on up to N frames at on
 step hands them on in capture order, so the sink sees the stream's order whatever finishes first.
 On a CPU this beats one call at a time with every core in ONNX Runtime's intra-op pool: a session
 with one intra-op thread per worker wakes no pool threads per operator and never waits for the
-slowest split, so each core runs whole operators. Measured on 2 cores (docs/benchmarks/runtime.md):
-two decode + model loops at once with 1 intra-op thread each gave 1.27-1.36x the fps of one loop
-with 2 threads, at 0.81-0.96x its CPU per frame. The model must then be loaded with
+slowest split, so each core runs whole operators. Measured on 2 cores (docs/benchmarks/runtime.md,
+section 0, third pass; 6 clips x guard on/off): two decode + model loops at once with 1 intra-op
+thread each gave 1.23-1.51x the fps of one loop with 2 threads, at 0.86-1.04x its CPU per frame
+(lower in 11 of 12 runs). The model must then be loaded with
 ``threads = cores / N`` (:func:`frame_parallel_plan` chooses both for a blocking run on a CPU);
 latency per frame is one single-thread call, so a live stream keeps ``infer_workers = 1``.
 
