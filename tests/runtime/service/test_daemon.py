@@ -127,6 +127,19 @@ def test_example_config_in_the_repo_is_valid_apart_from_its_device():
     assert "ExecReload=/bin/kill -HUP $MAINPID" in unit and "--validate-config" in unit
 
 
+def test_infer_workers_in_the_daemon_config_are_checked_naming_the_key():
+    from sonoedge.runtime.errors import InputError
+    from sonoedge.runtime.service.daemon import read_config
+
+    example = Path(__file__).resolve().parents[3] / "runtime" / "service" / "enhancer.toml"
+    assert read_config(example).pipeline.infer_workers == 1  # live: one call at a time, the lowest latency
+    assert read_config(example, ["pipeline.infer_workers=2"]).pipeline.infer_workers == 2
+    with pytest.raises(InputError, match="pipeline.infer_workers = 0 must be a whole number from 1 to 16"):
+        read_config(example, ["pipeline.infer_workers=0"])
+    with pytest.raises(InputError, match="pipeline.infer_workers = 2 needs pipeline.threads 3 or 5"):
+        read_config(example, ["pipeline.infer_workers=2", "pipeline.threads=2"])
+
+
 def test_health_endpoint_is_loopback_only_and_speaks_prometheus():
     import re
 

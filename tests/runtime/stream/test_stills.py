@@ -77,3 +77,29 @@ def test_enhance_then_evaluate_pair_up(realus, tiny_bundle, tmp_path, capsys):
         rows = list(csv.DictReader(handle))
     names = {row["name"] for row in rows if row["method"] == "enhanced"}
     assert names == {"000_HC", "150_HC", "300_HC", "hip", "interson-image"}
+
+
+def test_a_file_enhanced_with_frame_parallel_inference_is_the_file_enhanced_one_frame_at_a_time(tiny_bundle, tmp_path, monkeypatch):
+    """``enhance_file`` on a CPU with auto intra-op threads runs 2 model calls at once (half the
+    cores each); the written frames are those of a caller-loaded model run one call at a time, in order."""
+    from sonoedge.runtime.backends import onnxruntime as ortb
+    from sonoedge.runtime.readers import iter_frames
+
+    rng = np.random.default_rng(9)
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i in range(12):
+        cv2.imwrite(str(frames / f"{i:03d}.png"), rng.integers(0, 256, (70, 90), dtype=np.uint8))
+    monkeypatch.setattr(ortb, "physical_cores", lambda: 2)
+    cfg = EnhancerConfig(bundle=str(tiny_bundle), region="full", threads=0)
+    parallel = enhance_file(frames, tmp_path / "parallel", cfg)
+    model = load_model(cfg)
+    try:
+        serial = enhance_file(frames, tmp_path / "serial", cfg, model=model)
+    finally:
+        model.close()
+    assert parallel["infer_workers"] == 2 and serial["infer_workers"] == 1
+    assert parallel["frames_out"] == serial["frames_out"] == parallel["enhanced"] == 12
+    for a, b in zip(iter_frames(tmp_path / "parallel"), iter_frames(tmp_path / "serial")):
+        assert np.array_equal(a, b)
+    assert not all(np.array_equal(a, b) for a, b in zip(iter_frames(tmp_path / "parallel"), iter_frames(frames)))
