@@ -35,8 +35,10 @@ void check_plane(const py::array &a, const char *name, bool writable) {
     if (a.ndim() != 2) throw py::value_error(std::string(name) + ": expected a 2-D array, got shape " + shape_of(a));
     if (a.shape(0) < 1 || a.shape(1) < 1 || a.shape(0) >= (py::ssize_t{1} << 30) || a.shape(1) >= (py::ssize_t{1} << 30))
         throw py::value_error(std::string(name) + ": size " + shape_of(a) + " out of range");
-    if (a.strides(1) != static_cast<py::ssize_t>(sizeof(T)) || a.strides(0) < a.shape(1) * a.strides(1) ||
-        a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) != 0)
+    // a single row's stride is never used (numpy may give a size-1 axis any stride)
+    const bool rows_apart = a.shape(0) == 1 || (a.strides(0) >= a.shape(1) * a.strides(1) &&
+                                                a.strides(0) % static_cast<py::ssize_t>(sizeof(T)) == 0);
+    if (a.strides(1) != static_cast<py::ssize_t>(sizeof(T)) || !rows_apart)
         throw py::value_error(std::string(name) + ": rows must be contiguous with a positive row stride");
     if (writable && !a.writeable()) throw py::value_error(std::string(name) + ": read-only array");
 }
@@ -49,8 +51,8 @@ void normalise_pad(const py::array &src, py::array &dst) {
     if (hp < h || wp < w) throw py::value_error("dst " + shape_of(dst) + " is smaller than src " + shape_of(src));
     const auto *in = static_cast<const uint8_t *>(src.data());
     auto *out = static_cast<float *>(dst.mutable_data());
-    const auto in_stride = static_cast<size_t>(src.strides(0));
-    const auto out_stride = static_cast<size_t>(dst.strides(0)) / sizeof(float);
+    const auto in_stride = src.shape(0) == 1 ? 0 : static_cast<size_t>(src.strides(0));
+    const auto out_stride = dst.shape(0) == 1 ? 0 : static_cast<size_t>(dst.strides(0)) / sizeof(float);
     py::gil_scoped_release release;
     sb::normalise_pad_into(in, in_stride, h, w, out, out_stride, hp, wp);
 }
@@ -63,8 +65,8 @@ void denormalise(const py::array &src, py::array &dst) {
     const auto h = static_cast<uint32_t>(src.shape(0)), w = static_cast<uint32_t>(src.shape(1));
     const auto *in = static_cast<const float *>(src.data());
     auto *out = static_cast<uint8_t *>(dst.mutable_data());
-    const auto in_stride = static_cast<size_t>(src.strides(0)) / sizeof(float);
-    const auto out_stride = static_cast<size_t>(dst.strides(0));
+    const auto in_stride = src.shape(0) == 1 ? 0 : static_cast<size_t>(src.strides(0)) / sizeof(float);
+    const auto out_stride = dst.shape(0) == 1 ? 0 : static_cast<size_t>(dst.strides(0));
     py::gil_scoped_release release;
     sb::denormalise_finite_into(in, in_stride, h, w, out, out_stride);
 }

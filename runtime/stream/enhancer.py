@@ -15,23 +15,26 @@ Three steps, so the pipeline can run them in separate threads:
 - :meth:`Enhancer.infer`: run the backend under the fail-safe: an exception, a NaN/Inf output or
   ``fail_after`` latency-budget misses in a row switch to passthrough (frames go out unenhanced
   with ``passthrough`` set, an alarm is logged) and inference is retried with exponential backoff
-  until it works again.
-- :meth:`Enhancer.finish`: de-normalise, crop the padding, paste the enhanced pixels back inside the
-  region mask only: every pixel outside the mask is the input's pixel, unchanged. SR bundles
-  (task "sr", scale s) give an s-times frame: the frame is upscaled plainly (pixel replication, so
-  overlays stay exact) and the region is replaced by the super-resolved pixels. Before the paste
-  the structure guard (:mod:`.guard`, ``cfg.guard``) compares input and output echogenicity at low
-  resolution; a frame whose output erased or invented structure goes out as the input, unenhanced,
+  until it works again. Then crop the padding, de-normalise and run the structure guard (below),
+  so that with frame-parallel inference the workers share that work.
+- :meth:`Enhancer.finish`: paste the enhanced pixels back inside the region mask only: every pixel
+  outside the mask is the input's pixel, unchanged. SR bundles (task "sr", scale s) give an s-times
+  frame: the frame is upscaled plainly (pixel replication, so overlays stay exact) and the region is
+  replaced by the super-resolved pixels. The structure guard (:mod:`.guard`, ``cfg.guard``, run in
+  infer) compares input and output echogenicity at low resolution; a frame whose output erased or invented structure goes out as the input, unenhanced,
   flagged like a fail-safe passthrough (``passthrough``, ``meta["passthrough_reason"]``, the marker)
   with ``meta["guard"]`` naming the reason; the guard counts it per reason and logs it throttled.
   Unlike a model failure this is decided per frame: the next frame is checked afresh.
 
 The output frame keeps the input's id, timestamp and source.
 
-No per-frame allocation on the hot path while the frame geometry holds: the padded crop and the
-de-normalised output live in per-thread scratch buffers, the model input tensors in a small pool
-(a tensor goes back when inference is done with it), so what a frame allocates is its output image
-(a frame owns its pixels: sinks and callers may keep it) and what the backend returns. A new
+No per-frame allocation on the hot path while the frame geometry holds: the model input tensors
+and the de-normalised output crops live in small pools (a tensor goes back when inference is done
+with it, a crop once it is pasted), the numpy fallback's scratch in per-thread buffers, so what a
+frame allocates is its output image (a frame owns its pixels: sinks and callers may keep it) and
+what the backend returns. Normalise + pad and de-normalise run as one native pass each
+(``sonoedge.runtime._kernels``) when the package was built with a C++ compiler, else as numpy/OpenCV
+passes; both are bit-identical to runtime/frames.py. A new
 geometry (a new region size) replaces the buffers once.
 """
 from __future__ import annotations
@@ -80,6 +83,7 @@ _kernels = _native_kernels()
 def kernels_in_use() -> str:
     """``native`` or ``numpy``: which pre/post-processing the enhancer runs (printed by ``sonoedge bench``)."""
     return "native" if _kernels is not None else "numpy"
+
 
 class MalformedFrame(InputError):
     """A frame that cannot be enhanced (wrong dtype, shape or size, truncated): counted and skipped."""
@@ -355,9 +359,9 @@ class Enhancer:
         """De-normalise the output crop and run the structure guard on it, in the infer step right
         after the model: with frame-parallel inference (pipeline.infer_workers) this work is spread
         over the workers instead of queueing in the one finish thread, which is left the paste.
-        It costs the same CPU here as there: right after a model call these passes take 3-5x their
-        hot cost in whichever thread runs them (tools/post_costs.py; the call has pushed their code
-        and data out of the caches). ``quiet``: a failure leaves ``job.enhanced`` unset and
+        It costs the same CPU here as there: right after a model call these passes take up to 4x
+        their hot cost in whichever thread runs them (tools/post_costs.py; the call has pushed their
+        code and data out of the caches). ``quiet``: a failure leaves ``job.enhanced`` unset and
         :meth:`finish` redoes it with ``quiet`` False, so an error surfaces there, per frame, as it
         always has."""
         try:

@@ -57,6 +57,17 @@ def test_denormalise_is_bit_identical_on_a_dense_sweep_and_every_rounding_tie():
                 assert np.array_equal(out, denormalise(plane)), width
 
 
+def test_a_single_row_is_taken_whatever_stride_numpy_gives_its_axis():
+    row = np.arange(40, dtype=np.uint8)[None, :]
+    zero_stride = np.lib.stride_tricks.as_strided(row, shape=(1, 40), strides=(0, 1))
+    out = np.empty((4, 48), np.float32)
+    kernels.normalise_pad(zero_stride, out)
+    assert np.array_equal(out, normalise(pad_to_stride(row, 16)[0])[0, 0][:4])
+    u8 = np.empty((1, 40), np.uint8)
+    kernels.denormalise(out[:1, :40], u8)
+    assert np.array_equal(u8, row)
+
+
 def test_denormalise_reads_a_crop_of_the_model_output_and_leaves_it_as_it_was():
     rng = np.random.default_rng(2)
     y = rng.uniform(-1.1, 1.1, (1, 1, 64, 96)).astype(np.float32)
