@@ -538,7 +538,7 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
     The internal term alone taught the net to blur (the input's own fathers are already degraded and
     ultrasound is not self-similar across scales; docs/results/sr.md); the anchor holds the output
     near G0's unless the other terms pay for the change, so with c = 0 and internal = 0 the output
-    is G0's exactly. No keep-best by the son -> input probe: it improved while the output got worse.
+    is G0's exactly, and it is returned at once, without spending the budget. No keep-best by the son -> input probe: it improved while the output got worse.
     Returns (uint8 (4h, 4w), log)."""
     import copy
 
@@ -581,7 +581,12 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
 
     log.probe.append((0, probe()))
     start, it = time.monotonic(), 0
-    while True:
+    if not internal and w_cons == 0 and cfg.anchor > 0:
+        # a speckled input (c = 0) with the internal term off leaves the anchor alone, whose gradient
+        # at G = G0 is zero (L1 at 0): G would not move in the whole budget, so none is spent
+        log.stop_reason = (f"nothing to fit: the input reads speckled (level {level:.3f}, cleanliness 0) and the "
+                           "internal term is off, so only the anchor is left and G stays G0")
+    while not log.stop_reason:
         if it >= cfg.max_iters:
             log.stop_reason = f"max_iters {cfg.max_iters}"
             break
