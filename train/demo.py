@@ -60,14 +60,14 @@ def run_demo(input_path: str | None, out: Path, frames: int = 24, seed: int = DE
 
 def _run_demo(input_path: str | None, out: Path, frames: int, seed: int, bundle: str, precision: str,
               overwrite: bool) -> dict[str, Any]:
-    from sonoedge.runtime.bundle.model import load_model
     from sonoedge.runtime.stream.base import TappedSource
     from sonoedge.runtime.stream.enhancer import Enhancer, EnhancerConfig
+    from sonoedge.runtime.stream.files import load_for_blocking_run
     from sonoedge.runtime.stream.pipeline import Pipeline, PipelineConfig
     from sonoedge.runtime.stream.sinks import FileSink
     from sonoedge.runtime.stream.sources import FramesSource
     cfg = EnhancerConfig(bundle=bundle, precision=precision)
-    model = load_model(cfg)
+    model, workers = load_for_blocking_run(cfg)  # a file: frame-parallel inference where it pays
     try:
         out.mkdir(parents=True, exist_ok=True)
         if input_path is None:
@@ -87,7 +87,8 @@ def _run_demo(input_path: str | None, out: Path, frames: int, seed: int, bundle:
         sink = FileSink(str(out / "enhanced.mp4"), fps=fps, overwrite=overwrite)
         enhancer = Enhancer(model, cfg)
         with sink:
-            stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking"), on_frame=keep.output).run()
+            stats = Pipeline(lambda: source, enhancer, sink, PipelineConfig(mode="blocking", infer_workers=workers),
+                             on_frame=keep.output).run()
         if not keep.outputs:
             from sonoedge.runtime.errors import InputError
 

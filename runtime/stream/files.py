@@ -34,9 +34,7 @@ def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side
     own = model is None
     workers = 1
     if own:
-        backend = choose_backend(cfg.backend, cfg.precision)
-        workers, threads = frame_parallel_plan(cpu_provider_only(backend, cfg.providers), cfg.threads, live=False)
-        model = load_model(dataclasses.replace(cfg, backend=backend, threads=threads))
+        model, workers = load_for_blocking_run(cfg)
     try:
         enhancer = Enhancer(model, cfg)
         sink = open_output(output, fps, scale=model.scale, side_by_side=side_by_side, overwrite=overwrite)
@@ -51,6 +49,15 @@ def enhance_file(input_path: str | Path, output: Path, cfg: EnhancerConfig, side
     finally:
         if own:
             model.close()
+
+
+def load_for_blocking_run(cfg: EnhancerConfig) -> tuple[LoadedModel, int]:
+    """(the model loaded for a blocking run, its pipeline's infer workers): the backend chosen once,
+    then :func:`.pipeline.frame_parallel_plan` (on a CPU with auto intra-op threads: 2 workers, the
+    session loaded with half the cores each)."""
+    backend = choose_backend(cfg.backend, cfg.precision)
+    workers, threads = frame_parallel_plan(cpu_provider_only(backend, cfg.providers), cfg.threads, live=False)
+    return load_model(dataclasses.replace(cfg, backend=backend, threads=threads)), workers
 
 
 def check_output(output: Path, inputs: list, overwrite: bool = False) -> None:
