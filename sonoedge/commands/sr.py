@@ -70,25 +70,28 @@ def run(args: argparse.Namespace) -> int:
     cfg = _config(args)
     image = _read(args.input)
     blind = args.dataset or (args.zero_shot and args.generator == "blind")
-    if args.checkpoint is not None:
-        from sonoedge.train.checkpoint import load_checkpoint
+    G = None
+    if args.checkpoint is not None:  # read once: it says which generator it holds and gives it
+        from sonoedge.train.sr.trainer import load_sr_generator
 
-        blind = load_checkpoint(args.checkpoint)["model"]["generator"] == "blind_sr"
+        G, info = load_sr_generator(args.checkpoint)
+        blind = info["generator"] == "blind_sr"
     if args.zero_shot and not blind and min(image.shape[:2]) // 4 * 4 < cfg.data.crop:
         raise InputError(f"input {args.input} is {image.shape[1]}x{image.shape[0]} pixels but zero-shot SR trains on "
                          f"{cfg.data.crop}x{cfg.data.crop} crops of it, so it needs at least that size; use a larger "
                          f"image or a smaller crop (--set data.crop=N, a multiple of 4)")
     if blind:
-        sr = _blind(image, args, cfg)
+        sr = _blind(image, args, cfg, G)
     else:
-        sr = _zero_shot(image, cfg) if args.zero_shot else _with_checkpoint(image, cfg, args.checkpoint)
+        sr = _zero_shot(image, cfg) if args.zero_shot else _with_checkpoint(image, cfg, G)
     _write(args.output, sr)
     print(f"wrote {args.output} ({sr.shape[1]}x{sr.shape[0]})")
     return 0
 
 
-def _blind(image, args, cfg):
-    """The blind generator (train/sr/blind.py): one pass, or fine-tuned on the input first."""
+def _blind(image, args, cfg, G=None):
+    """The blind generator (train/sr/blind.py; ``G`` when the caller loaded it from --checkpoint,
+    else the shipped weights): one pass, or fine-tuned on the input first."""
     import time
 
     from tqdm import tqdm
@@ -104,7 +107,8 @@ def _blind(image, args, cfg):
         raise InputError(f"input {args.input} is {image.shape[1]}x{image.shape[0]} pixels but zero-shot fine-tuning "
                          f"needs at least {need}x{need} (its {4 * zcfg.son_crop}-pixel crops and their margins); "
                          f"use --dataset for a smaller image")
-    G, _ = blind.load(args.checkpoint)
+    if G is None:
+        G, _ = blind.load()
     if not args.zero_shot:
         sr = blind.infer(G, image)
         print(f"blind generator ({blind.describe(G)}): one pass")
@@ -227,10 +231,10 @@ def _print_degradation(info: dict) -> None:
     print(line)
 
 
-def _with_checkpoint(image, cfg, checkpoint: Path):
-    from sonoedge.train.sr.trainer import load_sr_generator, super_resolve
+def _with_checkpoint(image, cfg, G):
+    """Liu et al.'s generator ``G`` (loaded from --checkpoint): the 8-view ensemble and back-projection."""
+    from sonoedge.train.sr.trainer import super_resolve
 
-    G, _ = load_sr_generator(checkpoint)
     bar = _ensemble_bar(cfg)
     info: dict = {}
     try:

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from sonoedge.cli import main
+from tests.train.sr.test_trainer import textured
 
 SMALL = ["--set", "net.width=0.25", "--set", "net.degrade_channels=8", "--set", "net.disc_channels=8",
          "--set", "data.crop=16", "--set", "data.batch=2", "--set", "weights.perceptual=0.0",
@@ -156,7 +157,9 @@ def test_shipped_blind_generator_dataset_and_zero_shot(tmp_path, capsys):
     assert cv2.imread(str(out), cv2.IMREAD_UNCHANGED).shape == (400, 416)
     capsys.readouterr()
     out = tmp_path / "z.png"
-    assert main(["sr", str(tmp_path / "f0.png"), "-o", str(out), "--zero-shot", "--budget", "1",
+    # a clean (unspeckled) input, so there is something to fit: on a speckled one zero-shot returns at once
+    cv2.imwrite(str(tmp_path / "clean.png"), textured(0, (100, 104), periods=(6.0, 9.0), noise=3))
+    assert main(["sr", str(tmp_path / "clean.png"), "-o", str(out), "--zero-shot", "--budget", "1",
                  "--degradation", "cubic", "--threads", "1"]) == 0
     text = capsys.readouterr().out
     assert "stopped by time budget 1 s" in text and "through cubic" in text and "cleanliness" in text
@@ -177,13 +180,16 @@ def test_sr_eval_degradations_with_the_blind_generator(blind_checkpoint, tmp_pat
 
     from sonoedge.train.sr import evaluate_degradations as E
 
-    _write_images(tmp_path / "realus" / "hc18", n=1, shape=(400, 400))
-    (tmp_path / "realus" / "hc18" / "f0.png").rename(tmp_path / "realus" / "hc18" / "050_HC.png")
+    (tmp_path / "realus" / "hc18").mkdir(parents=True)
+    # clean after cubic decimation (zero-shot fits it for the budget), speckled after area+speckle (it returns at once)
+    cv2.imwrite(str(tmp_path / "realus" / "hc18" / "050_HC.png"), textured(0, (400, 400), periods=(12.0, 17.0), noise=3))
     table = E.evaluate(tmp_path / "realus", tmp_path / "out", ["bicubic", "dataset", "zero-shot"],
                        ["cubic", "area+speckle"], checkpoint=blind_checkpoint, budget=0.5)
     assert "| **all** | zero-shot | 2 |" in table and "| **all** | dataset | 2 |" in table
     meta = json.loads((tmp_path / "out" / "zero-shot" / "cubic" / "050_HC.json").read_text())
     assert meta["train_log"]["stop_reason"] == "time budget 0.5 s" and "estimate" in meta
+    speckled = json.loads((tmp_path / "out" / "zero-shot" / "area+speckle" / "050_HC.json").read_text())
+    assert speckled["train_log"]["iterations"] == 0 and "nothing to fit" in speckled["train_log"]["stop_reason"]
     assert "BlindSRNet" in json.loads((tmp_path / "out" / "dataset" / "cubic" / "050_HC.json").read_text())["generator"]
 
 
