@@ -538,8 +538,8 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
     The internal term alone taught the net to blur (the input's own fathers are already degraded and
     ultrasound is not self-similar across scales; docs/results/sr.md); the anchor holds the output
     near G0's unless the other terms pay for the change, so with c = 0 and internal = 0 the output
-    is G0's exactly, and it is returned at once, without spending the budget. No keep-best by the son -> input probe: it improved while the output got worse.
-    Returns (uint8 (4h, 4w), log)."""
+    is G0's exactly, and it is returned at once, without spending the budget. No keep-best by the
+    son -> input probe: it improved while the output got worse. Returns (uint8 (4h, 4w), log)."""
     import copy
 
     from sonoedge.train.sr.trainer import to_tensor
@@ -581,11 +581,12 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
 
     log.probe.append((0, probe()))
     start, it = time.monotonic(), 0
-    if not internal and w_cons == 0 and cfg.anchor > 0:
-        # a speckled input (c = 0) with the internal term off leaves the anchor alone, whose gradient
-        # at G = G0 is zero (L1 at 0): G would not move in the whole budget, so none is spent
-        log.stop_reason = (f"nothing to fit: the input reads speckled (level {level:.3f}, cleanliness 0) and the "
-                           "internal term is off, so only the anchor is left and G stays G0")
+    if not internal and w_cons == 0:
+        # at most the anchor is left, whose gradient at G = G0 is zero (L1 at 0): G would not move in
+        # the whole budget, so none is spent
+        why = (f"the input reads speckled (level {level:.3f}, cleanliness 0)" if cfg.consistency > 0
+               else "the consistency weight is 0")
+        log.stop_reason = f"nothing to fit: {why} and the internal term is off, so at most the anchor is left and G stays G0"
     while not log.stop_reason:
         if it >= cfg.max_iters:
             log.stop_reason = f"max_iters {cfg.max_iters}"
@@ -617,9 +618,6 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
                 term = (down - x[..., :down.shape[-2], :down.shape[-1]])[..., m:-m, m:-m].abs().mean()
                 loss = loss + w_cons * term
                 t_con = float(term.detach())
-        if not loss.requires_grad:  # nothing to fit (every weight 0): G0's output
-            log.stop_reason = "nothing to fit (internal, anchor and consistency weights are 0)"
-            break
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -630,9 +628,12 @@ def zero_shot(G, lr: np.ndarray, cfg: ZeroShotConfig | None = None,
         if progress is not None:
             progress(it, terms)
     log.iterations, log.seconds = it, time.monotonic() - start
-    log.probe.append((it, probe()))
     G.eval()
     sr = infer(G, lr)
+    if it == 0:  # G is still G0: its probe and output are G0's, already known
+        log.probe.append((0, log.probe[0][1]))
+        return sr, log
+    log.probe.append((it, probe()))
     base = infer(G0, lr)
     log.drift = float(np.abs(sr.astype(np.float64) - base).mean())
     return sr, log
