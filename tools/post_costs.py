@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     enhancer = E.Enhancer(models[1], E.EnhancerConfig(region="auto"))
     jobs = [enhancer.prepare(Frame(im, i)) for i, im in enumerate(B.opencv_frames(args.input, 16, "fast"))]
     h, w = jobs[0].size
-    u8, f32 = np.empty((h, w), np.uint8), np.empty((h, w), np.float32)
+    u8 = np.empty((h, w), np.uint8)
     guard = enhancer.guard
 
     def passes(y: np.ndarray, job) -> dict[str, int]:
@@ -55,10 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = t()
         E._finite(y)
         t1 = t()
-        if E._kernels is not None:
-            E._kernels.denormalise(crop(y, (h, w), 1).reshape(h, w), u8)
-        else:
-            E.from_model(crop(y, (h, w), 1), f32, u8)
+        enhancer.denormalise_into(crop(y, (h, w), 1), u8)
         t2 = t()
         guard.check(job.grey, u8, job.mask, 1, job.guard_cells)
         t3 = t()

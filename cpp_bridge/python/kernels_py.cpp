@@ -28,8 +28,7 @@ std::string shape_of(const py::array &a) {
 // A 2-D array of T whose rows are contiguous (element stride 1, row stride >= width, non-negative).
 template <typename T>
 void check_plane(const py::array &a, const char *name, bool writable) {
-    if (!py::isinstance<py::array_t<T>>(a) || a.dtype().kind() != py::dtype::of<T>().kind() ||
-        a.itemsize() != static_cast<py::ssize_t>(sizeof(T)))
+    if (!py::isinstance<py::array_t<T>>(a))  // an array whose dtype is equivalent to T's
         throw py::value_error(std::string(name) + ": expected dtype " + std::string(py::str(py::dtype::of<T>())) +
                               ", got " + std::string(py::str(a.dtype())));
     if (a.ndim() != 2) throw py::value_error(std::string(name) + ": expected a 2-D array, got shape " + shape_of(a));

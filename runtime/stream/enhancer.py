@@ -367,11 +367,7 @@ class Enhancer:
         try:
             cropped = crop(job.output, job.size, s)
             shape = cropped.shape[-2:]
-            enhanced = self.outputs.take(shape)  # finite: checked by the caller
-            if _kernels is not None:  # one pass, GIL released
-                _kernels.denormalise(cropped.reshape(shape), enhanced)
-            else:
-                from_model(cropped, self.scratch.get("out_f", shape, np.float32), enhanced)
+            enhanced = self.denormalise_into(cropped, self.outputs.take(shape))  # finite: checked by the caller
             if self.guard.enabled and job.grey is not None:
                 job.verdict = self.guard.check(job.grey, enhanced, job.mask, s, job.guard_cells)
             job.enhanced = enhanced
@@ -379,6 +375,14 @@ class Enhancer:
             job.enhanced = job.verdict = None
             if not quiet:
                 raise
+
+    def denormalise_into(self, cropped: np.ndarray, out: np.ndarray) -> np.ndarray:
+        """A FINITE float32 output crop (..., h, w) -> ``out`` (uint8 (h, w)), returned: the native
+        one-pass kernel (GIL released), else :func:`from_model` with this thread's scratch."""
+        if _kernels is not None:
+            _kernels.denormalise(cropped.reshape(out.shape), out)
+            return out
+        return from_model(cropped, self.scratch.get("out_f", out.shape, np.float32), out)
 
     def finish(self, job: Job, in_place: bool = False) -> Frame:
         """The output frame of ``job``. ``in_place``: the input frame's pixels are the caller's to give
