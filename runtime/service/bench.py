@@ -260,9 +260,9 @@ def plan_workers(cfg: EnhancerConfig, model: Any, infer_workers: int = 0) -> tup
     ``infer_workers`` asked for (0 = auto: :func:`.pipeline.frame_parallel_plan` for a blocking run),
     with ``cfg.threads`` or, when that is auto, the physical cores shared among the workers."""
     from sonoedge.runtime.backends.onnxruntime import physical_cores
+    from sonoedge.runtime.bundle.cpu_choice import cpu_provider_only
 
-    session = getattr(model.backend, "session", None)
-    cpu_only = model.backend_name == "onnxruntime" and session is not None and session.get_providers() == ["CPUExecutionProvider"]
+    cpu_only = cpu_provider_only(model.backend_name, cfg.providers)  # as stream/files.py decides it
     if infer_workers == 0:
         return frame_parallel_plan(cpu_only, cfg.threads, live=False)
     check_infer_workers(infer_workers)
